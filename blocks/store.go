@@ -1,0 +1,302 @@
+// Package blocks is Strata's store: one Prometheus TSDB (head, write-ahead
+// log and local blocks) per tenant, the metric metadata each tenant sent, and
+// a storage.Queryable that resolves the tenant of every query from its context.
+//
+// Invariants:
+//   - A tenant's TSDB lives in <Dir>/tenants/<tenant>; its directory name is a
+//     validated tenant ID (see package tenant), never raw input.
+//   - Samples are in the tenant's WAL when an appender's Commit returns nil:
+//     the WAL writes each committed batch to its segment file before Commit
+//     returns, so acknowledged samples survive a process crash.
+//   - Every tenant found on disk at Open has its WAL replayed before Open
+//     returns, so queries after a restart see all acknowledged samples.
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/strata-tsdb/strata/tenant"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the data directory; tenants live below Dir/tenants.
+	Dir string
+	// OutOfOrderWindow is how far behind a series' newest sample a sample may
+	// be and still be accepted.
+	OutOfOrderWindow time.Duration
+	// BlockDuration is the time range of the blocks cut from the head.
+	BlockDuration time.Duration
+	// Retention is how long local blocks are kept.
+	Retention time.Duration
+	// MaxExemplars is the size of each tenant's in-memory exemplar buffer; 0 disables exemplars.
+	MaxExemplars int64
+	// StartTimestampZeroIngestion injects a zero sample at a series' start
+	// (created) timestamp, as Prometheus's created-timestamp-zero-ingestion.
+	StartTimestampZeroIngestion bool
+	// WALCompression compresses WAL records with snappy.
+	WALCompression bool
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Store holds the TSDBs of all tenants.
+type Store struct {
+	opts   Options
+	logger *slog.Logger
+	reg    prometheus.Registerer
+
+	mu      sync.RWMutex
+	tenants map[string]*tenantDB
+	closed  bool
+}
+
+type tenantDB struct {
+	id   string
+	db   *tsdb.DB
+	meta *MetadataStore
+}
+
+// Open opens the store in opts.Dir and every tenant already on disk,
+// replaying their write-ahead logs.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.BlockDuration <= 0 {
+		opts.BlockDuration = 2 * time.Hour
+	}
+	s := &Store{
+		opts:    opts,
+		logger:  opts.Logger,
+		reg:     opts.Registerer,
+		tenants: map[string]*tenantDB{},
+	}
+	if err := os.MkdirAll(s.tenantsDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	entries, err := os.ReadDir(s.tenantsDir())
+	if err != nil {
+		return nil, fmt.Errorf("list tenants in %s: %w", s.tenantsDir(), err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if err := tenant.ValidateID(e.Name()); err != nil {
+			s.logger.Warn("ignoring directory that is not a tenant", "dir", e.Name(), "err", err)
+			continue
+		}
+		if _, err := s.openTenant(e.Name()); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	s.registerCollectors()
+	return s, nil
+}
+
+func (s *Store) tenantsDir() string { return filepath.Join(s.opts.Dir, "tenants") }
+
+// openTenant opens the TSDB of tenant id. The caller must hold s.mu for
+// writing or be Open.
+func (s *Store) openTenant(id string) (*tenantDB, error) {
+	start := time.Now()
+	dir := filepath.Join(s.tenantsDir(), id)
+	o := tsdb.DefaultOptions()
+	blockMs := s.opts.BlockDuration.Milliseconds()
+	// Local blocks are never compacted beyond one block range: larger blocks
+	// are built by the compactor in the bucket.
+	o.MinBlockDuration = blockMs
+	o.MaxBlockDuration = blockMs
+	o.RetentionDuration = s.opts.Retention.Milliseconds()
+	o.OutOfOrderTimeWindow = s.opts.OutOfOrderWindow.Milliseconds()
+	o.EnableExemplarStorage = s.opts.MaxExemplars > 0
+	o.MaxExemplars = s.opts.MaxExemplars
+	o.EnableSTAsZeroSample = s.opts.StartTimestampZeroIngestion
+	if s.opts.WALCompression {
+		o.WALCompression = "snappy"
+	}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, s.reg)
+	db, err := tsdb.Open(dir, s.logger.With("tenant", id), reg, o, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB of tenant %q in %s: %w", id, dir, err)
+	}
+	meta, err := openMetadataStore(filepath.Join(dir, metadataFile))
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open metadata of tenant %q: %w", id, err)
+	}
+	t := &tenantDB{id: id, db: db, meta: meta}
+	s.tenants[id] = t
+	s.logger.Info("tenant opened", "tenant", id, "duration", time.Since(start))
+	return t, nil
+}
+
+// ErrClosed is returned by a Store that is closed.
+var ErrClosed = errors.New("store is closed")
+
+// tenant returns the open TSDB of id, opening (and creating) it when create is set.
+// It returns nil, nil when the tenant does not exist and create is false.
+func (s *Store) tenant(id string, create bool) (*tenantDB, error) {
+	s.mu.RLock()
+	t, ok := s.tenants[id]
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if ok || !create {
+		return t, nil
+	}
+	if err := tenant.ValidateID(id); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if t, ok := s.tenants[id]; ok {
+		return t, nil
+	}
+	return s.openTenant(id)
+}
+
+// Tenants returns the IDs of all open tenants, sorted.
+func (s *Store) Tenants() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]string, 0, len(s.tenants))
+	for id := range s.tenants {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Appender returns an appender for tenant id, creating the tenant on first
+// use. Commit returns once the appended samples are in the tenant's WAL.
+func (s *Store) Appender(ctx context.Context, id string) (storage.AppenderV2, error) {
+	t, err := s.tenant(id, true)
+	if err != nil {
+		return nil, err
+	}
+	return t.db.AppenderV2(ctx), nil
+}
+
+// AppenderV2 implements storage.AppendableV2 for the tenant carried by ctx.
+// Without a tenant, or when the store is closed, every Append fails.
+func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	id, ok := tenant.FromContext(ctx)
+	if !ok {
+		return errAppender{tenant.ErrNoTenant}
+	}
+	app, err := s.Appender(ctx, id)
+	if err != nil {
+		return errAppender{err}
+	}
+	return app
+}
+
+// Metadata returns the metric metadata store of tenant id, creating the
+// tenant on first use.
+func (s *Store) Metadata(id string) (*MetadataStore, error) {
+	t, err := s.tenant(id, true)
+	if err != nil {
+		return nil, err
+	}
+	return t.meta, nil
+}
+
+// DB returns the TSDB of tenant id, or nil if the tenant has no data.
+func (s *Store) DB(id string) *tsdb.DB {
+	t, _ := s.tenant(id, false)
+	if t == nil {
+		return nil
+	}
+	return t.db
+}
+
+// Close closes every tenant, persisting metadata. The store cannot be used afterwards.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for id, t := range s.tenants {
+		if err := t.meta.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close metadata of tenant %q: %w", id, err))
+		}
+		if err := t.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close TSDB of tenant %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// registerCollectors registers store-wide gauges.
+func (s *Store) registerCollectors() {
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_tenants",
+		Help: "Number of tenants open in the store.",
+	}, func() float64 {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return float64(len(s.tenants))
+	}))
+}
+
+// Run persists tenant metadata every interval until ctx is done.
+func (s *Store) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.RLock()
+		list := make([]*tenantDB, 0, len(s.tenants))
+		for _, t := range s.tenants {
+			list = append(list, t)
+		}
+		s.mu.RUnlock()
+		for _, t := range list {
+			if err := t.meta.Persist(); err != nil {
+				s.logger.Error("persisting metadata failed", "tenant", t.id, "err", err)
+			}
+		}
+	}
+}
+
+// SetMetadata records the metadata of metric family of tenant id.
+func (s *Store) SetMetadata(id, family string, md metadata.Metadata) error {
+	m, err := s.Metadata(id)
+	if err != nil {
+		return err
+	}
+	m.Set(family, md)
+	return nil
+}

@@ -1,0 +1,284 @@
+// Package remotewrite is Strata's Prometheus remote-write receiver: the HTTP
+// endpoint that negotiates remote write 1.0 and 2.0, decompresses and
+// decodes the body, validates each series and appends the valid ones to the
+// tenant's store.
+//
+// Status codes follow the remote-write specifications and Prometheus's own
+// receiver, so that a sender retries exactly what can succeed later:
+//   - 204: everything was stored (in the WAL) before the answer was written.
+//   - 400: malformed body or invalid series; the valid series of the request
+//     are stored all the same and the message names the invalid ones. The
+//     sender drops the request.
+//   - 413: body larger than the configured limit.
+//   - 415: unsupported Content-Type, protobuf message or Content-Encoding.
+//   - 5xx: a transient failure of the store; nothing of the request is
+//     stored, and the sender retries it.
+package remotewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/tenant"
+)
+
+// Protobuf messages named by the proto parameter of Content-Type.
+const (
+	ProtoV1 = "prometheus.WriteRequest"
+	ProtoV2 = "io.prometheus.write.v2.Request"
+)
+
+// Response headers of remote write 2.0 that confirm what was written.
+const (
+	HeaderSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	HeaderHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	HeaderExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// Storage is what the receiver writes to.
+type Storage interface {
+	// Appender returns an appender for tenant. Its Commit must return only
+	// once the appended data is durable.
+	Appender(ctx context.Context, tenant string) (storage.AppenderV2, error)
+	// SetMetadata records the metadata of a metric family of tenant.
+	SetMetadata(tenant, family string, md metadata.Metadata) error
+}
+
+// Options configure a Handler.
+type Options struct {
+	// MaxBodyBytes bounds both the compressed and the decompressed body.
+	MaxBodyBytes int64
+	// MaxFutureTime is how far ahead of now a sample's timestamp may be.
+	MaxFutureTime time.Duration
+	// Tenants resolves the tenant of each request.
+	Tenants tenant.Resolver
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// DefaultMaxBodyBytes is the default limit on a request body: Prometheus
+// sends at most a few MiB per request.
+const DefaultMaxBodyBytes = 64 << 20
+
+// Handler is the remote-write HTTP endpoint.
+type Handler struct {
+	store   Storage
+	opts    Options
+	logger  *slog.Logger
+	metrics *metrics
+	bufs    sync.Pool
+}
+
+// NewHandler returns a remote-write handler that writes to store.
+func NewHandler(store Storage, opts Options) *Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxFutureTime <= 0 {
+		opts.MaxFutureTime = 10 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Handler{
+		store:   store,
+		opts:    opts,
+		logger:  opts.Logger,
+		metrics: newMetrics(opts.Registerer),
+	}
+}
+
+// httpError is an error with the status code it is answered with.
+type httpError struct {
+	code int
+	err  error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+func errorf(code int, format string, args ...any) *httpError {
+	return &httpError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// protoVersion negotiates the protobuf message from the request headers.
+func protoVersion(r *http.Request) (string, *httpError) {
+	ct := r.Header.Get("Content-Type")
+	msg := ProtoV1
+	if ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return "", errorf(http.StatusUnsupportedMediaType, "invalid Content-Type %q: %v", ct, err)
+		}
+		if mt != "application/x-protobuf" {
+			return "", errorf(http.StatusUnsupportedMediaType, "unsupported Content-Type %q, want application/x-protobuf", ct)
+		}
+		if p, ok := params["proto"]; ok {
+			msg = p
+		}
+	}
+	if msg != ProtoV1 && msg != ProtoV2 {
+		return "", errorf(http.StatusUnsupportedMediaType, "unsupported protobuf message %q, want %s or %s", msg, ProtoV1, ProtoV2)
+	}
+	// Content-Encoding is snappy; an absent header is taken as snappy, as
+	// early 1.0 senders did not set it.
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return "", errorf(http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q, want snappy", enc)
+	}
+	return msg, nil
+}
+
+// readBody reads and decompresses the request body within the size limit.
+// The returned buffer goes back to the pool with putBuf.
+func (h *Handler) readBody(r *http.Request) (decoded []byte, buf *[]byte, herr *httpError) {
+	limit := h.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
+	}
+	bp, _ := h.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	compressed := (*bp)[:0]
+	var err error
+	compressed, err = readAll(http.MaxBytesReader(nil, r.Body, limit), compressed)
+	*bp = compressed
+	if err != nil {
+		h.putBuf(bp)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, errorf(http.StatusRequestEntityTooLarge, "request body exceeds the limit of %d bytes", limit)
+		}
+		return nil, nil, errorf(http.StatusBadRequest, "read request body: %v", err)
+	}
+	n, err := snappy.DecodedLen(compressed)
+	if err != nil {
+		h.putBuf(bp)
+		return nil, nil, errorf(http.StatusBadRequest, "decode snappy body: %v", err)
+	}
+	if int64(n) > limit {
+		h.putBuf(bp)
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "decompressed body of %d bytes exceeds the limit of %d bytes", n, limit)
+	}
+	// The decoded body is allocated per request: decoded protobuf messages
+	// may alias it (gogo's bytes fields), so it must not be reused.
+	decoded, err = snappy.Decode(make([]byte, n), compressed)
+	if err != nil {
+		h.putBuf(bp)
+		return nil, nil, errorf(http.StatusBadRequest, "decode snappy body: %v", err)
+	}
+	return decoded, bp, nil
+}
+
+func (h *Handler) putBuf(bp *[]byte) {
+	if bp != nil && cap(*bp) <= int(h.opts.MaxBodyBytes) {
+		h.bufs.Put(bp)
+	}
+}
+
+// readAll reads r to its end, appending to buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.opts.Now()
+	proto := "unknown"
+	code, tenantID := h.serve(w, r, &proto)
+	h.metrics.requests.WithLabelValues(tenantID, proto, strconv.Itoa(code)).Inc()
+	h.metrics.duration.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+}
+
+// serve answers the request and returns the status code it wrote.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (int, string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return h.fail(w, "", errorf(http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method)), ""
+	}
+	id, err := h.opts.Tenants.FromRequest(r)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, tenant.ErrNoTenant) {
+			code = http.StatusUnauthorized
+		}
+		return h.fail(w, "", &httpError{code: code, err: err}), ""
+	}
+	msg, herr := protoVersion(r)
+	if herr != nil {
+		return h.fail(w, id, herr), id
+	}
+	*proto = "v1"
+	if msg == ProtoV2 {
+		*proto = "v2"
+	}
+	body, bp, herr := h.readBody(r)
+	if herr != nil {
+		return h.fail(w, id, herr), id
+	}
+	defer h.putBuf(bp)
+
+	var res result
+	if msg == ProtoV2 {
+		res = h.writeV2(r.Context(), id, body)
+	} else {
+		res = h.writeV1(r.Context(), id, body)
+	}
+	h.metrics.record(id, &res)
+	if msg == ProtoV2 && res.err == nil || msg == ProtoV2 && res.err.code < 500 {
+		// Remote write 2.0 confirms what was written, also alongside a 4xx.
+		w.Header().Set(HeaderSamplesWritten, strconv.Itoa(res.samples))
+		w.Header().Set(HeaderHistogramsWritten, strconv.Itoa(res.histograms))
+		w.Header().Set(HeaderExemplarsWritten, strconv.Itoa(res.exemplars))
+	}
+	if res.err != nil {
+		return h.fail(w, id, res.err), id
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent, id
+}
+
+func (h *Handler) fail(w http.ResponseWriter, id string, e *httpError) int {
+	if e.code >= 500 {
+		h.logger.Error("remote write failed", "tenant", id, "code", e.code, "err", e.err)
+	} else {
+		h.logger.Debug("remote write rejected", "tenant", id, "code", e.code, "err", e.err)
+	}
+	http.Error(w, e.err.Error(), e.code)
+	return e.code
+}
