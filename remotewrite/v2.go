@@ -150,6 +150,3 @@ func familyName(name string, typ model.MetricType) string {
 	}
 	return name
 }
-
-
-

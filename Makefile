@@ -1,0 +1,45 @@
+# Strata. `make run` starts Strata on the embedded defaults; `make test`
+# installs what the tests need (once, cached) and runs every test.
+
+STRATA_CACHE ?= $(HOME)/.cache/strata
+export STRATA_CACHE
+export STRATA_PROMETHEUS3 ?= $(STRATA_CACHE)/bin/prometheus
+GO ?= go
+GOTEST_FLAGS ?= -race -timeout 30m
+
+.PHONY: all build run deps test test-unit vet fmt-check fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/strata ./cmd/strata
+
+run:
+	$(GO) run ./cmd/strata
+
+deps:
+	./scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Every test, integration suites included (they start real Prometheus and
+# node-exporter processes and fail when those are missing).
+test: deps fmt-check vet
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+# Unit tests only: no external programs.
+test-unit:
+	$(GO) test $(GOTEST_FLAGS) -short ./...
+
+# Run each decoder fuzz target for a while (FUZZTIME=30s by default).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV1 -fuzztime $(FUZZTIME)
+	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV2 -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,245 @@
+// Package api serves the Prometheus HTTP API v1 and remote read for every
+// tenant of Strata.
+//
+// The query endpoints are Prometheus's own web/api/v1 handlers over Strata's
+// queryable, as Mimir and Cortex do: that is how responses, errors, warnings
+// and parameter parsing stay byte-for-byte those of Prometheus 3. Strata owns
+// what Prometheus answers from its scrape machinery instead: metric metadata
+// (/api/v1/metadata, filled by remote write here) and the tenant, which a
+// middleware resolves from X-Scope-OrgID into the request context, where
+// Strata's queryable reads it.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/strata-tsdb/strata/tenant"
+)
+
+// MetadataSource answers metric metadata per tenant.
+type MetadataSource interface {
+	// MetricMetadata returns the metadata of metric family metric (all
+	// families when empty) of tenant, keyed by family name.
+	MetricMetadata(ctx context.Context, tenant, metric string) (map[string][]metadata.Metadata, error)
+}
+
+// Options configure the API.
+type Options struct {
+	Engine    promql.QueryEngine
+	Parser    parser.Parser
+	Queryable storage.SampleAndChunkQueryable
+	Exemplars storage.ExemplarQueryable
+	Metadata  MetadataSource
+	Tenants   tenant.Resolver
+
+	LookbackDelta time.Duration
+	// QueryTimeout is the default and upper bound of a query's timeout parameter.
+	QueryTimeout time.Duration
+	// RemoteReadSampleLimit bounds the samples of one SAMPLES remote-read response; 0 means no limit.
+	RemoteReadSampleLimit int
+	// RemoteReadConcurrency bounds concurrent remote-read requests.
+	RemoteReadConcurrency int
+	// RemoteReadMaxBytesInFrame bounds a STREAMED_XOR_CHUNKS frame.
+	RemoteReadMaxBytesInFrame int
+
+	BuildInfo v1.PrometheusVersion
+	// Flags are shown by /api/v1/status/flags.
+	Flags map[string]string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// New returns the handler of everything under /api/v1/ except remote write,
+// which package remotewrite serves.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RemoteReadConcurrency <= 0 {
+		o.RemoteReadConcurrency = 10
+	}
+	if o.RemoteReadMaxBytesInFrame <= 0 {
+		o.RemoteReadMaxBytesInFrame = 1 << 20
+	}
+	bi := o.BuildInfo
+	cfg := config.DefaultConfig
+	upstream := v1.NewAPI(
+		o.Engine,
+		o.Queryable,
+		nil, // remote write is served by package remotewrite
+		o.Exemplars,
+		func(context.Context) v1.ScrapePoolsRetriever { return noScrape{} },
+		func(context.Context) v1.TargetRetriever { return noScrape{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noScrape{} },
+		func() config.Config { return cfg },
+		o.Flags,
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		noTSDBAdmin{},
+		"",
+		false, // admin endpoints
+		false, // search endpoints
+		0,
+		o.Logger.With("component", "api"),
+		func(context.Context) v1.RulesRetriever { return noRules{} },
+		o.RemoteReadSampleLimit,
+		o.RemoteReadConcurrency,
+		o.RemoteReadMaxBytesInFrame,
+		false, // agent mode
+		regexp.MustCompile(".*"),
+		func() (v1.RuntimeInfo, error) { return v1.RuntimeInfo{}, nil },
+		&bi,
+		nil, nil,
+		o.Gatherer,
+		o.Registerer,
+		nil,
+		false, nil, // remote write receiver
+		false, false, false, // OTLP
+		o.LookbackDelta,
+		false, // type and unit labels
+		false, // append metadata
+		nil,
+		nil,
+		v1.OpenAPIOptions{},
+		o.Parser,
+		false, // query cost
+		o.QueryTimeout,
+	)
+	router := route.New()
+	upstream.Register(router.WithPrefix("/api/v1"))
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", router)
+	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
+	return o.Tenants.Middleware(mux, respondTenantError)
+}
+
+// respondTenantError answers a request without a valid tenant in the API's error format.
+func respondTenantError(w http.ResponseWriter, _ *http.Request, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, tenant.ErrNoTenant) {
+		code = http.StatusUnauthorized
+	}
+	respondError(w, code, "bad_data", err)
+}
+
+func respondError(w http.ResponseWriter, code int, errorType string, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v1.Response{Status: "error", ErrorType: errorType, Error: err.Error()})
+}
+
+// metadataHandler answers /api/v1/metadata from remote-written metadata, with
+// Prometheus's parameters (metric, limit, limit_per_metric) and response shape.
+func metadataHandler(src MetadataSource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			respondError(w, http.StatusMethodNotAllowed, "bad_data", fmt.Errorf("method %s not allowed", r.Method))
+			return
+		}
+		limit, err := optionalInt(r, "limit")
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "bad_data", err)
+			return
+		}
+		perMetric, err := optionalInt(r, "limit_per_metric")
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "bad_data", err)
+			return
+		}
+		id, _ := tenant.FromContext(r.Context())
+		families, err := src.MetricMetadata(r.Context(), id, r.FormValue("metric"))
+		if err != nil {
+			respondError(w, http.StatusInternalServerError, "internal", err)
+			return
+		}
+		res := map[string][]metadata.Metadata{}
+		for name, entries := range families {
+			if limit >= 0 && len(res) >= limit {
+				break
+			}
+			if perMetric > 0 && len(entries) > perMetric {
+				entries = entries[:perMetric]
+			}
+			res[name] = entries
+		}
+		b, err := json.Marshal(v1.Response{Status: "success", Data: res})
+		if err != nil {
+			respondError(w, http.StatusInternalServerError, "internal", err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}
+}
+
+// optionalInt parses form value name as an integer, -1 when absent.
+func optionalInt(r *http.Request, name string) (int, error) {
+	s := r.FormValue(name)
+	if s == "" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s must be a number", name)
+	}
+	return n, nil
+}
+
+// noScrape answers the scrape-related endpoints: Strata scrapes nothing.
+type noScrape struct{}
+
+func (noScrape) ScrapePools() []string                       { return []string{} }
+func (noScrape) TargetsActive() map[string][]*scrape.Target  { return map[string][]*scrape.Target{} }
+func (noScrape) TargetsDropped() map[string][]*scrape.Target { return map[string][]*scrape.Target{} }
+func (noScrape) TargetsDroppedCounts() map[string]int        { return map[string]int{} }
+func (noScrape) Alertmanagers() []*url.URL                   { return nil }
+func (noScrape) DroppedAlertmanagers() []*url.URL            { return nil }
+func (noScrape) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("Strata has no scrape pools")
+}
+
+// noRules answers the rules endpoints until a rule evaluator is attached.
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+// errNoAdmin is the answer of the TSDB admin and status endpoints, which are
+// per tenant in Strata and not served through Prometheus's single-TSDB API.
+var errNoAdmin = errors.New("not supported by Strata's multi-tenant store")
+
+type noTSDBAdmin struct{}
+
+func (noTSDBAdmin) CleanTombstones() error                                         { return errNoAdmin }
+func (noTSDBAdmin) Delete(context.Context, int64, int64, ...*labels.Matcher) error { return errNoAdmin }
+func (noTSDBAdmin) Snapshot(string, bool) error                                    { return errNoAdmin }
+func (noTSDBAdmin) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNoAdmin }
+func (noTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return tsdb.WALReplayStatus{}, nil
+}
+func (noTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoAdmin }

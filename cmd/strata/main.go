@@ -1,0 +1,58 @@
+// Command strata is Strata's single binary: a remote-write receiver, a
+// multi-tenant store and the Prometheus query API.
+//
+// With no flags it listens on :9201 and keeps its data in ./data.
+// strata -h lists every flag; -config.file reads the same settings from YAML.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/common/version"
+
+	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/server"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if version.Version == "" {
+		version.Version = "0.1.0-dev"
+	}
+	cfg, err := config.Load("strata", args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strata: configuration error:", err)
+		return 2
+	}
+	if cfg.CheckConfig {
+		fmt.Println("strata: configuration is valid")
+		return 0
+	}
+	logger, err := server.NewLogger(cfg.Log, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		logger.Error("startup failed", "err", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("exited with error", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+// Package config defines Strata's configuration: every setting is a
+// command-line flag and a key of the optional YAML file, declared once.
+// Precedence: flag given on the command line, then YAML file, then default.
+//
+// A flag -section.key is the YAML key key in the mapping section:
+//
+//	storage:
+//	  path: /var/lib/strata   # same as -storage.path=/var/lib/strata
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a Strata process.
+type Config struct {
+	// ConfigFile is the optional YAML file; it is a flag only.
+	ConfigFile string `yaml:"-"`
+	// CheckConfig makes the process validate its configuration and exit.
+	CheckConfig bool `yaml:"-"`
+
+	HTTP    HTTPConfig    `yaml:"http"`
+	Log     LogConfig     `yaml:"log"`
+	Tenant  TenantConfig  `yaml:"tenant"`
+	Storage StorageConfig `yaml:"storage"`
+	Write   WriteConfig   `yaml:"remote_write"`
+	Query   QueryConfig   `yaml:"query"`
+}
+
+// HTTPConfig configures the HTTP server.
+type HTTPConfig struct {
+	ListenAddress   string         `yaml:"listen_address"`
+	ShutdownTimeout model.Duration `yaml:"shutdown_timeout"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// TenantConfig configures how requests name their tenant.
+type TenantConfig struct {
+	Default       string `yaml:"default"`
+	RequireHeader bool   `yaml:"require_header"`
+}
+
+// StorageConfig configures the local store.
+type StorageConfig struct {
+	Path                        string         `yaml:"path"`
+	OutOfOrderWindow            model.Duration `yaml:"out_of_order_window"`
+	BlockDuration               model.Duration `yaml:"block_duration"`
+	LocalRetention              model.Duration `yaml:"local_retention"`
+	MaxExemplars                int64          `yaml:"max_exemplars"`
+	WALCompression              bool           `yaml:"wal_compression"`
+	StartTimestampZeroIngestion bool           `yaml:"start_timestamp_zero_ingestion"`
+}
+
+// WriteConfig configures the remote-write receiver.
+type WriteConfig struct {
+	MaxBodyBytes  int64          `yaml:"max_body_bytes"`
+	MaxFutureTime model.Duration `yaml:"max_future_time"`
+}
+
+// QueryConfig configures the PromQL engine and the query API.
+type QueryConfig struct {
+	LookbackDelta         model.Duration `yaml:"lookback_delta"`
+	Timeout               model.Duration `yaml:"timeout"`
+	MaxSamples            int            `yaml:"max_samples"`
+	MaxConcurrency        int            `yaml:"max_concurrency"`
+	ExperimentalFunctions bool           `yaml:"experimental_functions"`
+	RemoteReadSampleLimit int            `yaml:"remote_read_sample_limit"`
+	RemoteReadConcurrency int            `yaml:"remote_read_concurrency"`
+}
+
+// DefaultListenAddress is the documented default HTTP address.
+const DefaultListenAddress = ":9201"
+
+// RegisterFlags registers every setting on fs with its default, and sets c to the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config.file", "", "Optional YAML configuration file. Flags given on the command line override it.")
+	fs.BoolVar(&c.CheckConfig, "config.check", false, "Validate the configuration (flags and file) and exit.")
+
+	fs.StringVar(&c.HTTP.ListenAddress, "http.listen-address", DefaultListenAddress, "Address of the HTTP server (remote write, query API, /metrics).")
+	durationVar(fs, &c.HTTP.ShutdownTimeout, "http.shutdown-timeout", 30*time.Second, "How long a graceful shutdown waits for in-flight requests.")
+
+	fs.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
+	fs.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
+
+	fs.StringVar(&c.Tenant.Default, "tenant.default", "anonymous", "Tenant of requests without an X-Scope-OrgID header.")
+	fs.BoolVar(&c.Tenant.RequireHeader, "tenant.require-header", false, "Reject requests without an X-Scope-OrgID header instead of using the default tenant.")
+
+	fs.StringVar(&c.Storage.Path, "storage.path", "./data", "Data directory: WAL, head and local blocks of every tenant.")
+	durationVar(fs, &c.Storage.OutOfOrderWindow, "storage.out-of-order-window", 10*time.Minute, "How far behind a series' newest sample a sample is still accepted.")
+	durationVar(fs, &c.Storage.BlockDuration, "storage.block-duration", 2*time.Hour, "Time range of the blocks cut from the head.")
+	durationVar(fs, &c.Storage.LocalRetention, "storage.local-retention", 15*24*time.Hour, "How long local blocks are kept.")
+	fs.Int64Var(&c.Storage.MaxExemplars, "storage.max-exemplars", 100000, "Exemplars kept in memory per tenant; 0 disables exemplar storage.")
+	fs.BoolVar(&c.Storage.WALCompression, "storage.wal-compression", true, "Compress WAL records with snappy.")
+	fs.BoolVar(&c.Storage.StartTimestampZeroIngestion, "storage.start-timestamp-zero-ingestion", false, "Store a zero sample at each series' start (created) timestamp, as Prometheus's created-timestamp-zero-ingestion.")
+
+	fs.Int64Var(&c.Write.MaxBodyBytes, "remote-write.max-body-bytes", 64<<20, "Largest accepted remote-write body, compressed and decompressed; larger ones get 413.")
+	durationVar(fs, &c.Write.MaxFutureTime, "remote-write.max-future-time", 10*time.Minute, "How far in the future a sample's timestamp may be.")
+
+	durationVar(fs, &c.Query.LookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for samples.")
+	durationVar(fs, &c.Query.Timeout, "query.timeout", 2*time.Minute, "Longest a query may run.")
+	fs.IntVar(&c.Query.MaxSamples, "query.max-samples", 50000000, "Most samples a single query may load into memory.")
+	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", 20, "Most queries evaluated at once.")
+	fs.BoolVar(&c.Query.ExperimentalFunctions, "query.experimental-functions", false, "Enable experimental PromQL functions.")
+	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
+	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
+}
+
+func durationVar(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
+	*d = model.Duration(def)
+	fs.Var(d, name, usage)
+}
+
+// Load builds the configuration from args: defaults, then the YAML file named
+// by -config.file, then the flags given in args. It returns flag.ErrHelp for -h.
+func Load(name string, args []string, output io.Writer) (*Config, error) {
+	var probe Config
+	pfs := flag.NewFlagSet(name, flag.ContinueOnError)
+	pfs.SetOutput(io.Discard)
+	probe.RegisterFlags(pfs)
+	perr := pfs.Parse(args)
+
+	c := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	c.RegisterFlags(fs)
+	if perr == nil && probe.ConfigFile != "" {
+		if err := c.loadFile(probe.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Storage.Path == "":
+		return errors.New("storage.path must be set")
+	case c.Storage.BlockDuration <= 0:
+		return errors.New("storage.block-duration must be positive")
+	case c.Storage.OutOfOrderWindow < 0:
+		return errors.New("storage.out-of-order-window must not be negative")
+	case c.Write.MaxBodyBytes <= 0:
+		return errors.New("remote-write.max-body-bytes must be positive")
+	case c.Query.LookbackDelta <= 0:
+		return errors.New("query.lookback-delta must be positive")
+	case c.Query.Timeout <= 0:
+		return errors.New("query.timeout must be positive")
+	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
+		return errors.New("tenant.default must be set unless tenant.require-header is")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "logfmt", "json":
+	default:
+		return fmt.Errorf("log.format %q is not one of logfmt, json", c.Log.Format)
+	}
+	return nil
+}

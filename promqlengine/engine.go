@@ -1,0 +1,93 @@
+// Package promqlengine configures the upstream PromQL engine for Strata:
+// lookback, sample limits, timeouts, concurrency and the parser's feature
+// set, chosen to match a default Prometheus 3 so that the same query over
+// the same samples gives the same answer.
+package promqlengine
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Options configure the engine.
+type Options struct {
+	// LookbackDelta is how far back an instant selector looks for a sample (Prometheus: 5m).
+	LookbackDelta time.Duration
+	// Timeout bounds one query's evaluation.
+	Timeout time.Duration
+	// MaxSamples bounds the samples one query may hold in memory at once.
+	MaxSamples int
+	// MaxConcurrent bounds concurrently evaluated queries; 0 means no limit.
+	MaxConcurrent int
+	// ActiveQueryDir, when set with MaxConcurrent, keeps the log of active
+	// queries there so that queries running at a crash are logged at the next start.
+	ActiveQueryDir string
+	// ExperimentalFunctions enables PromQL's experimental functions.
+	ExperimentalFunctions bool
+	// DefaultEvaluationInterval is the step of subqueries without one (Prometheus: 1m).
+	DefaultEvaluationInterval time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Engine is the configured PromQL engine and the parser it was built with.
+type Engine struct {
+	*promql.Engine
+	Parser  parser.Parser
+	tracker *promql.ActiveQueryTracker
+}
+
+// New returns an engine configured by opts.
+func New(opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultEvaluationInterval <= 0 {
+		opts.DefaultEvaluationInterval = time.Minute
+	}
+	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
+	e := &Engine{Parser: p}
+	eo := promql.EngineOpts{
+		Logger:        opts.Logger.With("component", "promql"),
+		Reg:           opts.Registerer,
+		MaxSamples:    opts.MaxSamples,
+		Timeout:       opts.Timeout,
+		LookbackDelta: opts.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return opts.DefaultEvaluationInterval.Milliseconds()
+		},
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		EnablePerStepStats:   false,
+		Parser:               p,
+	}
+	if opts.MaxConcurrent > 0 && opts.ActiveQueryDir != "" {
+		if err := os.MkdirAll(opts.ActiveQueryDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create active query directory: %w", err)
+		}
+		t, err := promql.NewActiveQueryTracker(opts.ActiveQueryDir, opts.MaxConcurrent, opts.Logger.With("component", "activeQueryTracker"))
+		if err != nil {
+			return nil, fmt.Errorf("open active query log: %w", err)
+		}
+		e.tracker = t
+		eo.ActiveQueryTracker = e.tracker
+	}
+	e.Engine = promql.NewEngine(eo)
+	return e, nil
+}
+
+// Close releases the active query log.
+func (e *Engine) Close() error {
+	var err error
+	if e.tracker != nil {
+		err = e.tracker.Close()
+	}
+	return err
+}

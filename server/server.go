@@ -1,0 +1,211 @@
+// Package server wires Strata's parts into one process and owns their
+// lifecycle: it opens the store, serves HTTP, and on shutdown stops accepting
+// requests, drains in-flight ones, and closes the store last so that every
+// acknowledged write is in the WAL before the process exits.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/prometheus/model/metadata"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/strata-tsdb/strata/api"
+	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/promqlengine"
+	"github.com/strata-tsdb/strata/remotewrite"
+	"github.com/strata-tsdb/strata/tenant"
+)
+
+// Server is a running Strata.
+type Server struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	reg      *prometheus.Registry
+	store    *blocks.Store
+	engine   *promqlengine.Engine
+	http     *http.Server
+	listener net.Listener
+}
+
+// New opens the store (replaying every tenant's WAL) and binds the HTTP
+// listener; Run serves.
+func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("strata"),
+	)
+	store, err := blocks.Open(blocks.Options{
+		Dir:                         cfg.Storage.Path,
+		OutOfOrderWindow:            time.Duration(cfg.Storage.OutOfOrderWindow),
+		BlockDuration:               time.Duration(cfg.Storage.BlockDuration),
+		Retention:                   time.Duration(cfg.Storage.LocalRetention),
+		MaxExemplars:                cfg.Storage.MaxExemplars,
+		WALCompression:              cfg.Storage.WALCompression,
+		StartTimestampZeroIngestion: cfg.Storage.StartTimestampZeroIngestion,
+		Logger:                      logger.With("component", "store"),
+		Registerer:                  reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	engine, err := promqlengine.New(promqlengine.Options{
+		LookbackDelta:         time.Duration(cfg.Query.LookbackDelta),
+		Timeout:               time.Duration(cfg.Query.Timeout),
+		MaxSamples:            cfg.Query.MaxSamples,
+		MaxConcurrent:         cfg.Query.MaxConcurrency,
+		ActiveQueryDir:        filepath.Join(cfg.Storage.Path, "queries"),
+		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
+		Logger:                logger,
+		Registerer:            reg,
+	})
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("create query engine: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.ListenAddress)
+	if err != nil {
+		_ = engine.Close()
+		_ = store.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, engine: engine, listener: ln}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Store is the server's store.
+func (s *Server) Store() *blocks.Store { return s.store }
+
+func (s *Server) tenants() tenant.Resolver {
+	if s.cfg.Tenant.RequireHeader {
+		return tenant.Resolver{}
+	}
+	return tenant.Resolver{Default: s.cfg.Tenant.Default}
+}
+
+func (s *Server) routes() http.Handler {
+	flags := map[string]string{}
+	write := remotewrite.NewHandler(s.store, remotewrite.Options{
+		MaxBodyBytes:  s.cfg.Write.MaxBodyBytes,
+		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
+		Tenants:       s.tenants(),
+		Logger:        s.logger.With("component", "remotewrite"),
+		Registerer:    s.reg,
+	})
+	query := api.New(api.Options{
+		Engine:                s.engine,
+		Parser:                s.engine.Parser,
+		Queryable:             s.store.Queryable(),
+		Exemplars:             s.store.ExemplarQueryable(),
+		Metadata:              metadataSource{s.store},
+		Tenants:               s.tenants(),
+		LookbackDelta:         time.Duration(s.cfg.Query.LookbackDelta),
+		QueryTimeout:          time.Duration(s.cfg.Query.Timeout),
+		RemoteReadSampleLimit: s.cfg.Query.RemoteReadSampleLimit,
+		RemoteReadConcurrency: s.cfg.Query.RemoteReadConcurrency,
+		BuildInfo: v1.PrometheusVersion{
+			Version:   version.Version,
+			Revision:  version.Revision,
+			Branch:    version.Branch,
+			BuildUser: version.BuildUser,
+			BuildDate: version.BuildDate,
+			GoVersion: version.GoVersion,
+		},
+		Flags:      flags,
+		Logger:     s.logger,
+		Registerer: s.reg,
+		Gatherer:   s.reg,
+	})
+	m := newHTTPMetrics(s.reg)
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/write", m.instrument("write", write))
+	mux.Handle("/api/v1/", m.instrument("api", query))
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Strata is Ready.")
+	})
+	return mux
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	bg, stopBg := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.store.Run(bg, time.Minute)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.listener) }()
+	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve HTTP: %w", err)
+	}
+	s.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.HTTP.ShutdownTimeout))
+	defer cancel()
+	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
+	}
+	stopBg()
+	wg.Wait()
+	if cerr := s.engine.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if cerr := s.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	s.logger.Info("stopped")
+	return err
+}
+
+// metadataSource adapts the store's metadata to the API.
+type metadataSource struct{ s *blocks.Store }
+
+func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
+	out := map[string][]metadata.Metadata{}
+	if m.s.DB(id) == nil {
+		return out, nil
+	}
+	ms, err := m.s.Metadata(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range ms.List(metric) {
+		out[f.Name] = f.Entries
+	}
+	return out, nil
+}
