@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	StartTimestampZeroIngestion bool
 	// WALCompression compresses WAL records with snappy.
 	WALCompression bool
+	// StoreStartTimestamps keeps each sample's start (created) timestamp in
+	// the chunks (Prometheus's experimental st-storage, XOR2 chunks), which
+	// PromQL's start-timestamp aware functions read.
+	StoreStartTimestamps bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -131,6 +136,11 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	o.EnableExemplarStorage = s.opts.MaxExemplars > 0
 	o.MaxExemplars = s.opts.MaxExemplars
 	o.EnableSTAsZeroSample = s.opts.StartTimestampZeroIngestion
+	if s.opts.StoreStartTimestamps {
+		o.EnableSTStorage = true
+		o.FloatChunkEncoding = chunkenc.EncXOR2
+		o.EnableHistogramSTEncoding = true
+	}
 	if s.opts.WALCompression {
 		o.WALCompression = "snappy"
 	}

@@ -63,6 +63,7 @@ type StorageConfig struct {
 	MaxExemplars                int64          `yaml:"max_exemplars"`
 	WALCompression              bool           `yaml:"wal_compression"`
 	StartTimestampZeroIngestion bool           `yaml:"start_timestamp_zero_ingestion"`
+	StartTimestampStorage       bool           `yaml:"start_timestamp_storage"`
 }
 
 // WriteConfig configures the remote-write receiver.
@@ -106,6 +107,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Storage.MaxExemplars, "storage.max-exemplars", 100000, "Exemplars kept in memory per tenant; 0 disables exemplar storage.")
 	fs.BoolVar(&c.Storage.WALCompression, "storage.wal-compression", true, "Compress WAL records with snappy.")
 	fs.BoolVar(&c.Storage.StartTimestampZeroIngestion, "storage.start-timestamp-zero-ingestion", false, "Store a zero sample at each series' start (created) timestamp, as Prometheus's created-timestamp-zero-ingestion.")
+
+	fs.BoolVar(&c.Storage.StartTimestampStorage, "storage.start-timestamp-storage", false, "Keep each sample's start (created) timestamp in chunks (Prometheus's experimental st-storage, XOR2 chunks); PromQL's start-timestamp aware functions use it.")
 
 	fs.Int64Var(&c.Write.MaxBodyBytes, "remote-write.max-body-bytes", 64<<20, "Largest accepted remote-write body, compressed and decompressed; larger ones get 413.")
 	durationVar(fs, &c.Write.MaxFutureTime, "remote-write.max-future-time", 10*time.Minute, "How far in the future a sample's timestamp may be.")

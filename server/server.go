@@ -59,6 +59,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		MaxExemplars:                cfg.Storage.MaxExemplars,
 		WALCompression:              cfg.Storage.WALCompression,
 		StartTimestampZeroIngestion: cfg.Storage.StartTimestampZeroIngestion,
+		StoreStartTimestamps:        cfg.Storage.StartTimestampStorage,
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
