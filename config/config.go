@@ -2,10 +2,12 @@
 // command-line flag and a key of the optional YAML file, declared once.
 // Precedence: flag given on the command line, then YAML file, then default.
 //
-// A flag -section.key is the YAML key key in the mapping section:
+// A flag -section.some-key is the YAML key some_key in the mapping section
+// (dashes become underscores; -remote-write.* lives under remote_write):
 //
 //	storage:
-//	  path: /var/lib/strata   # same as -storage.path=/var/lib/strata
+//	  path: /var/lib/strata        # -storage.path=/var/lib/strata
+//	  out_of_order_window: 30m     # -storage.out-of-order-window=30m
 package config
 
 import (

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "strata.yml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	file := writeFile(t, `
+http:
+  listen_address: ":7777"
+storage:
+  path: /from/file
+  out_of_order_window: 30m
+query:
+  max_samples: 1000
+`)
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantAddr   string
+		wantPath   string
+		wantOOO    time.Duration
+		wantSample int
+	}{
+		{"defaults", nil, DefaultListenAddress, "./data", 10 * time.Minute, 50000000},
+		{"file", []string{"-config.file", file}, ":7777", "/from/file", 30 * time.Minute, 1000},
+		{"flag over file", []string{"-config.file", file, "-storage.path", "/from/flag"}, ":7777", "/from/flag", 30 * time.Minute, 1000},
+		{"flag before file flag", []string{"-storage.out-of-order-window=1m", "-config.file=" + file}, ":7777", "/from/file", time.Minute, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load("strata", tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTP.ListenAddress != tc.wantAddr || c.Storage.Path != tc.wantPath ||
+				c.Storage.OutOfOrderWindow != model.Duration(tc.wantOOO) || c.Query.MaxSamples != tc.wantSample {
+				t.Fatalf("got addr=%s path=%s ooo=%s samples=%d", c.HTTP.ListenAddress, c.Storage.Path, c.Storage.OutOfOrderWindow, c.Query.MaxSamples)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown yaml key", []string{"-config.file", writeFile(t, "storage:\n  pth: x\n")}, "field pth not found"},
+		{"missing file", []string{"-config.file", "/does/not/exist.yml"}, "read config file"},
+		{"bad duration", []string{"-query.timeout", "soon"}, "invalid value"},
+		{"invalid level", []string{"-log.level", "loud"}, "log.level"},
+		{"no default tenant", []string{"-tenant.default", ""}, "tenant.default"},
+		{"stray argument", []string{"serve"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load("strata", tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsFlags(t *testing.T) {
+	var out strings.Builder
+	_, err := Load("strata", []string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, f := range []string{"-http.listen-address", "-storage.path", "-config.file", "-storage.out-of-order-window"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("help does not list %s", f)
+		}
+	}
+}
