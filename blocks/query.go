@@ -3,11 +3,14 @@ package blocks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-tsdb/strata/tenant"
@@ -56,7 +59,7 @@ func (emptyExemplarQuerier) Select(int64, int64, ...[]*labels.Matcher) ([]exempl
 	return []exemplar.QueryResult{}, nil
 }
 
-// tenantQuerier opens the tenant's TSDB querier on first use and closes it on Close.
+// tenantQuerier opens the tenant's queriers on first use and closes them on Close.
 type tenantQuerier struct {
 	s          *Store
 	mint, maxt int64
@@ -70,18 +73,66 @@ type tenantQuerier struct {
 
 var errQuerierClosed = errors.New("querier is closed")
 
-// db returns the tenant of ctx, or nil when the tenant has no data.
-func (q *tenantQuerier) db(ctx context.Context) (*tenantDB, error) {
+// sources returns the tenant of ctx and its local TSDB (nil if the tenant
+// has no local data).
+func (q *tenantQuerier) sources(ctx context.Context) (id string, t *tenantDB, err error) {
 	id, ok := tenant.FromContext(ctx)
 	if !ok {
-		return nil, tenant.ErrNoTenant
+		return "", nil, tenant.ErrNoTenant
 	}
-	return q.s.tenant(id, false)
+	if t, err = q.s.tenant(id, false); err != nil {
+		return "", nil, err
+	}
+	return id, t, nil
 }
 
+// remoteBlocks lists the tenant's bucket blocks in range that local does not hold.
+//
+// The local TSDB querier must be opened before its block list is read: a
+// block deleted locally in between is then served from the bucket (and
+// de-duplicated by the merge) instead of being missing from both.
+func (q *tenantQuerier) remoteBlocks(id string, local []*tsdb.Block) []tsdb.BlockMeta {
+	if q.s.bucket == nil {
+		return nil
+	}
+	have := make(map[ulid.ULID]struct{}, len(local))
+	for _, b := range local {
+		have[b.Meta().ULID] = struct{}{}
+	}
+	var out []tsdb.BlockMeta
+	for _, meta := range q.s.bucket.Blocks(id, q.mint, q.maxt) {
+		if _, ok := have[meta.ULID]; !ok {
+			out = append(out, meta)
+		}
+	}
+	return out
+}
+
+// acquire opens the bucket blocks for reading; release undoes it.
+func (q *tenantQuerier) acquire(ctx context.Context, id string, metas []tsdb.BlockMeta) ([]*cacheEntry, error) {
+	entries := make([]*cacheEntry, 0, len(metas))
+	for _, meta := range metas {
+		e, err := q.s.cache.Acquire(ctx, id, meta.ULID)
+		if err != nil {
+			q.release(entries)
+			return nil, fmt.Errorf("read block %s of tenant %q from the bucket: %w", meta.ULID, id, err)
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+func (q *tenantQuerier) release(entries []*cacheEntry) {
+	for _, e := range entries {
+		q.s.cache.Release(e)
+	}
+}
+
+// querier returns the tenant's merged querier: head and local blocks, plus
+// bucket blocks. Identical samples present in several are returned once.
 func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
-	t, err := q.db(ctx)
-	if err != nil || t == nil {
+	id, t, err := q.sources(ctx)
+	if err != nil {
 		return nil, err
 	}
 	q.mu.Lock()
@@ -89,19 +140,57 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	if q.isClosed {
 		return nil, errQuerierClosed
 	}
-	if sq, ok := q.samples[t.id]; ok {
+	if sq, ok := q.samples[id]; ok {
 		return sq, nil
 	}
-	sq, err := t.db.Querier(q.mint, q.maxt)
+	var (
+		qs    []storage.Querier
+		local []*tsdb.Block
+	)
+	if t != nil {
+		lq, err := t.db.Querier(q.mint, q.maxt)
+		if err != nil {
+			return nil, err
+		}
+		qs, local = append(qs, lq), t.db.Blocks()
+	}
+	entries, err := q.acquire(ctx, id, q.remoteBlocks(id, local))
 	if err != nil {
+		closeAll(qs)
 		return nil, err
+	}
+	for _, e := range entries {
+		bq, err := tsdb.NewBlockQuerier(e.block, q.mint, q.maxt)
+		if err != nil {
+			closeAll(qs)
+			q.release(entries)
+			return nil, err
+		}
+		qs = append(qs, bq)
+	}
+	if len(qs) == 0 {
+		return nil, nil
+	}
+	sq := qs[0]
+	if len(qs) > 1 {
+		sq = storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	}
 	if q.samples == nil {
 		q.samples = map[string]storage.Querier{}
 	}
-	q.samples[t.id] = sq
-	q.closers = append(q.closers, sq.Close)
+	q.samples[id] = sq
+	q.closers = append(q.closers, func() error {
+		err := sq.Close()
+		q.release(entries)
+		return err
+	})
 	return sq, nil
+}
+
+func closeAll[Q interface{ Close() error }](qs []Q) {
+	for _, x := range qs {
+		_ = x.Close()
+	}
 }
 
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
@@ -147,9 +236,10 @@ func (q *tenantQuerier) Close() error {
 
 type tenantChunkQuerier struct{ tenantQuerier }
 
+// chunkQuerier is querier for chunks (remote read's streamed responses).
 func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQuerier, error) {
-	t, err := q.db(ctx)
-	if err != nil || t == nil {
+	id, t, err := q.sources(ctx)
+	if err != nil {
 		return nil, err
 	}
 	q.mu.Lock()
@@ -157,18 +247,50 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 	if q.isClosed {
 		return nil, errQuerierClosed
 	}
-	if cq, ok := q.chunks[t.id]; ok {
+	if cq, ok := q.chunks[id]; ok {
 		return cq, nil
 	}
-	cq, err := t.db.ChunkQuerier(q.mint, q.maxt)
+	var (
+		qs    []storage.ChunkQuerier
+		local []*tsdb.Block
+	)
+	if t != nil {
+		lq, err := t.db.ChunkQuerier(q.mint, q.maxt)
+		if err != nil {
+			return nil, err
+		}
+		qs, local = append(qs, lq), t.db.Blocks()
+	}
+	entries, err := q.acquire(ctx, id, q.remoteBlocks(id, local))
 	if err != nil {
+		closeAll(qs)
 		return nil, err
+	}
+	for _, e := range entries {
+		bq, err := tsdb.NewBlockChunkQuerier(e.block, q.mint, q.maxt)
+		if err != nil {
+			closeAll(qs)
+			q.release(entries)
+			return nil, err
+		}
+		qs = append(qs, bq)
+	}
+	if len(qs) == 0 {
+		return nil, nil
+	}
+	cq := qs[0]
+	if len(qs) > 1 {
+		cq = storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
 	}
 	if q.chunks == nil {
 		q.chunks = map[string]storage.ChunkQuerier{}
 	}
-	q.chunks[t.id] = cq
-	q.closers = append(q.closers, cq.Close)
+	q.chunks[id] = cq
+	q.closers = append(q.closers, func() error {
+		err := cq.Close()
+		q.release(entries)
+		return err
+	})
 	return cq, nil
 }
 

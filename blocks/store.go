@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -41,7 +42,8 @@ type Options struct {
 	OutOfOrderWindow time.Duration
 	// BlockDuration is the time range of the blocks cut from the head.
 	BlockDuration time.Duration
-	// Retention is how long local blocks are kept.
+	// Retention is how long local blocks are kept. With a Bucket, only
+	// blocks already shipped are ever deleted locally.
 	Retention time.Duration
 	// MaxExemplars is the size of each tenant's in-memory exemplar buffer; 0 disables exemplars.
 	MaxExemplars int64
@@ -55,15 +57,32 @@ type Options struct {
 	// PromQL's start-timestamp aware functions read.
 	StoreStartTimestamps bool
 
+	// Bucket, when set, receives every block cut from a head and serves the
+	// blocks no longer (or never) on local disk to queries.
+	Bucket objstore.Bucket
+	// ShipInterval is how often new local blocks are shipped (default 30s).
+	ShipInterval time.Duration
+	// SyncInterval is how often the bucket's block list is refreshed (default 1m).
+	SyncInterval time.Duration
+	// CacheDir holds bucket blocks downloaded for queries (default Dir/block-cache).
+	CacheDir string
+	// CacheMaxBytes bounds the block cache (default 10 GiB).
+	CacheMaxBytes int64
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
 }
 
 // Store holds the TSDBs of all tenants.
 type Store struct {
-	opts   Options
-	logger *slog.Logger
-	reg    prometheus.Registerer
+	opts    Options
+	logger  *slog.Logger
+	reg     prometheus.Registerer
+	m       *storeMetrics
+	bucket  *bucketBlocks // nil without a bucket
+	cache   *blockCache   // nil without a bucket
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantDB
@@ -71,9 +90,10 @@ type Store struct {
 }
 
 type tenantDB struct {
-	id   string
-	db   *tsdb.DB
-	meta *MetadataStore
+	id      string
+	db      *tsdb.DB
+	meta    *MetadataStore
+	shipper *shipper // nil without a bucket
 }
 
 // Open opens the store in opts.Dir and every tenant already on disk,
@@ -88,14 +108,38 @@ func Open(opts Options) (*Store, error) {
 	if opts.BlockDuration <= 0 {
 		opts.BlockDuration = 2 * time.Hour
 	}
+	if opts.ShipInterval <= 0 {
+		opts.ShipInterval = 30 * time.Second
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = time.Minute
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(opts.Dir, "block-cache")
+	}
+	if opts.CacheMaxBytes <= 0 {
+		opts.CacheMaxBytes = 10 << 30
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &Store{
 		opts:    opts,
 		logger:  opts.Logger,
 		reg:     opts.Registerer,
+		m:       newStoreMetrics(opts.Registerer),
 		tenants: map[string]*tenantDB{},
 	}
 	if err := os.MkdirAll(s.tenantsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if opts.Bucket != nil {
+		s.bucket = newBucketBlocks(opts.Bucket, opts.Logger, s.m)
+		c, err := newBlockCache(opts.CacheDir, opts.CacheMaxBytes, opts.Bucket, opts.Logger, s.m)
+		if err != nil {
+			return nil, err
+		}
+		s.cache = c
 	}
 	entries, err := os.ReadDir(s.tenantsDir())
 	if err != nil {
@@ -132,6 +176,17 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	o.MinBlockDuration = blockMs
 	o.MaxBlockDuration = blockMs
 	o.RetentionDuration = s.opts.Retention.Milliseconds()
+	// Overlapping blocks (from out-of-order samples) are merged by the
+	// compactor in the bucket: merging them locally would re-ship their data.
+	o.EnableOverlappingCompaction = false
+	var shp *shipper
+	if s.opts.Bucket != nil {
+		var err error
+		if shp, err = newShipper(id, dir, s.opts.Bucket, s.logger, s.m); err != nil {
+			return nil, fmt.Errorf("open shipper of tenant %q: %w", id, err)
+		}
+		o.BlocksToDelete = s.shippedBlocksToDelete(shp)
+	}
 	o.OutOfOrderTimeWindow = s.opts.OutOfOrderWindow.Milliseconds()
 	o.EnableExemplarStorage = s.opts.MaxExemplars > 0
 	o.MaxExemplars = s.opts.MaxExemplars
@@ -154,7 +209,7 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open metadata of tenant %q: %w", id, err)
 	}
-	t := &tenantDB{id: id, db: db, meta: meta}
+	t := &tenantDB{id: id, db: db, meta: meta, shipper: shp}
 	s.tenants[id] = t
 	s.logger.Info("tenant opened", "tenant", id, "duration", time.Since(start))
 	return t, nil
@@ -254,6 +309,11 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var errs []error
+	if s.cache != nil {
+		if err := s.cache.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close block cache: %w", err))
+		}
+	}
 	for id, t := range s.tenants {
 		if err := t.meta.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close metadata of tenant %q: %w", id, err))
@@ -277,26 +337,58 @@ func (s *Store) registerCollectors() {
 	}))
 }
 
-// Run persists tenant metadata every interval until ctx is done.
-func (s *Store) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		s.mu.RLock()
-		list := make([]*tenantDB, 0, len(s.tenants))
-		for _, t := range s.tenants {
-			list = append(list, t)
-		}
-		s.mu.RUnlock()
-		for _, t := range list {
-			if err := t.meta.Persist(); err != nil {
-				s.logger.Error("persisting metadata failed", "tenant", t.id, "err", err)
+// Run ships new blocks, refreshes the bucket's block list and persists
+// metadata, each on its interval, until ctx is done.
+func (s *Store) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	every := func(d time.Duration, f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(d)
+			defer tick.Stop()
+			for {
+				f(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
 			}
+		}()
+	}
+	every(time.Minute, func(context.Context) { s.persistMetadata() })
+	if s.bucket != nil {
+		every(s.opts.ShipInterval, func(ctx context.Context) {
+			if err := s.Ship(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("shipping blocks failed; will retry", "err", err, "pending_blocks", s.pendingBlocks())
+			}
+		})
+		every(s.opts.SyncInterval, func(ctx context.Context) {
+			if err := s.SyncBucket(ctx); err != nil && ctx.Err() == nil {
+				s.m.syncFailures.Inc()
+				s.logger.Warn("syncing bucket block list failed; will retry", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Store) openTenants() []*tenantDB {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	list := make([]*tenantDB, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		list = append(list, t)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+	return list
+}
+
+func (s *Store) persistMetadata() {
+	for _, t := range s.openTenants() {
+		if err := t.meta.Persist(); err != nil {
+			s.logger.Error("persisting metadata failed", "tenant", t.id, "err", err)
 		}
 	}
 }

@@ -162,7 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.store.Run(bg, time.Minute)
+		s.store.Run(bg)
 	}()
 
 	serveErr := make(chan error, 1)

@@ -1,0 +1,114 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Ship uploads every tenant's local blocks that are not in the bucket yet.
+// It returns the tenants' errors joined; each tenant's next Ship retries.
+func (s *Store) Ship(ctx context.Context) error {
+	if s.bucket == nil {
+		return nil
+	}
+	var errs []error
+	for _, t := range s.openTenants() {
+		if err := s.shipTenant(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) shipTenant(ctx context.Context, t *tenantDB) error {
+	uploaded, err := t.shipper.Sync(ctx, t.db)
+	for _, meta := range uploaded {
+		s.bucket.Add(t.id, meta)
+	}
+	return err
+}
+
+func (s *Store) pendingBlocks() int {
+	n := 0
+	for _, t := range s.openTenants() {
+		if t.shipper != nil {
+			n += t.shipper.Pending()
+		}
+	}
+	return n
+}
+
+// SyncBucket refreshes the list of blocks in the bucket.
+func (s *Store) SyncBucket(ctx context.Context) error {
+	if s.bucket == nil {
+		return nil
+	}
+	return s.bucket.Sync(ctx, func(tenantID string, id ulid.ULID) { s.cache.Drop(tenantID, id) })
+}
+
+// Flush cuts everything in every tenant's head, in-order and out-of-order,
+// into blocks and, with a bucket, ships them. Samples appended while Flush
+// runs may stay in the head. Used before a replica is scaled down, and by
+// tests and benchmarks.
+func (s *Store) Flush(ctx context.Context) error {
+	var errs []error
+	for _, t := range s.openTenants() {
+		if err := s.flushHead(t); err != nil {
+			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
+			continue
+		}
+		if t.shipper != nil {
+			if err := s.shipTenant(ctx, t); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flushHead compacts the head into blocks aligned to the block duration, so
+// that flushed blocks have the same boundaries as blocks cut on schedule.
+func (s *Store) flushHead(t *tenantDB) error {
+	head := t.db.Head()
+	if head.NumSeries() > 0 && head.MinTime() <= head.MaxTime() {
+		rng := s.opts.BlockDuration.Milliseconds()
+		mint, maxt := head.MinTime(), head.MaxTime()
+		for start := mint - mod(mint, rng); start <= maxt; start += rng {
+			end := start + rng - 1
+			if err := t.db.CompactHead(tsdb.NewRangeHead(head, start, end)); err != nil {
+				return err
+			}
+		}
+	}
+	return t.db.CompactOOOHead(context.Background())
+}
+
+// mod is the non-negative remainder of a / b.
+func mod(a, b int64) int64 {
+	r := a % b
+	if r < 0 {
+		r += b
+	}
+	return r
+}
+
+// shippedBlocksToDelete returns the local retention policy of a tenant with a
+// bucket: a block is deleted locally only once it is shipped and older than
+// the retention, so an unreachable bucket never costs data.
+func (s *Store) shippedBlocksToDelete(shp *shipper) tsdb.BlocksToDeleteFunc {
+	return func(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+		cutoff := s.opts.Now().Add(-s.opts.Retention).UnixMilli()
+		del := map[ulid.ULID]struct{}{}
+		for _, b := range blocks {
+			meta := b.Meta()
+			if meta.MaxTime < cutoff && shp.isShipped(meta.ULID) {
+				del[meta.ULID] = struct{}{}
+			}
+		}
+		return del
+	}
+}

@@ -1,0 +1,65 @@
+package blocks
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type storeMetrics struct {
+	blocksShipped  *prometheus.CounterVec
+	uploadFailures *prometheus.CounterVec
+	pendingBlocks  *prometheus.GaugeVec
+	bucketBlocks   *prometheus.GaugeVec
+	syncFailures   prometheus.Counter
+	cacheHits      prometheus.Counter
+	cacheMisses    prometheus.Counter
+	cacheBytes     prometheus.Gauge
+	cacheBlocks    prometheus.Gauge
+	cacheEvictions prometheus.Counter
+}
+
+func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
+	f := promauto.With(reg)
+	return &storeMetrics{
+		blocksShipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_shipper_blocks_shipped_total",
+			Help: "Blocks uploaded to the bucket, by tenant.",
+		}, []string{"tenant"}),
+		uploadFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_shipper_upload_failures_total",
+			Help: "Failed block uploads, by tenant; they are retried.",
+		}, []string{"tenant"}),
+		pendingBlocks: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_shipper_pending_blocks",
+			Help: "Local blocks not yet in the bucket, by tenant (the upload backlog).",
+		}, []string{"tenant"}),
+		bucketBlocks: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_bucket_blocks",
+			Help: "Blocks known in the bucket at the last sync, by tenant.",
+		}, []string{"tenant"}),
+		syncFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_bucket_sync_failures_total",
+			Help: "Failed syncs of the bucket's block list.",
+		}),
+		cacheHits: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_block_cache_hits_total",
+			Help: "Bucket blocks a query found in the local block cache.",
+		}),
+		cacheMisses: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_block_cache_misses_total",
+			Help: "Bucket blocks a query had to download into the local block cache.",
+		}),
+		cacheBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_block_cache_size_bytes",
+			Help: "Bytes of bucket blocks in the local block cache.",
+		}),
+		cacheBlocks: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_block_cache_blocks",
+			Help: "Bucket blocks in the local block cache.",
+		}),
+		cacheEvictions: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_block_cache_evictions_total",
+			Help: "Blocks evicted from the local block cache.",
+		}),
+	}
+}
