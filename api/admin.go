@@ -1,0 +1,36 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Flusher cuts every head into blocks and ships them.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// FlushHandler serves POST /api/v1/admin/flush: it answers once every
+// tenant's head is cut into blocks and shipped, with the Prometheus API's
+// envelope; 503 when shipping failed (the blocks stay local and are retried).
+func FlushHandler(f Flusher) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			respondError(w, http.StatusMethodNotAllowed, "bad_data", fmt.Errorf("method %s not allowed, use POST", r.Method))
+			return
+		}
+		if err := f.Flush(r.Context()); err != nil {
+			code, typ := http.StatusServiceUnavailable, "unavailable"
+			if errors.Is(err, context.Canceled) {
+				code, typ = 499, "canceled"
+			}
+			respondError(w, code, typ, fmt.Errorf("flush: %w", err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success"}`))
+	})
+}

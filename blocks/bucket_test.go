@@ -1,0 +1,372 @@
+package blocks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/objstore"
+	"github.com/strata-tsdb/strata/objstore/filesystem"
+)
+
+// bucketKinds are the buckets the store's bucket tests run against.
+var bucketKinds = map[string]func(t *testing.T) objstore.Bucket{
+	"filesystem": func(t *testing.T) objstore.Bucket {
+		b, err := filesystem.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	},
+}
+
+type bucketStore struct {
+	*blocks.Store
+	reg *prometheus.Registry
+}
+
+func openBucketStore(t *testing.T, dir string, bkt objstore.Bucket, mod func(*blocks.Options)) bucketStore {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	o := blocks.Options{
+		Dir:              dir,
+		OutOfOrderWindow: 10 * time.Minute,
+		BlockDuration:    2 * time.Hour,
+		Retention:        time.Hour,
+		Bucket:           bkt,
+		Registerer:       reg,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	s, err := blocks.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bucketStore{s, reg}
+}
+
+// writeHours appends hours of 15s samples ending now for a few series of tenant id.
+func writeHours(t *testing.T, s *blocks.Store, id string, hours int) (series []labels.Labels, n int) {
+	t.Helper()
+	end := time.Now().Truncate(15 * time.Second)
+	start := end.Add(-time.Duration(hours) * time.Hour)
+	app, err := s.Appender(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		ls := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i), "mode", "idle")
+		series = append(series, ls)
+		var ref storage.SeriesRef
+		v := 0.0
+		for ts := start; !ts.After(end); ts = ts.Add(15 * time.Second) {
+			v += float64(i + 1)
+			if ref, err = app.Append(ref, ls, 0, ts.UnixMilli(), v, nil, nil, storage.AppendV2Options{}); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return series, n
+}
+
+func countSamples(all map[string][]sample) int {
+	n := 0
+	for _, ss := range all {
+		n += len(ss)
+	}
+	return n
+}
+
+func equalSamples(t *testing.T, what string, got, want map[string][]sample) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d series, want %d", what, len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if len(g) != len(w) {
+			t.Fatalf("%s: series %s has %d samples, want %d", what, k, len(g), len(w))
+		}
+		for i := range w {
+			if g[i] != w[i] {
+				t.Fatalf("%s: series %s sample %d = %v, want %v", what, k, i, g[i], w[i])
+			}
+		}
+	}
+}
+
+// bucketBlocks lists the block directories of tenant id in the bucket that have meta.json.
+func bucketBlockIDs(t *testing.T, bkt objstore.Bucket, id string) []string {
+	t.Helper()
+	var out []string
+	err := bkt.Iter(context.Background(), id+"/", func(name string) error {
+		ok, err := bkt.Exists(context.Background(), name+"meta.json")
+		if ok {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(name, id+"/"), "/"))
+		}
+		return err
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// localBlockDirs lists the block directories in a tenant's local TSDB.
+func localBlockDirs(t *testing.T, dir, id string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "tenants", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && len(e.Name()) == 26 {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestShipAndQueryFromBucket(t *testing.T) {
+	for kind, newBucket := range bucketKinds {
+		t.Run(kind, func(t *testing.T) {
+			bkt := newBucket(t)
+			dir := t.TempDir()
+			s := openBucketStore(t, dir, bkt, nil)
+			_, n := writeHours(t, s.Store, "team-a", 6)
+			before := readAll(t, s.Store, "team-a")
+			if got := countSamples(before); got != n {
+				t.Fatalf("head holds %d samples, wrote %d", got, n)
+			}
+			if err := s.Flush(context.Background()); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			shipped := bucketBlockIDs(t, bkt, "team-a")
+			if len(shipped) < 3 {
+				t.Fatalf("6h of data shipped as %d blocks, want at least 3 (2h each)", len(shipped))
+			}
+			if got := testutil.ToFloat64(s.m("strata_shipper_pending_blocks")); got != 0 {
+				t.Fatalf("pending blocks after flush = %v", got)
+			}
+			equalSamples(t, "after flush", readAll(t, s.Store, "team-a"), before)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Disaster 1: the local blocks are lost, the WAL survives.
+			for _, b := range localBlockDirs(t, dir, "team-a") {
+				if err := os.RemoveAll(filepath.Join(dir, "tenants", "team-a", b)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s = openBucketStore(t, dir, bkt, nil)
+			if err := s.SyncBucket(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSamples(t, "without local blocks", readAll(t, s.Store, "team-a"), before)
+			// Nothing is shipped twice after the restart.
+			if err := s.Ship(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := bucketBlockIDs(t, bkt, "team-a"); len(got) != len(shipped) {
+				t.Fatalf("bucket holds %d blocks after restart, want %d", len(got), len(shipped))
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Disaster 2: the whole data directory is lost after a flush.
+			dir2 := t.TempDir()
+			s = openBucketStore(t, dir2, bkt, nil)
+			defer s.Close()
+			if err := s.SyncBucket(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSamples(t, "from the bucket alone", readAll(t, s.Store, "team-a"), before)
+			if got := testutil.ToFloat64(s.m("strata_block_cache_misses_total")); got < float64(len(shipped)) {
+				t.Fatalf("cache misses = %v, want >= %d (every block downloaded)", got, len(shipped))
+			}
+			equalSamples(t, "from the cache", readAll(t, s.Store, "team-a"), before)
+			if got := testutil.ToFloat64(s.m("strata_block_cache_hits_total")); got < float64(len(shipped)) {
+				t.Fatalf("cache hits = %v, want >= %d on the second read", got, len(shipped))
+			}
+		})
+	}
+}
+
+// m returns the store's metric name, summed over all its series.
+func (s bucketStore) m(name string) prometheus.Collector {
+	return metricByName{s.reg, name}
+}
+
+// metricByName is a collector that re-exposes one metric family of a
+// registry as a single sum; an absent family reads as 0.
+type metricByName struct {
+	g    prometheus.Gatherer
+	name string
+}
+
+func (m metricByName) Describe(chan<- *prometheus.Desc) {}
+func (m metricByName) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := m.g.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != m.name {
+			continue
+		}
+		v := 0.0
+		for _, metric := range mf.Metric {
+			v += metric.GetGauge().GetValue() + metric.GetCounter().GetValue()
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(m.name, "sum", nil, nil), prometheus.UntypedValue, v)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(m.name, "sum", nil, nil), prometheus.UntypedValue, 0)
+}
+
+func TestShippedRecordLostDoesNotReupload(t *testing.T) {
+	bkt := &countingBucket{Bucket: bucketKinds["filesystem"](t)}
+	dir := t.TempDir()
+	s := openBucketStore(t, dir, bkt, nil)
+	writeHours(t, s.Store, "t", 4)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	uploads := bkt.uploads.Load()
+	if uploads == 0 {
+		t.Fatal("nothing uploaded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "tenants", "t", "shipped.json")); err != nil {
+		t.Fatal(err)
+	}
+	s = openBucketStore(t, dir, bkt, nil)
+	defer s.Close()
+	if err := s.Ship(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := bkt.uploads.Load(); got != uploads {
+		t.Fatalf("%d uploads after the record was lost, want none", got-uploads)
+	}
+}
+
+// countingBucket counts uploads and fails them while failing is set.
+type countingBucket struct {
+	objstore.Bucket
+	uploads atomic.Int64
+	failing atomic.Bool
+}
+
+var errBucketDown = errors.New("bucket unreachable")
+
+func (b *countingBucket) Upload(ctx context.Context, name string, r io.Reader) error {
+	if b.failing.Load() {
+		return errBucketDown
+	}
+	b.uploads.Add(1)
+	return b.Bucket.Upload(ctx, name, r)
+}
+
+func (b *countingBucket) Exists(ctx context.Context, name string) (bool, error) {
+	if b.failing.Load() {
+		return false, errBucketDown
+	}
+	return b.Bucket.Exists(ctx, name)
+}
+
+func TestBucketOutageKeepsBlocksUntilShipped(t *testing.T) {
+	bkt := &countingBucket{Bucket: bucketKinds["filesystem"](t)}
+	bkt.failing.Store(true)
+	dir := t.TempDir()
+	// Retention 0: every block is past retention at once, so only the
+	// shipped check keeps unshipped blocks on disk.
+	s := openBucketStore(t, dir, bkt, func(o *blocks.Options) { o.Retention = time.Nanosecond })
+	defer s.Close()
+	_, n := writeHours(t, s.Store, "t", 5)
+	if err := s.Flush(context.Background()); !errors.Is(err, errBucketDown) {
+		t.Fatalf("flush with the bucket down: err = %v, want %v", err, errBucketDown)
+	}
+	pending := testutil.ToFloat64(s.m("strata_shipper_pending_blocks"))
+	if pending < 3 {
+		t.Fatalf("pending blocks = %v, want >= 3", pending)
+	}
+	if testutil.ToFloat64(s.m("strata_shipper_upload_failures_total")) == 0 {
+		t.Fatal("upload failure not counted")
+	}
+	// Let the TSDB apply retention: nothing may be deleted.
+	if err := s.DB("t").Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := countSamples(readAll(t, s.Store, "t")); got != n {
+		t.Fatalf("during the outage %d samples are queryable, want %d", got, n)
+	}
+	// Writes still succeed during the outage.
+	writeHours(t, s.Store, "t2", 1)
+
+	bkt.failing.Store(false)
+	if err := s.Ship(context.Background()); err != nil {
+		t.Fatalf("ship after the outage: %v", err)
+	}
+	if got := testutil.ToFloat64(s.m("strata_shipper_pending_blocks")); got != 0 {
+		t.Fatalf("pending blocks after recovery = %v", got)
+	}
+	if got := len(bucketBlockIDs(t, bkt, "t")); got < 3 {
+		t.Fatalf("bucket holds %d blocks after recovery", got)
+	}
+	// Shipped and past retention: now the local copies may go, and the
+	// data is still served, from the bucket.
+	if err := s.DB("t").Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := countSamples(readAll(t, s.Store, "t")); got != n {
+		t.Fatalf("after recovery %d samples are queryable, want %d", got, n)
+	}
+}
+
+func TestBlockCacheStaysWithinLimit(t *testing.T) {
+	bkt := bucketKinds["filesystem"](t)
+	s := openBucketStore(t, t.TempDir(), bkt, nil)
+	writeHours(t, s.Store, "t", 6)
+	want := readAll(t, s.Store, "t")
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh store with a cache that holds about one block.
+	s = openBucketStore(t, t.TempDir(), bkt, func(o *blocks.Options) { o.CacheMaxBytes = 1 })
+	defer s.Close()
+	if err := s.SyncBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		equalSamples(t, "through a tiny cache", readAll(t, s.Store, "t"), want)
+		if got := testutil.ToFloat64(s.m("strata_block_cache_size_bytes")); got != 0 {
+			t.Fatalf("cache holds %v bytes after the query, want 0 (limit 1 byte, nothing in use)", got)
+		}
+	}
+	if got := testutil.ToFloat64(s.m("strata_block_cache_evictions_total")); got == 0 {
+		t.Fatal("no evictions")
+	}
+}
