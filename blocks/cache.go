@@ -308,4 +308,3 @@ func (c *blockCache) Close() error {
 	c.lru.Init()
 	return errors.Join(errs...)
 }
-

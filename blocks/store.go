@@ -77,12 +77,12 @@ type Options struct {
 
 // Store holds the TSDBs of all tenants.
 type Store struct {
-	opts    Options
-	logger  *slog.Logger
-	reg     prometheus.Registerer
-	m       *storeMetrics
-	bucket  *bucketBlocks // nil without a bucket
-	cache   *blockCache   // nil without a bucket
+	opts   Options
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	m      *storeMetrics
+	bucket *bucketBlocks // nil without a bucket
+	cache  *blockCache   // nil without a bucket
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantDB
