@@ -21,6 +21,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-tsdb/strata/objstore"
 )
 
 // Config is the whole configuration of a Strata process.
@@ -30,12 +32,13 @@ type Config struct {
 	// CheckConfig makes the process validate its configuration and exit.
 	CheckConfig bool `yaml:"-"`
 
-	HTTP    HTTPConfig    `yaml:"http"`
-	Log     LogConfig     `yaml:"log"`
-	Tenant  TenantConfig  `yaml:"tenant"`
-	Storage StorageConfig `yaml:"storage"`
-	Write   WriteConfig   `yaml:"remote_write"`
-	Query   QueryConfig   `yaml:"query"`
+	HTTP    HTTPConfig      `yaml:"http"`
+	Log     LogConfig       `yaml:"log"`
+	Tenant  TenantConfig    `yaml:"tenant"`
+	Storage StorageConfig   `yaml:"storage"`
+	Bucket  objstore.Config `yaml:"bucket"`
+	Write   WriteConfig     `yaml:"remote_write"`
+	Query   QueryConfig     `yaml:"query"`
 }
 
 // HTTPConfig configures the HTTP server.
@@ -66,6 +69,11 @@ type StorageConfig struct {
 	WALCompression              bool           `yaml:"wal_compression"`
 	StartTimestampZeroIngestion bool           `yaml:"start_timestamp_zero_ingestion"`
 	StartTimestampStorage       bool           `yaml:"start_timestamp_storage"`
+	ShipInterval                model.Duration `yaml:"ship_interval"`
+	BucketSyncInterval          model.Duration `yaml:"bucket_sync_interval"`
+	BlockCacheDir               string         `yaml:"block_cache_dir"`
+	BlockCacheMaxBytes          int64          `yaml:"block_cache_max_bytes"`
+	FlushOnShutdown             bool           `yaml:"flush_on_shutdown"`
 }
 
 // WriteConfig configures the remote-write receiver.
@@ -105,12 +113,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Storage.Path, "storage.path", "./data", "Data directory: WAL, head and local blocks of every tenant.")
 	durationVar(fs, &c.Storage.OutOfOrderWindow, "storage.out-of-order-window", 10*time.Minute, "How far behind a series' newest sample a sample is still accepted.")
 	durationVar(fs, &c.Storage.BlockDuration, "storage.block-duration", 2*time.Hour, "Time range of the blocks cut from the head.")
-	durationVar(fs, &c.Storage.LocalRetention, "storage.local-retention", 15*24*time.Hour, "How long local blocks are kept.")
+	durationVar(fs, &c.Storage.LocalRetention, "storage.local-retention", 24*time.Hour, "How long local copies of blocks are kept once shipped to the bucket; blocks not yet shipped are never deleted locally.")
 	fs.Int64Var(&c.Storage.MaxExemplars, "storage.max-exemplars", 100000, "Exemplars kept in memory per tenant; 0 disables exemplar storage.")
 	fs.BoolVar(&c.Storage.WALCompression, "storage.wal-compression", true, "Compress WAL records with snappy.")
 	fs.BoolVar(&c.Storage.StartTimestampZeroIngestion, "storage.start-timestamp-zero-ingestion", false, "Store a zero sample at each series' start (created) timestamp, as Prometheus's created-timestamp-zero-ingestion.")
 
 	fs.BoolVar(&c.Storage.StartTimestampStorage, "storage.start-timestamp-storage", false, "Keep each sample's start (created) timestamp in chunks (Prometheus's experimental st-storage, XOR2 chunks); PromQL's start-timestamp aware functions use it.")
+
+	durationVar(fs, &c.Storage.ShipInterval, "storage.ship-interval", 30*time.Second, "How often new local blocks are uploaded to the bucket (failed uploads are retried then).")
+	durationVar(fs, &c.Storage.BucketSyncInterval, "storage.bucket-sync-interval", time.Minute, "How often the list of blocks in the bucket is refreshed.")
+	fs.StringVar(&c.Storage.BlockCacheDir, "storage.block-cache-dir", "", "Directory of the cache of bucket blocks downloaded for queries; empty means <storage.path>/block-cache.")
+	fs.Int64Var(&c.Storage.BlockCacheMaxBytes, "storage.block-cache-max-bytes", 10<<30, "Size limit of the block cache; least recently used blocks are evicted beyond it.")
+	fs.BoolVar(&c.Storage.FlushOnShutdown, "storage.flush-on-shutdown", false, "On shutdown, cut the whole head into blocks and ship them, so that the data directory can be lost afterwards.")
+	c.Bucket.RegisterFlags(fs)
 
 	fs.Int64Var(&c.Write.MaxBodyBytes, "remote-write.max-body-bytes", 64<<20, "Largest accepted remote-write body, compressed and decompressed; larger ones get 413.")
 	durationVar(fs, &c.Write.MaxFutureTime, "remote-write.max-future-time", 10*time.Minute, "How far in the future a sample's timestamp may be.")
@@ -186,6 +201,11 @@ func (c *Config) Validate() error {
 		return errors.New("query.timeout must be positive")
 	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
 		return errors.New("tenant.default must be set unless tenant.require-header is")
+	case c.Storage.BlockCacheMaxBytes <= 0:
+		return errors.New("storage.block-cache-max-bytes must be positive")
+	}
+	if err := c.Bucket.Validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -26,6 +26,7 @@ import (
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
@@ -37,6 +38,7 @@ type Server struct {
 	logger   *slog.Logger
 	reg      *prometheus.Registry
 	store    *blocks.Store
+	bucket   objstore.Bucket
 	engine   *promqlengine.Engine
 	http     *http.Server
 	listener net.Listener
@@ -51,6 +53,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("strata"),
 	)
+	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket: %w", err)
+	}
 	store, err := blocks.Open(blocks.Options{
 		Dir:                         cfg.Storage.Path,
 		OutOfOrderWindow:            time.Duration(cfg.Storage.OutOfOrderWindow),
@@ -60,10 +66,16 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		WALCompression:              cfg.Storage.WALCompression,
 		StartTimestampZeroIngestion: cfg.Storage.StartTimestampZeroIngestion,
 		StoreStartTimestamps:        cfg.Storage.StartTimestampStorage,
+		Bucket:                      bkt,
+		ShipInterval:                time.Duration(cfg.Storage.ShipInterval),
+		SyncInterval:                time.Duration(cfg.Storage.BucketSyncInterval),
+		CacheDir:                    cfg.Storage.BlockCacheDir,
+		CacheMaxBytes:               cfg.Storage.BlockCacheMaxBytes,
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
 	if err != nil {
+		_ = bkt.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	engine, err := promqlengine.New(promqlengine.Options{
@@ -78,15 +90,17 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	})
 	if err != nil {
 		_ = store.Close()
+		_ = bkt.Close()
 		return nil, fmt.Errorf("create query engine: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.ListenAddress)
 	if err != nil {
 		_ = engine.Close()
 		_ = store.Close()
+		_ = bkt.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, engine: engine, listener: ln}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, listener: ln}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -144,6 +158,7 @@ func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", m.instrument("write", write))
+	mux.Handle("/api/v1/admin/flush", m.instrument("flush", api.FlushHandler(s.store)))
 	mux.Handle("/api/v1/", m.instrument("api", query))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -183,11 +198,20 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopBg()
 	wg.Wait()
+	if s.cfg.Storage.FlushOnShutdown {
+		s.logger.Info("flushing the head to the bucket before exit")
+		if ferr := s.store.Flush(context.Background()); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flush on shutdown: %w", ferr))
+		}
+	}
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	if cerr := s.store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	if cerr := s.bucket.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close bucket: %w", cerr))
 	}
 	s.logger.Info("stopped")
 	return err
