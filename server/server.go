@@ -78,6 +78,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// Learn the bucket's blocks before serving, so that the first queries
+	// see them; an unreachable bucket delays start by at most this much and
+	// is retried by the store's sync loop.
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := store.SyncBucket(sctx); err != nil {
+		logger.Warn("initial bucket sync failed; serving without bucket blocks until the next sync", "err", err)
+	}
+	cancel()
 	engine, err := promqlengine.New(promqlengine.Options{
 		LookbackDelta:         time.Duration(cfg.Query.LookbackDelta),
 		Timeout:               time.Duration(cfg.Query.Timeout),
