@@ -4,6 +4,7 @@
 STRATA_CACHE ?= $(HOME)/.cache/strata
 export STRATA_CACHE
 export STRATA_PROMETHEUS3 ?= $(STRATA_CACHE)/bin/prometheus
+export STRATA_MINIO ?= $(STRATA_CACHE)/bin/minio
 GO ?= go
 GOTEST_FLAGS ?= -race -timeout 30m
 

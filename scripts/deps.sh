@@ -2,11 +2,13 @@
 # Installs what Strata's tests need on a fresh Debian machine, once:
 #   - Debian packages: prometheus (2.x, a remote-write 1.0 client),
 #     prometheus-node-exporter (a real scrape target);
-#   - Prometheus 3, built from source into the cache directory (remote write 2.0).
+#   - Prometheus 3, built from source into the cache directory (remote write 2.0);
+#   - MinIO, built from source into the cache directory (the S3 bucket of tests).
 # Binaries built here are cached in $STRATA_CACHE/bin and reused.
 set -euo pipefail
 
 PROMETHEUS3_VERSION=v0.316.0
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 CACHE=${STRATA_CACHE:-$HOME/.cache/strata}
 BIN=$CACHE/bin
 mkdir -p "$BIN"
@@ -29,4 +31,11 @@ if [ ! -x "$BIN/prometheus" ] || [ ! -f "$stamp" ]; then
 		"github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS3_VERSION")
 	touch "$stamp"
 fi
-echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter))"
+
+stamp=$BIN/.minio-$MINIO_VERSION
+if [ ! -x "$BIN/minio" ] || [ ! -f "$stamp" ]; then
+	echo "deps: building MinIO ($MINIO_VERSION) into $BIN (several minutes, once)"
+	(cd /tmp && GOFLAGS=-buildvcs=false GOBIN="$BIN" go install "github.com/minio/minio@$MINIO_VERSION")
+	touch "$stamp"
+fi
+echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter), minio: $BIN/minio)"

@@ -6,6 +6,9 @@
 // directory is synced. Temporary files start with TempPrefix; they are never
 // listed, and object names with a component starting with it are rejected.
 // Deleting an object removes the directories it leaves empty, up to the root.
+//
+// Unlike S3, a name cannot be both an object and a prefix of other objects
+// ("a" and "a/b"): the upload of the second fails.
 package filesystem
 
 import (
@@ -335,6 +338,9 @@ func (b *Bucket) removeEmptyDirs(dir string) {
 
 // Iter calls f for the entries below dir in lexicographic order.
 func (b *Bucket) Iter(ctx context.Context, dir string, f func(name string) error, recursive bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	prefix, err := core.CleanDir(dir)
 	if err != nil {
 		return err

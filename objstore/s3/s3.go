@@ -230,39 +230,35 @@ func (b *Bucket) get(ctx context.Context, op, name string, opts minio.GetObjectO
 	if err := core.ValidateName(name); err != nil {
 		return nil, err
 	}
-	obj, err := b.client.GetObject(ctx, b.bucket, name, opts)
+	// Core's GetObject sends the request now (one GET), so that a missing
+	// object is reported here rather than by the first Read.
+	body, _, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.bucket, name, opts)
 	if err != nil {
-		return nil, b.wrap(op, name, err)
-	}
-	// GetObject is lazy; Stat sends the request, so that a missing object
-	// is reported here rather than by the first Read.
-	if _, err := obj.Stat(); err != nil {
-		obj.Close()
 		if minio.ToErrorResponse(err).Code == "InvalidRange" {
 			// The range starts at or beyond the end of an existing object.
 			return io.NopCloser(strings.NewReader("")), nil
 		}
 		return nil, b.wrap(op, name, err)
 	}
-	return &objectReader{obj: obj, b: b, op: op, name: name}, nil
+	return &objectReader{body: body, b: b, op: op, name: name}, nil
 }
 
 // objectReader names the bucket and object in read errors.
 type objectReader struct {
-	obj      *minio.Object
+	body     io.ReadCloser
 	b        *Bucket
 	op, name string
 }
 
 func (r *objectReader) Read(p []byte) (int, error) {
-	n, err := r.obj.Read(p)
+	n, err := r.body.Read(p)
 	if err != nil && err != io.EOF {
 		err = r.b.wrap(r.op, r.name, err)
 	}
 	return n, err
 }
 
-func (r *objectReader) Close() error { return r.obj.Close() }
+func (r *objectReader) Close() error { return r.body.Close() }
 
 // Exists reports whether the object exists.
 func (b *Bucket) Exists(ctx context.Context, name string) (bool, error) {

@@ -126,24 +126,29 @@ func TestOutage(t *testing.T) {
 	}
 
 	srv.Stop()
-	calls := map[string]func() error{
-		"get": func() error {
+	type call struct {
+		op string
+		fn func() error
+	}
+	calls := []call{ // delete last: the others need the object
+		{"get", func() error {
 			rc, err := b.Get(ctx, "tenant/block/meta.json")
 			if err == nil {
 				rc.Close()
 			}
 			return err
-		},
-		"upload": func() error {
+		}},
+		{"upload", func() error {
 			return b.Upload(ctx, "tenant/block/index", bytes.NewReader(make([]byte, 1<<20)))
-		},
-		"exists": func() error { _, err := b.Exists(ctx, "tenant/block/meta.json"); return err },
-		"iter":   func() error { return b.Iter(ctx, "tenant/block/", func(string) error { return nil }, true) },
-		"delete": func() error { return b.Delete(ctx, "tenant/block/meta.json") },
+		}},
+		{"exists", func() error { _, err := b.Exists(ctx, "tenant/block/meta.json"); return err }},
+		{"iter", func() error { return b.Iter(ctx, "tenant/block/", func(string) error { return nil }, true) }},
+		{"delete", func() error { return b.Delete(ctx, "tenant/block/meta.json") }},
 	}
-	for op, call := range calls {
+	for _, c := range calls {
+		op := c.op
 		start := time.Now()
-		err := call()
+		err := c.fn()
 		took := time.Since(start)
 		if err == nil {
 			t.Errorf("%s with MinIO stopped: no error", op)
@@ -153,6 +158,7 @@ func TestOutage(t *testing.T) {
 			t.Errorf("%s with MinIO stopped: reported as not found: %v", op, err)
 		}
 		msg := err.Error()
+		t.Logf("%s with MinIO stopped, after %s: %v", op, took.Round(time.Millisecond), err)
 		if !strings.Contains(msg, "tenant/block/") || !strings.Contains(msg, "s3 bucket "+srv.Bucket) || !strings.Contains(msg, srv.Endpoint) {
 			t.Errorf("%s with MinIO stopped: error %q does not name the object and the backend", op, msg)
 		}
@@ -162,9 +168,9 @@ func TestOutage(t *testing.T) {
 	}
 
 	srv.Restart()
-	for op, call := range calls {
-		if err := call(); err != nil {
-			t.Errorf("%s after restart: %v", op, err)
+	for _, c := range calls {
+		if err := c.fn(); err != nil {
+			t.Errorf("%s after restart: %v", c.op, err)
 		}
 	}
 }
@@ -193,6 +199,7 @@ func TestStopDuringUpload(t *testing.T) {
 	if err == nil {
 		t.Fatal("upload across a MinIO kill: no error")
 	}
+	t.Logf("upload across a MinIO kill: %v", err)
 	if !strings.Contains(err.Error(), `"big"`) {
 		t.Errorf("error %q does not name the object", err)
 	}
