@@ -2,9 +2,7 @@ package blocks
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"path"
 	"sort"
@@ -12,32 +10,40 @@ import (
 	"sync"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
 // bucketBlocks is the store's view of the blocks in the bucket: per tenant,
-// the metadata of every complete block (one whose meta.json is uploaded).
-// Sync refreshes it from the bucket; the shipper adds what it uploads at once,
-// so a flushed block is queryable from the bucket without waiting for a sync.
+// the metadata of every complete block (one whose meta.json is uploaded)
+// not marked for deletion.
+//
+// Sync reads each tenant's bucket index (one GET) when the compactor has
+// written one, and lists the tenant's blocks otherwise. Blocks the shipper
+// uploads are added at once and kept until an index or listing shows them,
+// so a flushed block is queryable without waiting for the compactor.
 type bucketBlocks struct {
 	bkt    objstore.Bucket
 	logger *slog.Logger
 	m      *storeMetrics
 
 	mu      sync.RWMutex
-	tenants map[string]map[ulid.ULID]tsdb.BlockMeta
+	tenants map[string]map[ulid.ULID]*blockmeta.Meta
+	added   map[string]map[ulid.ULID]*blockmeta.Meta // shipped here, not yet seen by a sync
 }
 
 func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics) *bucketBlocks {
-	return &bucketBlocks{bkt: bkt, logger: logger, m: m, tenants: map[string]map[ulid.ULID]tsdb.BlockMeta{}}
+	return &bucketBlocks{
+		bkt: bkt, logger: logger, m: m,
+		tenants: map[string]map[ulid.ULID]*blockmeta.Meta{},
+		added:   map[string]map[ulid.ULID]*blockmeta.Meta{},
+	}
 }
 
-// Sync lists the bucket's tenants and blocks and reads the metadata of
-// blocks it has not seen. Blocks gone from the bucket are forgotten and
-// handed to gone.
+// Sync refreshes every tenant's block list. Blocks gone (deleted, or
+// marked for deletion) are handed to gone.
 func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id ulid.ULID)) error {
 	var tenants []string
 	err := b.bkt.Iter(ctx, "", func(name string) error {
@@ -53,13 +59,15 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 	seen := map[string]bool{}
 	for _, id := range tenants {
 		seen[id] = true
-		if err := b.syncTenant(ctx, id, gone); err != nil {
+		blocks, err := b.readTenant(ctx, id)
+		if err != nil {
 			return err
 		}
+		b.replace(id, blocks, gone)
 	}
 	b.mu.Lock()
 	for id, blocks := range b.tenants {
-		if seen[id] {
+		if seen[id] || len(b.added[id]) > 0 {
 			continue
 		}
 		for u := range blocks {
@@ -72,7 +80,30 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 	return nil
 }
 
-func (b *bucketBlocks) syncTenant(ctx context.Context, id string, gone func(string, ulid.ULID)) error {
+// readTenant returns the tenant's blocks from its bucket index, or from a
+// listing when there is no index yet.
+func (b *bucketBlocks) readTenant(ctx context.Context, id string) (map[ulid.ULID]*blockmeta.Meta, error) {
+	ix, err := blockmeta.ReadIndex(ctx, b.bkt, id)
+	switch {
+	case err == nil:
+		marked := make(map[ulid.ULID]bool, len(ix.Marked))
+		for _, u := range ix.Marked {
+			marked[u] = true
+		}
+		out := make(map[ulid.ULID]*blockmeta.Meta, len(ix.Blocks))
+		for _, m := range ix.Blocks {
+			if !marked[m.ULID] {
+				out[m.ULID] = m
+			}
+		}
+		return out, nil
+	case !b.bkt.IsNotFound(err):
+		b.logger.Warn("unreadable bucket index, listing blocks instead", "tenant", id, "err", err)
+	}
+	return b.listTenant(ctx, id)
+}
+
+func (b *bucketBlocks) listTenant(ctx context.Context, id string) (map[ulid.ULID]*blockmeta.Meta, error) {
 	var ids []ulid.ULID
 	err := b.bkt.Iter(ctx, id+"/", func(name string) error {
 		u, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
@@ -82,102 +113,92 @@ func (b *bucketBlocks) syncTenant(ctx context.Context, id string, gone func(stri
 		return nil
 	}, false)
 	if err != nil {
-		return fmt.Errorf("list blocks of tenant %q: %w", id, err)
+		return nil, fmt.Errorf("list blocks of tenant %q: %w", id, err)
 	}
 	b.mu.RLock()
-	known := make(knownSet, len(b.tenants[id]))
-	for u, meta := range b.tenants[id] {
-		known[u] = meta
+	known := make(map[ulid.ULID]*blockmeta.Meta, len(b.tenants[id]))
+	for u, m := range b.tenants[id] {
+		known[u] = m
 	}
 	b.mu.RUnlock()
-	next := make(map[ulid.ULID]tsdb.BlockMeta, len(ids))
+	out := make(map[ulid.ULID]*blockmeta.Meta, len(ids))
 	for _, u := range ids {
-		if meta, ok := known[u]; ok {
-			next[u] = meta
+		if m, ok := known[u]; ok {
+			out[u] = m
 			continue
 		}
-		meta, err := readBucketMeta(ctx, b.bkt, id, u)
+		m, err := blockmeta.Read(ctx, b.bkt, id, u)
 		if b.bkt.IsNotFound(err) {
-			continue // partial upload: no meta.json yet
+			continue // incomplete upload: no meta.json yet
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		next[u] = *meta
+		if ok, err := b.bkt.Exists(ctx, path.Join(id, u.String(), "deletion-mark.json")); err != nil {
+			return nil, err
+		} else if ok {
+			continue
+		}
+		out[u] = m
 	}
+	return out, nil
+}
+
+// replace installs a tenant's freshly read block list, keeping blocks the
+// shipper added that the list does not show yet.
+func (b *bucketBlocks) replace(id string, next map[ulid.ULID]*blockmeta.Meta, gone func(string, ulid.ULID)) {
 	b.mu.Lock()
-	for u, meta := range b.tenants[id] {
-		switch _, listed := next[u]; {
-		case listed:
-		case known.has(u):
-			gone(id, u) // deleted from the bucket
-		default:
-			next[u] = meta // added by the shipper since the listing started
+	defer b.mu.Unlock()
+	for u, m := range b.added[id] {
+		if _, ok := next[u]; ok {
+			delete(b.added[id], u)
+			continue
+		}
+		next[u] = m
+	}
+	for u := range b.tenants[id] {
+		if _, ok := next[u]; !ok {
+			gone(id, u)
 		}
 	}
 	b.tenants[id] = next
 	b.m.bucketBlocks.WithLabelValues(id).Set(float64(len(next)))
-	b.mu.Unlock()
-	return nil
 }
 
-// knownSet is a tenant's block list as it was before a listing.
-type knownSet map[ulid.ULID]tsdb.BlockMeta
-
-func (k knownSet) has(u ulid.ULID) bool { _, ok := k[u]; return ok }
-
-// readBucketMeta reads <tenant>/<id>/meta.json.
-func readBucketMeta(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid.ULID) (*tsdb.BlockMeta, error) {
-	r, err := bkt.Get(ctx, path.Join(tenantID, id.String(), metaFilename))
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read meta.json of block %s/%s: %w", tenantID, id, err)
-	}
-	var meta tsdb.BlockMeta
-	if err := json.Unmarshal(b, &meta); err != nil {
-		return nil, fmt.Errorf("parse meta.json of block %s/%s: %w", tenantID, id, err)
-	}
-	if meta.ULID != id {
-		return nil, fmt.Errorf("meta.json of block %s/%s names block %s", tenantID, id, meta.ULID)
-	}
-	return &meta, nil
-}
-
-// Add records a block just uploaded.
-func (b *bucketBlocks) Add(tenantID string, meta tsdb.BlockMeta) {
+// Add records a block just uploaded by this process's shipper.
+func (b *bucketBlocks) Add(tenantID string, m *blockmeta.Meta) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.tenants[tenantID] == nil {
-		b.tenants[tenantID] = map[ulid.ULID]tsdb.BlockMeta{}
+		b.tenants[tenantID] = map[ulid.ULID]*blockmeta.Meta{}
 	}
-	b.tenants[tenantID][meta.ULID] = meta
+	if b.added[tenantID] == nil {
+		b.added[tenantID] = map[ulid.ULID]*blockmeta.Meta{}
+	}
+	b.tenants[tenantID][m.ULID] = m
+	b.added[tenantID][m.ULID] = m
 	b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))
 }
 
-// Blocks returns the tenant's bucket blocks overlapping [mint, maxt], oldest first.
-func (b *bucketBlocks) Blocks(tenantID string, mint, maxt int64) []tsdb.BlockMeta {
+// Blocks returns the tenant's bucket blocks overlapping [mint, maxt], of
+// every resolution, oldest first.
+func (b *bucketBlocks) Blocks(tenantID string, mint, maxt int64) []*blockmeta.Meta {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	var out []tsdb.BlockMeta
-	for _, meta := range b.tenants[tenantID] {
+	var out []*blockmeta.Meta
+	for _, m := range b.tenants[tenantID] {
 		// Block time ranges are half-open: [MinTime, MaxTime).
-		if meta.MinTime <= maxt && mint < meta.MaxTime {
-			out = append(out, meta)
+		if m.MinTime <= maxt && mint < m.MaxTime {
+			out = append(out, m)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].MinTime < out[j].MinTime })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].MinTime != out[j].MinTime {
+			return out[i].MinTime < out[j].MinTime
+		}
+		return out[i].ULID.Compare(out[j].ULID) < 0
+	})
 	return out
-}
-
-// Has reports whether the tenant has blocks in the bucket.
-func (b *bucketBlocks) Has(tenantID string) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.tenants[tenantID]) > 0
 }
 
 // Tenants returns the tenants with blocks in the bucket.

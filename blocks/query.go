@@ -1,9 +1,11 @@
 package blocks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/oklog/ulid/v2"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -86,32 +89,144 @@ func (q *tenantQuerier) sources(ctx context.Context) (id string, t *tenantDB, er
 	return id, t, nil
 }
 
-// remoteBlocks lists the tenant's bucket blocks in range that local does not hold.
+// span is a block to read and the part [mint, maxt] of it to read.
+type span struct {
+	meta       *blockmeta.Meta
+	mint, maxt int64
+}
+
+// remoteBlocks chooses the bucket blocks to read and which part of each.
+//
+// Local data (head and local blocks, raw) is always read, and its time range
+// is taken from the bucket. The rest of [q.mint, q.maxt] is filled one
+// resolution at a time: first the resolutions the query allows (ctx's max
+// resolution), coarsest first, then finer data never allowed is not needed,
+// then coarser ones, finest first, where nothing allowed exists any more
+// (raw data past retention). Each time range is read from one resolution
+// only, so aggregates are never counted twice, and blocks of one resolution
+// may overlap each other (their identical samples are merged).
 //
 // The local TSDB querier must be opened before its block list is read: a
 // block deleted locally in between is then served from the bucket (and
 // de-duplicated by the merge) instead of being missing from both.
-func (q *tenantQuerier) remoteBlocks(id string, local []*tsdb.Block) []tsdb.BlockMeta {
+func (q *tenantQuerier) remoteBlocks(ctx context.Context, id string, t *tenantDB) []span {
 	if q.s.bucket == nil {
 		return nil
 	}
-	have := make(map[ulid.ULID]struct{}, len(local))
-	for _, b := range local {
-		have[b.Meta().ULID] = struct{}{}
+	var covered intervals
+	have := map[ulid.ULID]struct{}{}
+	if t != nil {
+		for _, b := range t.db.Blocks() {
+			m := b.Meta()
+			have[m.ULID] = struct{}{}
+			covered = covered.add(m.MinTime, m.MaxTime-1)
+		}
+		if h := t.db.Head(); h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+			covered = covered.add(h.MinTime(), h.MaxTime())
+		}
 	}
-	var out []tsdb.BlockMeta
-	for _, meta := range q.s.bucket.Blocks(id, q.mint, q.maxt) {
-		if _, ok := have[meta.ULID]; !ok {
-			out = append(out, meta)
+	byRes := map[int64][]*blockmeta.Meta{}
+	for _, m := range q.s.bucket.Blocks(id, q.mint, q.maxt) {
+		if _, ok := have[m.ULID]; !ok {
+			byRes[m.Resolution()] = append(byRes[m.Resolution()], m)
+		}
+	}
+	var out []span
+	for _, res := range resolutionOrder(blockmeta.MaxResolution(ctx)) {
+		gaps := covered.gaps(q.mint, q.maxt)
+		if len(gaps) == 0 {
+			break
+		}
+		for _, m := range byRes[res] {
+			for _, g := range gaps {
+				lo, hi := max(g.lo, m.MinTime), min(g.hi, m.MaxTime-1)
+				if lo <= hi {
+					out = append(out, span{meta: m, mint: lo, maxt: hi})
+				}
+			}
+		}
+		for _, m := range byRes[res] {
+			covered = covered.add(m.MinTime, m.MaxTime-1)
 		}
 	}
 	return out
 }
 
+// resolutionOrder is the order resolutions are read in for a query allowing
+// up to maxRes: allowed ones coarsest first, then coarser ones finest first.
+func resolutionOrder(maxRes int64) []int64 {
+	all := []int64{blockmeta.ResRaw, blockmeta.Res1m, blockmeta.Res1h}
+	var allowed, coarser []int64
+	for _, r := range all {
+		if r <= maxRes {
+			allowed = append([]int64{r}, allowed...)
+		} else {
+			coarser = append(coarser, r)
+		}
+	}
+	return append(allowed, coarser...)
+}
+
+// intervals is a sorted list of disjoint closed time intervals.
+type intervals []interval
+
+type interval struct{ lo, hi int64 }
+
+// add returns iv with [lo, hi] added, merging touching intervals.
+func (iv intervals) add(lo, hi int64) intervals {
+	out := make(intervals, 0, len(iv)+1)
+	placed := false
+	for _, x := range iv {
+		switch {
+		case x.hi+1 < lo:
+			out = append(out, x)
+		case hi+1 < x.lo:
+			if !placed {
+				out = append(out, interval{lo, hi})
+				placed = true
+			}
+			out = append(out, x)
+		default:
+			lo, hi = min(lo, x.lo), max(hi, x.hi)
+		}
+	}
+	if !placed {
+		out = append(out, interval{lo, hi})
+	}
+	slices.SortFunc(out, func(a, b interval) int { return cmp.Compare(a.lo, b.lo) })
+	return out
+}
+
+// gaps returns the parts of [lo, hi] that iv does not cover.
+func (iv intervals) gaps(lo, hi int64) []interval {
+	var out []interval
+	cur := lo
+	for _, x := range iv {
+		if x.hi < cur {
+			continue
+		}
+		if x.lo > hi {
+			break
+		}
+		if x.lo > cur {
+			out = append(out, interval{cur, x.lo - 1})
+		}
+		cur = x.hi + 1
+		if cur > hi {
+			return out
+		}
+	}
+	if cur <= hi {
+		out = append(out, interval{cur, hi})
+	}
+	return out
+}
+
 // acquire opens the bucket blocks for reading; release undoes it.
-func (q *tenantQuerier) acquire(ctx context.Context, id string, metas []tsdb.BlockMeta) ([]*cacheEntry, error) {
-	entries := make([]*cacheEntry, 0, len(metas))
-	for _, meta := range metas {
+func (q *tenantQuerier) acquire(ctx context.Context, id string, spans []span) ([]*cacheEntry, error) {
+	entries := make([]*cacheEntry, 0, len(spans))
+	for _, sp := range spans {
+		meta := sp.meta
 		e, err := q.s.cache.Acquire(ctx, id, meta.ULID)
 		if err != nil {
 			q.release(entries)
@@ -143,30 +258,28 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	if sq, ok := q.samples[id]; ok {
 		return sq, nil
 	}
-	var (
-		qs    []storage.Querier
-		local []*tsdb.Block
-	)
+	var qs []storage.Querier
 	if t != nil {
 		lq, err := t.db.Querier(q.mint, q.maxt)
 		if err != nil {
 			return nil, err
 		}
-		qs, local = append(qs, lq), t.db.Blocks()
+		qs = append(qs, aggrQuerier{Querier: lq})
 	}
-	entries, err := q.acquire(ctx, id, q.remoteBlocks(id, local))
+	spans := q.remoteBlocks(ctx, id, t)
+	entries, err := q.acquire(ctx, id, spans)
 	if err != nil {
 		closeAll(qs)
 		return nil, err
 	}
-	for _, e := range entries {
-		bq, err := tsdb.NewBlockQuerier(e.block, q.mint, q.maxt)
+	for i, e := range entries {
+		bq, err := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
 		if err != nil {
 			closeAll(qs)
 			q.release(entries)
 			return nil, err
 		}
-		qs = append(qs, bq)
+		qs = append(qs, aggrQuerier{Querier: bq, downsampled: spans[i].meta.Resolution() > 0})
 	}
 	if len(qs) == 0 {
 		return nil, nil
@@ -250,24 +363,30 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 	if cq, ok := q.chunks[id]; ok {
 		return cq, nil
 	}
-	var (
-		qs    []storage.ChunkQuerier
-		local []*tsdb.Block
-	)
+	var qs []storage.ChunkQuerier
 	if t != nil {
 		lq, err := t.db.ChunkQuerier(q.mint, q.maxt)
 		if err != nil {
 			return nil, err
 		}
-		qs, local = append(qs, lq), t.db.Blocks()
+		qs = append(qs, lq)
 	}
-	entries, err := q.acquire(ctx, id, q.remoteBlocks(id, local))
+	spans := q.remoteBlocks(ctx, id, t)
+	entries, err := q.acquire(ctx, id, spans)
 	if err != nil {
 		closeAll(qs)
 		return nil, err
 	}
-	for _, e := range entries {
-		bq, err := tsdb.NewBlockChunkQuerier(e.block, q.mint, q.maxt)
+	for i, e := range entries {
+		var bq storage.ChunkQuerier
+		if spans[i].meta.Resolution() > 0 {
+			// Remote read of downsampled data returns each window's mean,
+			// re-encoded as chunks.
+			sq, qerr := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
+			bq, err = seriesToChunkQuerier{aggrQuerier{Querier: sq, downsampled: true}}, qerr
+		} else {
+			bq, err = tsdb.NewBlockChunkQuerier(e.block, spans[i].mint, spans[i].maxt)
+		}
 		if err != nil {
 			closeAll(qs)
 			q.release(entries)
@@ -319,4 +438,11 @@ func (q *tenantChunkQuerier) LabelNames(ctx context.Context, hints *storage.Labe
 		return nil, nil, err
 	}
 	return cq.LabelNames(ctx, hints, ms...)
+}
+
+// seriesToChunkQuerier serves a sample querier's series as chunks.
+type seriesToChunkQuerier struct{ storage.Querier }
+
+func (q seriesToChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(q.Querier.Select(ctx, sortSeries, hints, ms...))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -23,7 +24,7 @@ import (
 const shippedFile = "shipped.json"
 
 // metaFilename is the name of a block's metadata file, locally and in the bucket.
-const metaFilename = "meta.json"
+const metaFilename = blockmeta.MetaFilename
 
 // shipper uploads a tenant's new local blocks to <tenant>/<ULID>/ in the
 // bucket, each once, meta.json last: a block without meta.json in the bucket
@@ -89,7 +90,7 @@ func (s *shipper) Pending() int {
 
 // Sync uploads every block of db not shipped yet, oldest first. It stops at
 // the first failure, which it returns; the next Sync retries from there.
-func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (uploaded []tsdb.BlockMeta, err error) {
+func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (uploaded []*blockmeta.Meta, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	blocks := db.Blocks()
@@ -116,56 +117,26 @@ func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (uploaded []tsdb.BlockM
 		s.m.pendingBlocks.WithLabelValues(s.tenant).Set(float64(s.pending))
 		s.m.blocksShipped.WithLabelValues(s.tenant).Inc()
 		s.logger.Info("block shipped", "tenant", s.tenant, "block", meta.ULID, "mint", meta.MinTime, "maxt", meta.MaxTime, "samples", meta.Stats.NumSamples)
-		uploaded = append(uploaded, meta)
+		uploaded = append(uploaded, &blockmeta.Meta{BlockMeta: meta, Strata: &blockmeta.Ext{Resolution: blockmeta.ResRaw, Source: blockmeta.SourceShipper}})
 	}
 	return uploaded, nil
 }
 
-// upload copies the block in dir to <tenant>/<id>/, meta.json last.
+// upload copies the block in dir to <tenant>/<id>/, meta.json last, tagged
+// as a raw block from the shipper.
 func (s *shipper) upload(ctx context.Context, dir string, id ulid.ULID) error {
-	prefix := path.Join(s.tenant, id.String())
-	if ok, err := s.bkt.Exists(ctx, path.Join(prefix, metaFilename)); err != nil {
+	if ok, err := s.bkt.Exists(ctx, path.Join(s.tenant, id.String(), metaFilename)); err != nil {
 		return err
 	} else if ok {
 		s.logger.Info("block already in bucket, recording it as shipped", "tenant", s.tenant, "block", id)
 		return nil
 	}
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if rel != metaFilename {
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
+	meta, err := blockmeta.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("list block files: %w", err)
+		return fmt.Errorf("read meta.json of %s: %w", dir, err)
 	}
-	sort.Strings(files)
-	for _, f := range append(files, metaFilename) {
-		if err := uploadFile(ctx, s.bkt, filepath.Join(dir, filepath.FromSlash(f)), path.Join(prefix, f)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func uploadFile(ctx context.Context, bkt objstore.Bucket, src, name string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := bkt.Upload(ctx, name, f); err != nil {
-		return fmt.Errorf("upload %s: %w", name, err)
-	}
-	return nil
+	meta.Strata = &blockmeta.Ext{Resolution: blockmeta.ResRaw, Source: blockmeta.SourceShipper}
+	return blockmeta.Upload(ctx, s.bkt, s.tenant, dir, meta)
 }
 
 // persist writes the shipped record atomically. The caller holds s.mu.

@@ -1,0 +1,191 @@
+// Package blockmeta is the shared vocabulary of Strata's blocks in the
+// bucket: block metadata with Strata's extension (resolution, source), the
+// aggregate series of downsampled blocks, uploading a block directory, and
+// the per-tenant bucket index. Both the store (which ships and reads blocks)
+// and the compactor (which rewrites them) use it; neither imports the other.
+//
+// A block's meta.json is Prometheus TSDB's, with one added key:
+//
+//	{"ulid": ..., "minTime": ..., "maxTime": ..., ..., "strata": {"resolution": 60000, "source": "downsample"}}
+//
+// Prometheus's own tools ignore the key, so every block stays readable by promtool.
+package blockmeta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/strata-tsdb/strata/objstore"
+)
+
+// MetaFilename is the name of a block's metadata file.
+const MetaFilename = "meta.json"
+
+// Resolutions of blocks, in milliseconds between aggregated samples.
+const (
+	ResRaw int64 = 0
+	Res1m  int64 = 60 * 1000
+	Res1h  int64 = 60 * 60 * 1000
+)
+
+// Sources of blocks.
+const (
+	SourceShipper    = "shipper"
+	SourceCompactor  = "compactor"
+	SourceDownsample = "downsample"
+	SourceBackfill   = "backfill"
+)
+
+// AggrLabel is the label that tells the aggregate series of a downsampled
+// block apart. It never leaves the store: queriers select on it and strip it.
+const AggrLabel = "__aggr__"
+
+// Aggregates of a downsampled series, the values of AggrLabel.
+const (
+	AggrCount   = "count"
+	AggrSum     = "sum"
+	AggrMin     = "min"
+	AggrMax     = "max"
+	AggrCounter = "counter"
+)
+
+// Ext is Strata's extension of meta.json.
+type Ext struct {
+	// Resolution is ResRaw for raw blocks, else the downsampling window in ms.
+	Resolution int64 `json:"resolution"`
+	// Source says what wrote the block.
+	Source string `json:"source,omitempty"`
+}
+
+// Meta is a block's meta.json.
+type Meta struct {
+	tsdb.BlockMeta
+	Strata *Ext `json:"strata,omitempty"`
+}
+
+// Resolution returns the block's resolution (ResRaw without extension).
+func (m *Meta) Resolution() int64 {
+	if m.Strata == nil {
+		return ResRaw
+	}
+	return m.Strata.Resolution
+}
+
+// Parse decodes a meta.json.
+func Parse(b []byte) (*Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse meta.json: %w", err)
+	}
+	return &m, nil
+}
+
+// ReadDir reads the meta.json of the block in dir.
+func ReadDir(dir string) (*Meta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, MetaFilename))
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// WriteDir writes m as the meta.json of the block in dir, atomically.
+func WriteDir(dir string, m *Meta) error {
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, MetaFilename+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, MetaFilename))
+}
+
+// Read reads <tenant>/<id>/meta.json from the bucket.
+func Read(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid.ULID) (*Meta, error) {
+	r, err := bkt.Get(ctx, path.Join(tenantID, id.String(), MetaFilename))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read meta.json of block %s/%s: %w", tenantID, id, err)
+	}
+	m, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("block %s/%s: %w", tenantID, id, err)
+	}
+	if m.ULID != id {
+		return nil, fmt.Errorf("meta.json of block %s/%s names block %s", tenantID, id, m.ULID)
+	}
+	return m, nil
+}
+
+// Upload copies the block in dir to <tenant>/<ULID>/ in the bucket: every
+// file, then meta.json last (from m when given, else from dir), so that a
+// block without meta.json in the bucket is an incomplete upload.
+func Upload(ctx context.Context, bkt objstore.Bucket, tenantID, dir string, m *Meta) error {
+	if m == nil {
+		var err error
+		if m, err = ReadDir(dir); err != nil {
+			return fmt.Errorf("read meta.json of %s: %w", dir, err)
+		}
+	}
+	prefix := path.Join(tenantID, m.ULID.String())
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel != MetaFilename && filepath.Ext(rel) != ".tmp" {
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list block files: %w", err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		if err := uploadFile(ctx, bkt, filepath.Join(dir, filepath.FromSlash(f)), path.Join(prefix, f)); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := bkt.Upload(ctx, path.Join(prefix, MetaFilename), bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("upload %s: %w", path.Join(prefix, MetaFilename), err)
+	}
+	return nil
+}
+
+func uploadFile(ctx context.Context, bkt objstore.Bucket, src, name string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := bkt.Upload(ctx, name, f); err != nil {
+		return fmt.Errorf("upload %s: %w", name, err)
+	}
+	return nil
+}
