@@ -26,6 +26,7 @@ const (
 	reasonDuplicate     = "duplicate_timestamp"
 	reasonHistogram     = "invalid_histogram"
 	reasonNoSamples     = "no_samples"
+	reasonInvalidMeta   = "invalid_metadata"
 )
 
 // maxReportedErrors bounds how many invalid series one 400 message names.
@@ -169,11 +170,14 @@ func (ba *batch) appendSample(ref storage.SeriesRef, ls labels.Labels, st, t int
 	return newRef, nil
 }
 
-// appendExemplars appends the exemplars gathered in ba.exs for a series whose
-// samples were appended. Exemplars are best effort, as in Prometheus: a
-// failure is counted, never a reason to fail the request.
+// appendExemplars appends the exemplars gathered in ba.exs for series ls.
+// ref is 0 when this request appended no sample to the series: its
+// exemplars still belong to a series stored before (Prometheus's 1.0
+// sender puts samples and exemplars of a series in separate entries), and
+// the store finds it by its labels. Exemplars are best effort, as in
+// Prometheus: a failure is counted, never a reason to fail the request.
 func (ba *batch) appendExemplars(ref storage.SeriesRef, ls labels.Labels) {
-	if len(ba.exs) == 0 || ba.exApp == nil || ref == 0 {
+	if len(ba.exs) == 0 || ba.exApp == nil {
 		return
 	}
 	valid := ba.exs[:0]

@@ -218,7 +218,9 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := h.opts.Now()
+	// The duration is measured with the real clock: Options.Now is for
+	// judging sample timestamps and may be pinned.
+	start := time.Now()
 	proto := "unknown"
 	code, tenantID := h.serve(w, r, &proto)
 	h.metrics.requests.WithLabelValues(tenantID, proto, strconv.Itoa(code)).Inc()

@@ -28,7 +28,10 @@ func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
 	}
 	var res result
 	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
-	var appendErr error
+	var (
+		appendErr error
+		withMeta  []seriesMeta // stored after the commit, as a failed request stores nothing
+	)
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		ls, ok := ba.seriesV2(ts, req.Symbols)
@@ -38,10 +41,21 @@ func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
 		if appendErr = ba.samplesV2(ts, ls, req.Symbols); appendErr != nil {
 			break
 		}
-		h.metadataV2(id, ts, ls, req.Symbols)
+		withMeta = append(withMeta, seriesMeta{ts, ls})
 	}
 	ba.finish(appendErr)
+	if res.err == nil || res.err.code < 500 {
+		for _, s := range withMeta {
+			h.metadataV2(id, s.ts, s.ls, req.Symbols)
+		}
+	}
 	return res
+}
+
+// seriesMeta is a valid series of a 2.0 request whose metadata is to be stored.
+type seriesMeta struct {
+	ts *writev2.TimeSeries
+	ls labels.Labels
 }
 
 // symbol returns symbols[ref], or false when ref is outside the table.
@@ -77,6 +91,12 @@ func (ba *batch) seriesV2(ts *writev2.TimeSeries, symbols []string) (labels.Labe
 	}
 	if n == 0 {
 		ba.reject(reasonNoSamples, 0, "series %s has no samples or histograms", ls.String())
+		return ls, false
+	}
+	// Metadata referring outside the symbols table makes the series
+	// malformed, as it does in Prometheus's receiver.
+	if _, err := ts.ToMetadata(symbols); err != nil {
+		ba.reject(reasonInvalidMeta, n, "invalid metadata of series %s: %v", ls.String(), err)
 		return ls, false
 	}
 	return ls, true

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long any program may take to become ready.
+const startTimeout = 60 * time.Second
+
+// strataProc is a running strata process.
+type strataProc struct {
+	*process
+	addr string // host:port it listens on
+	url  string // http://addr
+	dir  string // its storage path
+}
+
+// startStrata starts the strata binary built by TestMain on addr (a fresh
+// port when empty) with its data in dir, plus extra flags, and waits until it
+// is ready. Starting it again with the same addr and dir is a restart.
+// The test fails if the race-enabled binary reported a data race.
+func startStrata(t *testing.T, addr, dir string, extra ...string) *strataProc {
+	t.Helper()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	args := append([]string{
+		"-http.listen-address", addr,
+		"-storage.path", dir,
+		"-log.level", "info",
+	}, extra...)
+	p := startProcess(t, "strata", strataBin, args...)
+	t.Cleanup(func() {
+		// Runs before the process cleanup registered earlier, so the log
+		// printed on failure shows the race report too.
+		p.kill()
+		if strings.Contains(p.log(), "WARNING: DATA RACE") {
+			t.Errorf("strata (log %s) reported a data race", p.logPath)
+		}
+	})
+	s := &strataProc{process: p, addr: addr, url: "http://" + addr, dir: dir}
+	p.waitHTTP(t, s.url+"/-/ready", startTimeout)
+	return s
+}
+
+// prometheus2Bin returns Prometheus 2 (the Debian package's prometheus on PATH).
+func prometheus2Bin(t *testing.T) string {
+	t.Helper()
+	bin := requireProgram(t, "prometheus")
+	t.Logf("Prometheus 2: %s (%s)", bin, programVersion(bin))
+	return bin
+}
+
+// prometheus3Bin returns Prometheus 3: $STRATA_PROMETHEUS3, by default
+// $HOME/.cache/strata/bin/prometheus, as scripts/deps.sh builds it.
+func prometheus3Bin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("STRATA_PROMETHEUS3")
+	if bin == "" {
+		cache := os.Getenv("STRATA_CACHE")
+		if cache == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				t.Fatalf("find Prometheus 3: no STRATA_PROMETHEUS3 and no home directory (%v); run `make deps`", err)
+			}
+			cache = filepath.Join(home, ".cache", "strata")
+		}
+		bin = filepath.Join(cache, "bin", "prometheus")
+	}
+	st, err := os.Stat(bin)
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		t.Fatalf("Prometheus 3 is needed by this test and was not found at %s (STRATA_PROMETHEUS3); run `make deps` (scripts/deps.sh) to build it", bin)
+	}
+	t.Logf("Prometheus 3: %s", bin)
+	return bin
+}
+
+// promProc is a running Prometheus server.
+type promProc struct {
+	*process
+	addr string
+	url  string
+}
+
+// startPrometheus starts Prometheus binary bin on addr with configuration
+// configYAML (written to a file) and a fresh TSDB directory, plus extra
+// flags, and waits until it is ready. name names it in logs.
+func startPrometheus(t *testing.T, name, bin, addr, configYAML string, extra ...string) *promProc {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
+	args := append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--log.level=info",
+	}, extra...)
+	p := startProcess(t, name, bin, args...)
+	pp := &promProc{process: p, addr: addr, url: "http://" + addr}
+	p.waitHTTP(t, pp.url+"/-/ready", startTimeout)
+	return pp
+}
+
+// startNodeExporter starts node exporter with a small, fixed set of
+// collectors (enough for the queries of the tests, cheap to scrape every
+// second) and returns its address.
+func startNodeExporter(t *testing.T) string {
+	t.Helper()
+	bin := requireProgram(t, "prometheus-node-exporter")
+	addr := freeAddr(t)
+	p := startProcess(t, "node-exporter", bin,
+		"--web.listen-address="+addr,
+		"--collector.disable-defaults",
+		"--collector.cpu",
+		"--collector.meminfo",
+		"--collector.loadavg",
+		"--collector.stat",
+		"--collector.time",
+		"--collector.uname",
+		"--collector.vmstat",
+	)
+	p.waitHTTP(t, "http://"+addr+"/metrics", startTimeout)
+	return addr
+}
