@@ -134,11 +134,11 @@ func (b *bucketBlocks) listTenant(ctx context.Context, id string) (map[ulid.ULID
 		if err != nil {
 			return nil, err
 		}
-		if ok, err := b.bkt.Exists(ctx, path.Join(id, u.String(), "deletion-mark.json")); err != nil {
-			return nil, err
-		} else if ok {
-			continue
-		}
+		// Blocks marked for deletion are kept: a listing is not atomic, and
+		// may miss a merged block uploaded after it began while seeing the
+		// marks of its sources, written later. Their data is also in the
+		// block that replaces them, and the merge returns it once. Only the
+		// bucket index, written with both at once, hides marked blocks.
 		out[u] = m
 	}
 	return out, nil

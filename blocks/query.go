@@ -446,3 +446,20 @@ type seriesToChunkQuerier struct{ storage.Querier }
 func (q seriesToChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	return storage.NewSeriesSetToChunkSet(q.Querier.Select(ctx, sortSeries, hints, ms...))
 }
+
+// ReadsDownsampled reports whether a query of the tenant in ctx over
+// [mint, maxt], allowed the resolution blockmeta.MaxResolution(ctx), would
+// read a downsampled block (see promqlengine's resolution choice).
+func (s *Store) ReadsDownsampled(ctx context.Context, mint, maxt int64) bool {
+	q := &tenantQuerier{s: s, mint: mint, maxt: maxt}
+	id, t, err := q.sources(ctx)
+	if err != nil {
+		return false
+	}
+	for _, sp := range q.remoteBlocks(ctx, id, t) {
+		if sp.meta.Resolution() > 0 {
+			return true
+		}
+	}
+	return false
+}

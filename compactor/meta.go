@@ -17,13 +17,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
-
-	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -69,12 +68,23 @@ func markForDeletion(ctx context.Context, bkt objstore.Bucket, tenantID string, 
 	return bkt.Upload(ctx, path.Join(tenantID, id.String(), DeletionMarkFile), bytes.NewReader(b))
 }
 
-// uploadBlock uploads the block in dir to <tenant>/<ULID>/, meta.json last.
-func uploadBlock(ctx context.Context, bkt objstore.Bucket, tenantID, dir string, meta *blockmeta.Meta) error {
-	return blockmeta.Upload(ctx, bkt, tenantID, dir, meta)
+// fetch downloads object name into file dst.
+func fetch(ctx context.Context, bkt objstore.Bucket, name, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	r, err := bkt.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", name, err)
+	}
+	defer r.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("download %s: %w", name, err)
+	}
+	return f.Close()
 }
-
-// blockRange is a half-open time range [Min, Max).
-type blockRange struct{ Min, Max int64 }
-
-func rangeOf(m tsdb.BlockMeta) blockRange { return blockRange{m.MinTime, m.MaxTime} }

@@ -33,6 +33,10 @@ type Options struct {
 	// DefaultEvaluationInterval is the step of subqueries without one (Prometheus: 1m).
 	DefaultEvaluationInterval time.Duration
 
+	// Downsampled, when set, tells which queries read downsampled data;
+	// those are rewritten onto its aggregates (see resolution.go).
+	Downsampled DownsampledReader
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -40,8 +44,10 @@ type Options struct {
 // Engine is the configured PromQL engine and the parser it was built with.
 type Engine struct {
 	*promql.Engine
-	Parser  parser.Parser
-	tracker *promql.ActiveQueryTracker
+	Parser      parser.Parser
+	tracker     *promql.ActiveQueryTracker
+	downsampled DownsampledReader
+	lookback    time.Duration
 }
 
 // New returns an engine configured by opts.
@@ -53,7 +59,10 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p}
+	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta}
+	if e.lookback <= 0 {
+		e.lookback = 5 * time.Minute
+	}
 	eo := promql.EngineOpts{
 		Logger:        opts.Logger.With("component", "promql"),
 		Reg:           opts.Registerer,

@@ -1,0 +1,240 @@
+package promqlengine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
+)
+
+// Resolution choice for downsampled data.
+//
+// A query reads, per time range, the coarsest resolution its step allows
+// (a step of at least 5 windows, and range selectors of at least 3), or the
+// one the request forces with max_source_resolution; the store falls back to
+// other resolutions where that one does not exist.
+//
+// Downsampled data keeps aggregates, not samples, so a query that will read
+// any is rewritten onto them: count_over_time sums the count aggregate,
+// avg_over_time divides the sums of sum and count, min_/max_/sum_over_time
+// read their aggregate, rate, increase, irate and resets read the counter
+// aggregate; everything else reads each window's mean. The store serves the
+// same aggregates from raw data, so answers have no seam where resolutions
+// meet. Queries that read raw data only are not rewritten, and answer
+// exactly as Prometheus does.
+
+type maxSourceResKey struct{}
+
+// WithMaxSourceResolution returns ctx forcing the query's maximum source
+// resolution (ms); a negative value means automatic.
+func WithMaxSourceResolution(ctx context.Context, res int64) context.Context {
+	return context.WithValue(ctx, maxSourceResKey{}, res)
+}
+
+// ParseMaxSourceResolution parses the max_source_resolution parameter:
+// "auto" or empty (automatic, -1), "raw" or "0s", "1m", "1h" or any duration.
+func ParseMaxSourceResolution(s string) (int64, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return -1, nil
+	case "raw":
+		return 0, nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid max_source_resolution %q: %w", s, err)
+	}
+	return time.Duration(d).Milliseconds(), nil
+}
+
+// DownsampledReader tells whether a query would read downsampled data.
+type DownsampledReader interface {
+	// ReadsDownsampled reports whether a query of the tenant in ctx, allowed
+	// resolution up to blockmeta.MaxResolution(ctx), over [mint, maxt],
+	// would read any downsampled block.
+	ReadsDownsampled(ctx context.Context, mint, maxt int64) bool
+}
+
+// maxResolution returns the resolution a query may read.
+func maxResolution(ctx context.Context, expr parser.Expr, step time.Duration) int64 {
+	if r, ok := ctx.Value(maxSourceResKey{}).(int64); ok && r >= 0 {
+		return r
+	}
+	limit := step.Milliseconds() / 5
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		if ms, ok := n.(*parser.MatrixSelector); ok {
+			limit = min(limit, ms.Range.Milliseconds()/3)
+		}
+		return nil
+	})
+	switch {
+	case limit >= blockmeta.Res1h:
+		return blockmeta.Res1h
+	case limit >= blockmeta.Res1m:
+		return blockmeta.Res1m
+	}
+	return blockmeta.ResRaw
+}
+
+// prepare decides the query's resolution and rewrites it onto aggregates if
+// it will read downsampled data. It returns the query string to run and the
+// context its execution must carry.
+func (e *Engine) prepare(ctx context.Context, qs string, start, end time.Time, step time.Duration) (string, int64, error) {
+	if e.downsampled == nil {
+		return qs, 0, nil
+	}
+	expr, err := e.Parser.ParseExpr(qs)
+	if err != nil {
+		return qs, 0, nil // let the engine report it as Prometheus does
+	}
+	res := maxResolution(ctx, expr, step)
+	mint, maxt := queryRange(expr, start, end, e.lookback)
+	if !e.downsampled.ReadsDownsampled(blockmeta.WithMaxResolution(ctx, res), mint, maxt) {
+		return qs, res, nil
+	}
+	return rewrite(expr).String(), res, nil
+}
+
+// queryRange is the time range a query reads: from its start less its
+// longest range, offset and lookback, to its end.
+func queryRange(expr parser.Expr, start, end time.Time, lookback time.Duration) (int64, int64) {
+	back := lookback
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch x := n.(type) {
+		case *parser.MatrixSelector:
+			if vs, ok := x.VectorSelector.(*parser.VectorSelector); ok {
+				back = max(back, x.Range+vs.OriginalOffset)
+			}
+		case *parser.SubqueryExpr:
+			back = max(back, x.Range+x.OriginalOffset+lookback)
+		case *parser.VectorSelector:
+			back = max(back, x.OriginalOffset+lookback)
+		}
+		return nil
+	})
+	return start.Add(-back).UnixMilli(), end.UnixMilli()
+}
+
+// aggrOf is the aggregate each rewritten function reads, and the function
+// it becomes.
+var aggrOf = map[string]struct{ aggr, fn string }{
+	"count_over_time": {blockmeta.AggrCount, "sum_over_time"},
+	"sum_over_time":   {blockmeta.AggrSum, "sum_over_time"},
+	"min_over_time":   {blockmeta.AggrMin, "min_over_time"},
+	"max_over_time":   {blockmeta.AggrMax, "max_over_time"},
+	"rate":            {blockmeta.AggrCounter, "rate"},
+	"increase":        {blockmeta.AggrCounter, "increase"},
+	"irate":           {blockmeta.AggrCounter, "irate"},
+	"resets":          {blockmeta.AggrCounter, "resets"},
+}
+
+// rewrite returns expr reading aggregates where a function needs them.
+func rewrite(expr parser.Expr) parser.Expr {
+	switch n := expr.(type) {
+	case *parser.Call:
+		for i, a := range n.Args {
+			n.Args[i] = rewrite(a)
+		}
+		return rewriteCall(n)
+	case *parser.AggregateExpr:
+		n.Expr = rewrite(n.Expr)
+		if n.Param != nil {
+			n.Param = rewrite(n.Param)
+		}
+	case *parser.BinaryExpr:
+		n.LHS, n.RHS = rewrite(n.LHS), rewrite(n.RHS)
+	case *parser.ParenExpr:
+		n.Expr = rewrite(n.Expr)
+	case *parser.UnaryExpr:
+		n.Expr = rewrite(n.Expr)
+	case *parser.SubqueryExpr:
+		n.Expr = rewrite(n.Expr)
+	case *parser.StepInvariantExpr:
+		n.Expr = rewrite(n.Expr)
+	}
+	return expr
+}
+
+func rangeArg(c *parser.Call) (*parser.MatrixSelector, *parser.VectorSelector, bool) {
+	if len(c.Args) != 1 {
+		return nil, nil, false
+	}
+	ms, ok := c.Args[0].(*parser.MatrixSelector)
+	if !ok {
+		return nil, nil, false
+	}
+	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
+	return ms, vs, ok
+}
+
+func withAggr(ms *parser.MatrixSelector, vs *parser.VectorSelector, aggr string) *parser.MatrixSelector {
+	v := *vs
+	v.LabelMatchers = append(append([]*labels.Matcher{}, vs.LabelMatchers...), labels.MustNewMatcher(labels.MatchEqual, blockmeta.AggrLabel, aggr))
+	m := *ms
+	m.VectorSelector = &v
+	return &m
+}
+
+func rewriteCall(c *parser.Call) parser.Expr {
+	ms, vs, ok := rangeArg(c)
+	if !ok {
+		return c
+	}
+	if c.Func.Name == "avg_over_time" {
+		sum := &parser.Call{Func: parser.Functions["sum_over_time"], Args: parser.Expressions{withAggr(ms, vs, blockmeta.AggrSum)}}
+		count := &parser.Call{Func: parser.Functions["sum_over_time"], Args: parser.Expressions{withAggr(ms, vs, blockmeta.AggrCount)}}
+		return &parser.ParenExpr{Expr: &parser.BinaryExpr{
+			Op: parser.DIV, LHS: sum, RHS: count,
+			VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne},
+		}}
+	}
+	r, ok := aggrOf[c.Func.Name]
+	if !ok {
+		return c
+	}
+	return &parser.Call{Func: parser.Functions[r.fn], Args: parser.Expressions{withAggr(ms, vs, r.aggr)}, PosRange: c.PosRange}
+}
+
+// resQuery runs a query with its resolution in the execution context.
+type resQuery struct {
+	promql.Query
+	res int64
+}
+
+func (q resQuery) Exec(ctx context.Context) *promql.Result {
+	return q.Query.Exec(blockmeta.WithMaxResolution(ctx, q.res))
+}
+
+// NewInstantQuery implements promql.QueryEngine with resolution choice.
+func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	qs, res, err := e.prepare(ctx, qs, ts, ts, 0)
+	if err != nil {
+		return nil, err
+	}
+	qry, err := e.Engine.NewInstantQuery(ctx, q, opts, qs, ts)
+	if err != nil {
+		return nil, err
+	}
+	return resQuery{qry, res}, nil
+}
+
+// NewRangeQuery implements promql.QueryEngine with resolution choice.
+func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	qs, res, err := e.prepare(ctx, qs, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	qry, err := e.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	return resQuery{qry, res}, nil
+}
