@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Strata's tests need on a fresh Debian machine, once:
 #   - Debian packages: prometheus (2.x, a remote-write 1.0 client),
-#     prometheus-node-exporter (a real scrape target);
+#     prometheus-node-exporter (a real scrape target), prometheus-alertmanager
+#     and python3-aiosmtpd (the Alertmanager and SMTP server of the alerting
+#     tests);
 #   - Prometheus 3, built from source into the cache directory (remote write 2.0);
 #   - MinIO, built from source into the cache directory (the S3 bucket of tests).
 # Binaries built here are cached in $STRATA_CACHE/bin and reused.
@@ -16,6 +18,8 @@ mkdir -p "$BIN"
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing Debian packages: ${need_apt[*]}"
 	SUDO=""
@@ -38,4 +42,4 @@ if [ ! -x "$BIN/minio" ] || [ ! -f "$stamp" ]; then
 	(cd /tmp && GOFLAGS=-buildvcs=false GOBIN="$BIN" go install "github.com/minio/minio@$MINIO_VERSION")
 	touch "$stamp"
 fi
-echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter), minio: $BIN/minio)"
+echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter), alertmanager: $(command -v prometheus-alertmanager), minio: $BIN/minio)"

@@ -1,0 +1,69 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// alertmanagerSender posts alerts to Alertmanager's API v2 (POST /api/v2/alerts).
+type alertmanagerSender struct {
+	url    string
+	client *http.Client
+}
+
+// postableAlert is Alertmanager's API v2 alert.
+type postableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt,omitzero"`
+	EndsAt       time.Time         `json:"endsAt,omitzero"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+func (s *alertmanagerSender) send(ctx context.Context, alerts []*Alert) error {
+	out := make([]postableAlert, len(alerts))
+	for i, a := range alerts {
+		out[i] = postableAlert{
+			Labels: a.Labels.Map(), Annotations: a.Annotations.Map(),
+			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL,
+		}
+	}
+	return postJSON(ctx, s.client, s.url+"/api/v2/alerts", nil, out)
+}
+
+// postJSON posts v as JSON and classifies the answer.
+func postJSON(ctx context.Context, client *http.Client, url string, headers map[string]string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return Permanent(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Strata")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post to %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err := httpError(resp, b); err != nil {
+		return fmt.Errorf("post to %s: %w", url, err)
+	}
+	return nil
+}
+
+// labelMap is a label set as a JSON object.
+func labelMap(ls labels.Labels) map[string]string { return ls.Map() }
