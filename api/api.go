@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -64,6 +65,12 @@ type Options struct {
 	// RemoteReadMaxBytesInFrame bounds a STREAMED_XOR_CHUNKS frame.
 	RemoteReadMaxBytesInFrame int
 
+	// Rules returns the rule groups and alerts of the tenant of the context,
+	// for /api/v1/rules and /api/v1/alerts; nil answers with none.
+	Rules func(context.Context) v1.RulesRetriever
+	// AnomalyQuery serves /api/v1/anomaly/query_range; nil leaves it out.
+	AnomalyQuery http.Handler
+
 	BuildInfo v1.PrometheusVersion
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
@@ -87,6 +94,10 @@ func New(o Options) http.Handler {
 	}
 	bi := o.BuildInfo
 	cfg := config.DefaultConfig
+	rulesRetriever := o.Rules
+	if rulesRetriever == nil {
+		rulesRetriever = func(context.Context) v1.RulesRetriever { return noRules{} }
+	}
 	upstream := v1.NewAPI(
 		o.Engine,
 		o.Queryable,
@@ -105,7 +116,7 @@ func New(o Options) http.Handler {
 		false, // search endpoints
 		0,
 		o.Logger.With("component", "api"),
-		func(context.Context) v1.RulesRetriever { return noRules{} },
+		rulesRetriever,
 		o.RemoteReadSampleLimit,
 		o.RemoteReadConcurrency,
 		o.RemoteReadMaxBytesInFrame,
@@ -133,8 +144,11 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", router)
+	mux.Handle("/api/v1/", maxSourceResolution(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
+	if o.AnomalyQuery != nil {
+		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
+	}
 	return o.Tenants.Middleware(mux, respondTenantError)
 }
 
@@ -243,3 +257,26 @@ func (noTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil
 }
 func (noTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoAdmin }
+
+// maxSourceResolution reads the max_source_resolution parameter of query
+// requests ("auto", "raw", "1m", "1h" or a duration) into the request
+// context, where the engine's resolution choice reads it.
+func maxSourceResolution(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/query", "/api/v1/query_range":
+		default:
+			next.ServeHTTP(w, r)
+			return
+		}
+		res, err := promqlengine.ParseMaxSourceResolution(r.FormValue("max_source_resolution"))
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "bad_data", err)
+			return
+		}
+		if res >= 0 {
+			r = r.WithContext(promqlengine.WithMaxSourceResolution(r.Context(), res))
+		}
+		next.ServeHTTP(w, r)
+	})
+}

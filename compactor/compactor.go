@@ -151,16 +151,9 @@ func (c *Compactor) Run(ctx context.Context, interval time.Duration) {
 
 // RunOnce compacts every tenant in the bucket once.
 func (c *Compactor) RunOnce(ctx context.Context) error {
-	var tenants []string
-	err := c.o.Bucket.Iter(ctx, "", func(name string) error {
-		id := strings.TrimSuffix(name, "/")
-		if strings.HasSuffix(name, "/") && tenant.ValidateID(id) == nil {
-			tenants = append(tenants, id)
-		}
-		return nil
-	}, false)
+	tenants, err := Tenants(ctx, c.o.Bucket)
 	if err != nil {
-		return fmt.Errorf("list tenants: %w", err)
+		return err
 	}
 	var errs []error
 	for _, id := range tenants {
@@ -236,38 +229,78 @@ type tenantRun struct {
 
 // load lists the tenant's blocks with their metadata and marks.
 func (t *tenantRun) load(ctx context.Context) error {
-	bkt := t.c.o.Bucket
-	t.live, t.marks, t.partial = map[ulid.ULID]*blockmeta.Meta{}, map[ulid.ULID]*DeletionMark{}, map[ulid.ULID]bool{}
+	inv, err := LoadInventory(ctx, t.c.o.Bucket, t.id)
+	if err != nil {
+		return err
+	}
+	t.live, t.marks, t.partial = inv.Live, inv.Marks, inv.Partial
+	return nil
+}
+
+// Inventory is what a tenant has in the bucket.
+type Inventory struct {
+	// Live blocks: complete and not marked for deletion.
+	Live map[ulid.ULID]*blockmeta.Meta
+	// Marked blocks' marks, and their metadata in MarkedMeta.
+	Marks      map[ulid.ULID]*DeletionMark
+	MarkedMeta map[ulid.ULID]*blockmeta.Meta
+	// Partial uploads: block directories without meta.json.
+	Partial map[ulid.ULID]bool
+}
+
+// LoadInventory lists a tenant's blocks with their metadata and marks.
+func LoadInventory(ctx context.Context, bkt objstore.Bucket, id string) (*Inventory, error) {
+	inv := &Inventory{
+		Live: map[ulid.ULID]*blockmeta.Meta{}, Marks: map[ulid.ULID]*DeletionMark{},
+		MarkedMeta: map[ulid.ULID]*blockmeta.Meta{}, Partial: map[ulid.ULID]bool{},
+	}
 	var ids []ulid.ULID
-	err := bkt.Iter(ctx, t.id+"/", func(name string) error {
+	err := bkt.Iter(ctx, id+"/", func(name string) error {
 		if u, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/")); err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, u)
 		}
 		return nil
 	}, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, u := range ids {
-		m, err := blockmeta.Read(ctx, bkt, t.id, u)
+		m, err := blockmeta.Read(ctx, bkt, id, u)
 		if bkt.IsNotFound(err) {
-			t.partial[u] = true
+			inv.Partial[u] = true
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		mark, err := readMark(ctx, bkt, t.id, u)
+		mark, err := readMark(ctx, bkt, id, u)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if mark != nil {
-			t.marks[u] = mark
+			inv.Marks[u] = mark
+			inv.MarkedMeta[u] = m
 			continue
 		}
-		t.live[u] = m
+		inv.Live[u] = m
 	}
-	return nil
+	return inv, nil
+}
+
+// Tenants lists the tenants in the bucket.
+func Tenants(ctx context.Context, bkt objstore.Bucket) ([]string, error) {
+	var tenants []string
+	err := bkt.Iter(ctx, "", func(name string) error {
+		id := strings.TrimSuffix(name, "/")
+		if strings.HasSuffix(name, "/") && tenant.ValidateID(id) == nil {
+			tenants = append(tenants, id)
+		}
+		return nil
+	}, false)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return tenants, nil
 }
 
 func (t *tenantRun) mark(ctx context.Context, id ulid.ULID, reason string) error {

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/strata-tsdb/strata/alerting"
+	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -32,13 +34,19 @@ type Config struct {
 	// CheckConfig makes the process validate its configuration and exit.
 	CheckConfig bool `yaml:"-"`
 
-	HTTP    HTTPConfig      `yaml:"http"`
-	Log     LogConfig       `yaml:"log"`
-	Tenant  TenantConfig    `yaml:"tenant"`
-	Storage StorageConfig   `yaml:"storage"`
-	Bucket  objstore.Config `yaml:"bucket"`
-	Write   WriteConfig     `yaml:"remote_write"`
-	Query   QueryConfig     `yaml:"query"`
+	HTTP      HTTPConfig      `yaml:"http"`
+	Log       LogConfig       `yaml:"log"`
+	Tenant    TenantConfig    `yaml:"tenant"`
+	Storage   StorageConfig   `yaml:"storage"`
+	Bucket    objstore.Config `yaml:"bucket"`
+	Compactor CompactorConfig `yaml:"compactor"`
+	Write     WriteConfig     `yaml:"remote_write"`
+	Query     QueryConfig     `yaml:"query"`
+
+	// Rule evaluation, anomaly rules and notifications (package alerting).
+	Rules         alerting.RulesConfig      `yaml:"rules"`
+	Alertmanager  notify.AlertmanagerConfig `yaml:"alertmanager"`
+	Notifications notify.Config             `yaml:"notifications"`
 }
 
 // HTTPConfig configures the HTTP server.
@@ -74,6 +82,27 @@ type StorageConfig struct {
 	BlockCacheDir               string         `yaml:"block_cache_dir"`
 	BlockCacheMaxBytes          int64          `yaml:"block_cache_max_bytes"`
 	FlushOnShutdown             bool           `yaml:"flush_on_shutdown"`
+}
+
+// CompactorConfig configures the compactor.
+type CompactorConfig struct {
+	Enabled         bool           `yaml:"enabled"`
+	Interval        model.Duration `yaml:"interval"`
+	DeletionDelay   model.Duration `yaml:"deletion_delay"`
+	CompactionDelay model.Duration `yaml:"compaction_delay"`
+	RetentionRaw    model.Duration `yaml:"retention_raw"`
+	Retention1m     model.Duration `yaml:"retention_1m"`
+	Retention1h     model.Duration `yaml:"retention_1h"`
+	// TenantRetention overrides retention per tenant (YAML only):
+	//   tenant_retention: {team-a: {raw: 14d, 1m: 60d, 1h: 2y}}
+	TenantRetention map[string]TenantRetention `yaml:"tenant_retention"`
+}
+
+// TenantRetention is one tenant's retention per resolution; 0 keeps forever.
+type TenantRetention struct {
+	Raw   model.Duration `yaml:"raw"`
+	Res1m model.Duration `yaml:"1m"`
+	Res1h model.Duration `yaml:"1h"`
 }
 
 // WriteConfig configures the remote-write receiver.
@@ -127,6 +156,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Storage.FlushOnShutdown, "storage.flush-on-shutdown", false, "On shutdown, cut the whole head into blocks and ship them, so that the data directory can be lost afterwards.")
 	c.Bucket.RegisterFlags(fs)
 
+	fs.BoolVar(&c.Compactor.Enabled, "compactor.enabled", true, "Run the compactor in this process: merge, downsample and expire blocks in the bucket.")
+	durationVar(fs, &c.Compactor.Interval, "compactor.interval", 5*time.Minute, "How often the compactor runs.")
+	durationVar(fs, &c.Compactor.DeletionDelay, "compactor.deletion-delay", time.Hour, "How long replaced blocks stay in the bucket after being marked; longer than any query and than -storage.bucket-sync-interval.")
+	durationVar(fs, &c.Compactor.CompactionDelay, "compactor.compaction-delay", 4*time.Hour, "How long after a time window ends before its blocks are merged (all its blocks shipped by then).")
+	durationVar(fs, &c.Compactor.RetentionRaw, "compactor.retention-raw", 7*24*time.Hour, "How long raw data is kept in the bucket; 0 keeps it forever.")
+	durationVar(fs, &c.Compactor.Retention1m, "compactor.retention-1m", 30*24*time.Hour, "How long 1m-resolution data is kept; 0 keeps it forever.")
+	durationVar(fs, &c.Compactor.Retention1h, "compactor.retention-1h", 365*24*time.Hour, "How long 1h-resolution data is kept; 0 keeps it forever.")
+
 	fs.Int64Var(&c.Write.MaxBodyBytes, "remote-write.max-body-bytes", 64<<20, "Largest accepted remote-write body, compressed and decompressed; larger ones get 413.")
 	durationVar(fs, &c.Write.MaxFutureTime, "remote-write.max-future-time", 10*time.Minute, "How far in the future a sample's timestamp may be.")
 
@@ -137,6 +174,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Query.ExperimentalFunctions, "query.experimental-functions", false, "Enable experimental PromQL functions.")
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
+
+	c.Rules.RegisterFlags(fs)
+	c.Alertmanager.RegisterFlags(fs)
+	c.Notifications.RegisterFlags(fs)
 }
 
 func durationVar(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
@@ -205,6 +246,15 @@ func (c *Config) Validate() error {
 		return errors.New("storage.block-cache-max-bytes must be positive")
 	}
 	if err := c.Bucket.Validate(); err != nil {
+		return err
+	}
+	if err := c.Rules.Validate(); err != nil {
+		return err
+	}
+	if err := c.Alertmanager.Validate(); err != nil {
+		return err
+	}
+	if err := c.Notifications.Validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +26,10 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
@@ -34,14 +39,17 @@ import (
 
 // Server is a running Strata.
 type Server struct {
-	cfg      *config.Config
-	logger   *slog.Logger
-	reg      *prometheus.Registry
-	store    *blocks.Store
-	bucket   objstore.Bucket
-	engine   *promqlengine.Engine
-	http     *http.Server
-	listener net.Listener
+	cfg    *config.Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	store  *blocks.Store
+	// compactor is nil when -compactor.enabled is off.
+	compactor *compactor.Compactor
+	bucket    objstore.Bucket
+	engine    *promqlengine.Engine
+	alerting  *alerting.Service
+	http      *http.Server
+	listener  net.Listener
 }
 
 // New opens the store (replaying every tenant's WAL) and binds the HTTP
@@ -87,6 +95,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	cancel()
 	engine, err := promqlengine.New(promqlengine.Options{
+		Downsampled:           store,
 		LookbackDelta:         time.Duration(cfg.Query.LookbackDelta),
 		Timeout:               time.Duration(cfg.Query.Timeout),
 		MaxSamples:            cfg.Query.MaxSamples,
@@ -101,6 +110,35 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("create query engine: %w", err)
 	}
+	al, err := alerting.New(alerting.Options{
+		Rules:         cfg.Rules,
+		Notify:        cfg.Notifications,
+		Alertmanager:  cfg.Alertmanager,
+		DefaultTenant: cfg.Tenant.Default,
+		Engine:        engine,
+		Parser:        engine.Parser,
+		Queryable:     store.Queryable(),
+		Appendable:    store,
+		QueryTimeout:  time.Duration(cfg.Query.Timeout),
+		Logger:        logger.With("component", "alerting"),
+		Registerer:    reg,
+	})
+	if err != nil {
+		_ = engine.Close()
+		_ = store.Close()
+		_ = bkt.Close()
+		return nil, fmt.Errorf("create rule evaluator: %w", err)
+	}
+	var comp *compactor.Compactor
+	if cfg.Compactor.Enabled {
+		// Options only: a compactor holds nothing until it runs.
+		if comp, err = newCompactor(cfg, bkt, logger, reg); err != nil {
+			_ = engine.Close()
+			_ = store.Close()
+			_ = bkt.Close()
+			return nil, fmt.Errorf("create compactor: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.ListenAddress)
 	if err != nil {
 		_ = engine.Close()
@@ -108,7 +146,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, listener: ln}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -150,6 +188,8 @@ func (s *Server) routes() http.Handler {
 		QueryTimeout:          time.Duration(s.cfg.Query.Timeout),
 		RemoteReadSampleLimit: s.cfg.Query.RemoteReadSampleLimit,
 		RemoteReadConcurrency: s.cfg.Query.RemoteReadConcurrency,
+		Rules:                 s.alerting.Rules,
+		AnomalyQuery:          s.alerting.AnomalyQueryHandler(),
 		BuildInfo: v1.PrometheusVersion{
 			Version:   version.Version,
 			Revision:  version.Revision,
@@ -175,6 +215,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Ready.")
 	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := s.alerting.Reload(); err != nil {
+			http.Error(w, "Failed to reload rules: "+err.Error(), http.StatusInternalServerError)
+		}
+	})
 	return mux
 }
 
@@ -187,16 +236,43 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.store.Run(bg)
 	}()
+	if s.compactor != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.compactor.Run(bg, time.Duration(s.cfg.Compactor.Interval))
+		}()
+	}
+
+	// Rules run until the HTTP server is shut down, and stop before the store closes.
+	rulesCtx, stopRules := context.WithCancel(context.Background())
+	rulesDone := make(chan struct{})
+	go func() {
+		defer close(rulesDone)
+		s.alerting.Run(rulesCtx)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
 	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path)
 
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-		err = fmt.Errorf("serve HTTP: %w", err)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-serveErr:
+			err = fmt.Errorf("serve HTTP: %w", err)
+			break loop
+		case <-hup:
+			if rerr := s.alerting.Reload(); rerr != nil {
+				s.logger.Error("reloading rules on SIGHUP failed; the previous rules stay", "err", rerr)
+			}
+		}
 	}
 	s.logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.HTTP.ShutdownTimeout))
@@ -204,6 +280,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
 	}
+	stopRules()
+	<-rulesDone
 	stopBg()
 	wg.Wait()
 	if s.cfg.Storage.FlushOnShutdown {
@@ -241,4 +319,23 @@ func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (ma
 		out[f.Name] = f.Entries
 	}
 	return out, nil
+}
+
+// newCompactor builds the compactor configured by cfg.
+func newCompactor(cfg *config.Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+	c := cfg.Compactor
+	tenants := map[string]compactor.Retention{}
+	for id, r := range c.TenantRetention {
+		tenants[id] = compactor.Retention{Raw: time.Duration(r.Raw), Res1m: time.Duration(r.Res1m), Res1h: time.Duration(r.Res1h)}
+	}
+	return compactor.New(compactor.Options{
+		Bucket:          bkt,
+		Dir:             filepath.Join(cfg.Storage.Path, "compactor"),
+		Retention:       compactor.Retention{Raw: time.Duration(c.RetentionRaw), Res1m: time.Duration(c.Retention1m), Res1h: time.Duration(c.Retention1h)},
+		TenantRetention: tenants,
+		DeletionDelay:   time.Duration(c.DeletionDelay),
+		CompactionDelay: time.Duration(c.CompactionDelay),
+		Logger:          logger,
+		Registerer:      reg,
+	})
 }

@@ -3,6 +3,13 @@
 //
 // With no flags it listens on :9201 and keeps its data in ./data.
 // strata -h lists every flag; -config.file reads the same settings from YAML.
+//
+// Subcommands:
+//
+//	strata tools bucket ls|inspect|verify [bucket flags]
+//	    lists, inspects and verifies the blocks in the bucket.
+//	strata detect [--detector NAME] [--PARAM VALUE ...] FILE.csv
+//	    scores a timestamp,value CSV with an anomaly detector (strata detect -h).
 package main
 
 import (
@@ -16,13 +23,21 @@ import (
 
 	"github.com/prometheus/common/version"
 
+	"github.com/strata-tsdb/strata/alerting/detect"
 	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/server"
+	"github.com/strata-tsdb/strata/tools/bucket"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if len(args) > 1 && args[0] == "tools" && args[1] == "bucket" {
+		return bucket.Command(args[2:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "detect" {
+		return detect.Command(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	}
 	if version.Version == "" {
 		version.Version = "0.1.0-dev"
 	}
