@@ -112,7 +112,7 @@ func TestRepairAfterCrash(t *testing.T) {
 		t.Fatalf("partial upload not cleaned: %v", inv.Partial)
 	}
 	for _, m := range inv.Live {
-		if m.Resolution() == blockmeta.ResRaw && m.MaxTime-m.MinTime != (12 * time.Hour).Milliseconds() {
+		if m.Resolution() == blockmeta.ResRaw && m.MaxTime-m.MinTime != (12*time.Hour).Milliseconds() {
 			t.Fatalf("the surviving block spans %v, want the 12h merged block", time.Duration(m.MaxTime-m.MinTime)*time.Millisecond)
 		}
 	}
