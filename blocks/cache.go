@@ -5,18 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -230,37 +227,14 @@ func (c *blockCache) Drop(tenantID string, id ulid.ULID) {
 	_ = os.RemoveAll(e.block.Dir())
 }
 
-// download fetches every object of block id into the cache and opens it.
+// download fetches block id into the cache and opens it.
 func (c *blockCache) download(ctx context.Context, tenantID string, id ulid.ULID) (*tsdb.Block, error) {
 	final := filepath.Join(c.dir, tenantID, id.String())
 	tmp := final + ".download"
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, err
 	}
-	prefix := path.Join(tenantID, id.String()) + "/"
-	var names []string
-	err := c.bkt.Iter(ctx, prefix, func(name string) error {
-		names = append(names, name)
-		return nil
-	}, true)
-	if err != nil {
-		return nil, fmt.Errorf("list block %s: %w", prefix, err)
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return nil, fmt.Errorf("block %s: %w", prefix, objstore.ErrNotFound)
-	}
-	for _, name := range names {
-		rel := strings.TrimPrefix(name, prefix)
-		if rel == metaFilename {
-			continue // last, so that a complete directory is one with meta.json
-		}
-		if err := c.fetch(ctx, name, filepath.Join(tmp, filepath.FromSlash(rel))); err != nil {
-			_ = os.RemoveAll(tmp)
-			return nil, err
-		}
-	}
-	if err := c.fetch(ctx, prefix+metaFilename, filepath.Join(tmp, metaFilename)); err != nil {
+	if err := blockmeta.Download(ctx, c.bkt, tenantID, id, tmp); err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -271,29 +245,9 @@ func (c *blockCache) download(ctx context.Context, tenantID string, id ulid.ULID
 	blk, err := tsdb.OpenBlock(c.logger, final, nil, nil)
 	if err != nil {
 		_ = os.RemoveAll(final)
-		return nil, fmt.Errorf("open cached block %s: %w", prefix, err)
+		return nil, fmt.Errorf("open cached block %s/%s: %w", tenantID, id, err)
 	}
 	return blk, nil
-}
-
-func (c *blockCache) fetch(ctx context.Context, name, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	r, err := c.bkt.Get(ctx, name)
-	if err != nil {
-		return fmt.Errorf("get %s: %w", name, err)
-	}
-	defer r.Close()
-	f, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return fmt.Errorf("download %s: %w", name, err)
-	}
-	return f.Close()
 }
 
 // Close closes every cached block; the files stay for the next run.

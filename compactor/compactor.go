@@ -577,23 +577,8 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 
 // download copies block id of the tenant into the work directory.
 func (t *tenantRun) download(ctx context.Context, id ulid.ULID) (string, error) {
-	bkt := t.c.o.Bucket
 	dir := filepath.Join(t.work, "src", id.String())
-	prefix := path.Join(t.id, id.String()) + "/"
-	var names []string
-	if err := bkt.Iter(ctx, prefix, func(n string) error { names = append(names, n); return nil }, true); err != nil {
-		return "", err
-	}
-	for _, n := range names {
-		rel := strings.TrimPrefix(n, prefix)
-		if rel == DeletionMarkFile {
-			continue
-		}
-		if err := fetch(ctx, bkt, n, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
+	return dir, blockmeta.Download(ctx, t.c.o.Bucket, t.id, id, dir)
 }
 
 // downsample writes the 1m and 1h blocks of every raw block of the largest

@@ -17,9 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -66,25 +64,4 @@ func markForDeletion(ctx context.Context, bkt objstore.Bucket, tenantID string, 
 		return err
 	}
 	return bkt.Upload(ctx, path.Join(tenantID, id.String(), DeletionMarkFile), bytes.NewReader(b))
-}
-
-// fetch downloads object name into file dst.
-func fetch(ctx context.Context, bkt objstore.Bucket, name, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	r, err := bkt.Get(ctx, name)
-	if err != nil {
-		return fmt.Errorf("get %s: %w", name, err)
-	}
-	defer r.Close()
-	f, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return fmt.Errorf("download %s: %w", name, err)
-	}
-	return f.Close()
 }

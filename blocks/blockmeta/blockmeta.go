@@ -22,6 +22,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -188,4 +189,52 @@ func uploadFile(ctx context.Context, bkt objstore.Bucket, src, name string) erro
 		return fmt.Errorf("upload %s: %w", name, err)
 	}
 	return nil
+}
+
+// Download copies block id of tenantID from the bucket into dir: every
+// object but deletion marks, meta.json last, so that a directory with a
+// meta.json is a complete block.
+func Download(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid.ULID, dir string) error {
+	prefix := path.Join(tenantID, id.String()) + "/"
+	var names []string
+	if err := bkt.Iter(ctx, prefix, func(n string) error { names = append(names, n); return nil }, true); err != nil {
+		return fmt.Errorf("list block %s: %w", prefix, err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("block %s: %w", prefix, objstore.ErrNotFound)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		rel := strings.TrimPrefix(n, prefix)
+		if rel == MetaFilename || rel == deletionMarkFilename {
+			continue
+		}
+		if err := downloadFile(ctx, bkt, n, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+			return err
+		}
+	}
+	return downloadFile(ctx, bkt, prefix+MetaFilename, filepath.Join(dir, MetaFilename))
+}
+
+// deletionMarkFilename is the compactor's deletion mark, never part of a block's data.
+const deletionMarkFilename = "deletion-mark.json"
+
+func downloadFile(ctx context.Context, bkt objstore.Bucket, name, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	r, err := bkt.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", name, err)
+	}
+	defer r.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("download %s: %w", name, err)
+	}
+	return f.Close()
 }
