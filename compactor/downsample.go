@@ -53,7 +53,10 @@ func Downsample(ctx context.Context, logger *slog.Logger, src *blockmeta.Meta, s
 	if err := os.MkdirAll(dstParent, 0o755); err != nil {
 		return nil, err
 	}
-	w, err := tsdb.NewBlockWriter(logger, dstParent, src.MaxTime-src.MinTime+res)
+	// The writer's head accepts samples no older than half its block size
+	// behind its newest one; series are written one after the other, each
+	// over the whole range, so the size must span the range twice over.
+	w, err := tsdb.NewBlockWriter(logger, dstParent, 4*(src.MaxTime-src.MinTime+res))
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +75,7 @@ func Downsample(ctx context.Context, logger *slog.Logger, src *blockmeta.Meta, s
 		}
 		appended += n
 		// Commit in batches to bound the appender's memory.
-		if appended > 1_000_000 {
+		if appended > commitBatch {
 			if err := app.Commit(); err != nil {
 				return nil, err
 			}
@@ -106,6 +109,9 @@ func Downsample(ctx context.Context, logger *slog.Logger, src *blockmeta.Meta, s
 	}
 	return m, nil
 }
+
+// commitBatch is how many samples the downsampler appends between commits.
+var commitBatch = 1_000_000
 
 // window accumulates one window's aggregates.
 type window struct {
