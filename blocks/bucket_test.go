@@ -175,7 +175,8 @@ func TestShipAndQueryFromBucket(t *testing.T) {
 			s := openBucketStore(t, dir, bkt, nil)
 			_, n := writeHours(t, s.Store, "team-a", 6)
 			before := readAll(t, s.Store, "team-a")
-			answers := promqlAnswers(t, s.Store, "team-a")
+			evalEnd := time.Now().Truncate(time.Minute) // fixed: answers must be comparable
+			answers := promqlAnswers(t, s.Store, "team-a", evalEnd)
 			if got := countSamples(before); got != n {
 				t.Fatalf("head holds %d samples, wrote %d", got, n)
 			}
@@ -205,7 +206,7 @@ func TestShipAndQueryFromBucket(t *testing.T) {
 				t.Fatal(err)
 			}
 			equalSamples(t, "without local blocks", readAll(t, s.Store, "team-a"), before)
-			equalAnswers(t, "without local blocks", promqlAnswers(t, s.Store, "team-a"), answers)
+			equalAnswers(t, "without local blocks", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
 			// Nothing is shipped twice after the restart.
 			if err := s.Ship(context.Background()); err != nil {
 				t.Fatal(err)
@@ -225,7 +226,7 @@ func TestShipAndQueryFromBucket(t *testing.T) {
 				t.Fatal(err)
 			}
 			equalSamples(t, "from the bucket alone", readAll(t, s.Store, "team-a"), before)
-			equalAnswers(t, "from the bucket alone", promqlAnswers(t, s.Store, "team-a"), answers)
+			equalAnswers(t, "from the bucket alone", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
 			if got := testutil.ToFloat64(s.m("strata_block_cache_misses_total")); got < float64(len(shipped)) {
 				t.Fatalf("cache misses = %v, want >= %d (every block downloaded)", got, len(shipped))
 			}

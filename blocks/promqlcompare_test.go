@@ -23,13 +23,12 @@ var comparedQueries = []string{
 	`topk(2, node_cpu_seconds_total)`,
 }
 
-// promqlAnswers evaluates comparedQueries as range queries over the last
-// 7 hours at a 1m step for tenant id, returning each result's string form.
-func promqlAnswers(t *testing.T, s *blocks.Store, id string) []string {
+// promqlAnswers evaluates comparedQueries as range queries over the 7 hours
+// before end at a 1m step for tenant id, returning each result's string form.
+func promqlAnswers(t *testing.T, s *blocks.Store, id string, end time.Time) []string {
 	t.Helper()
 	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 	ctx := tenant.WithID(context.Background(), id)
-	end := time.Now().Truncate(time.Minute)
 	start := end.Add(-7 * time.Hour)
 	var out []string
 	for _, q := range comparedQueries {
