@@ -223,40 +223,27 @@ func (r *retryBucket) backoff(i int) time.Duration {
 }
 
 func (r *retryBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	var rc io.ReadCloser
-	err := r.do(ctx, "get", name, func(a *attempt) (bool, error) {
-		if rc != nil {
-			// A reader whose attempt timed out as it was returned.
-			rc.Close()
-			rc = nil
-		}
-		var err error
-		rc, err = r.b.Get(a.ctx, name)
-		if err != nil {
-			return false, err
-		}
-		rc = &attemptReader{ReadCloser: rc, a: a}
-		return true, nil
-	})
-	if err != nil {
-		if rc != nil {
-			rc.Close()
-		}
-		return nil, err
-	}
-	return rc, nil
+	return r.open(ctx, "get", name, func(ctx context.Context) (io.ReadCloser, error) { return r.b.Get(ctx, name) })
 }
 
 func (r *retryBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	return r.open(ctx, "get range", name, func(ctx context.Context) (io.ReadCloser, error) {
+		return r.b.GetRange(ctx, name, off, length)
+	})
+}
+
+// open retries get until it returns a reader; the timeout covers opening,
+// and the reader's reads count as the attempt's progress.
+func (r *retryBucket) open(ctx context.Context, op, name string, get func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
 	var rc io.ReadCloser
-	err := r.do(ctx, "get range", name, func(a *attempt) (bool, error) {
+	err := r.do(ctx, op, name, func(a *attempt) (bool, error) {
 		if rc != nil {
 			// A reader whose attempt timed out as it was returned.
 			rc.Close()
 			rc = nil
 		}
 		var err error
-		rc, err = r.b.GetRange(a.ctx, name, off, length)
+		rc, err = get(a.ctx)
 		if err != nil {
 			return false, err
 		}
