@@ -54,7 +54,7 @@ func (d *Datasource) queryAlerts(ctx context.Context, dq backend.DataQuery, q Qu
 	if err != nil {
 		return resp, badQuery(err)
 	}
-	v, warnings, err := d.client.api.QueryRange(ctx, selector, promv1.Range{Start: t.start, End: t.end, Step: t.step})
+	v, warnings, infos, err := d.client.api.QueryRange(ctx, selector, promv1.Range{Start: t.start, End: t.end, Step: t.step})
 	if err != nil {
 		return resp, fmt.Errorf("querying alert history (%s): %w", selector, err)
 	}
@@ -74,9 +74,7 @@ func (d *Datasource) queryAlerts(ctx context.Context, dq backend.DataQuery, q Qu
 	}
 	f := annotationFrame(dq.RefID, regions, states, current.Alerts, alertingRules(rules))
 	f.Meta.ExecutedQueryString = "Expr: " + selector + "\nStep: " + t.step.String()
-	for _, w := range warnings {
-		f.Meta.Notices = append(f.Meta.Notices, data.Notice{Severity: data.NoticeSeverityWarning, Text: w})
-	}
+	f.Meta.Notices = notices(warnings, infos)
 	resp.Frames = data.Frames{f}
 	return resp, nil
 }

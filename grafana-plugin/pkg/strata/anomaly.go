@@ -76,9 +76,7 @@ func (d *Datasource) queryAnomaly(ctx context.Context, dq backend.DataQuery, q Q
 	meta := resp.Frames[0].Meta
 	meta.ExecutedQueryString = fmt.Sprintf("Expr: %s\nStep: %s\nDetector: %s\nParameters: %s",
 		expr, t.step, orDefault(q.Detector, "(Strata's default)"), encodeParams(form))
-	for _, w := range env.Warnings {
-		meta.Notices = append(meta.Notices, data.Notice{Severity: data.NoticeSeverityWarning, Text: w})
-	}
+	meta.Notices = append(meta.Notices, notices(env.Warnings, env.Infos)...)
 	return resp, nil
 }
 

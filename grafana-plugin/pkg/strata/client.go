@@ -83,8 +83,18 @@ func (c *plainErrors) Do(ctx context.Context, req *http.Request) (*http.Response
 	if err != nil {
 		return resp, body, fmt.Errorf("cannot reach Strata at %s: %w", c.base, err)
 	}
-	if resp.StatusCode/100 == 2 || isAPIError(body) {
+	if resp.StatusCode/100 == 2 {
 		return resp, body, nil
+	}
+	if e, ok := apiError(body); ok {
+		switch resp.StatusCode {
+		case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusServiceUnavailable:
+			// client_golang decodes these itself.
+			return resp, body, nil
+		}
+		// client_golang reports other codes as "client error: 401" and drops
+		// the API's message (Strata answers 401 to a missing tenant).
+		return resp, body, e
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
@@ -97,12 +107,13 @@ func (c *plainErrors) Do(ctx context.Context, req *http.Request) (*http.Response
 	return resp, body, nil
 }
 
-// isAPIError tells whether body is a Prometheus API error answer.
-func isAPIError(body []byte) bool {
-	var env struct {
-		Status string `json:"status"`
+// apiError decodes body as a Prometheus API error answer.
+func apiError(body []byte) (*promv1.Error, bool) {
+	var env apiResponse
+	if json.Unmarshal(body, &env) != nil || env.Status != "error" {
+		return nil, false
 	}
-	return json.Unmarshal(body, &env) == nil && env.Status == "error"
+	return &promv1.Error{Type: promv1.ErrorType(env.ErrorType), Msg: env.Error}, true
 }
 
 // apiResponse is the envelope of every Prometheus API answer.

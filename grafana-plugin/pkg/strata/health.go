@@ -26,7 +26,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		return healthError(fmt.Sprintf("%s answers the Prometheus API but reports no version: is it Strata?", d.settings.URL)), nil
 	}
 	// A query proves the tenant may read, not only reach, the API.
-	if _, _, err := d.client.api.Query(ctx, "vector(1)", timeNow()); err != nil {
+	if _, _, _, err := d.client.api.Query(ctx, "vector(1)", timeNow()); err != nil {
 		return healthError("Strata " + info.Version + " is reachable but a test query failed: " + d.explain(err)), nil
 	}
 	msg := fmt.Sprintf("Strata %s is reachable at %s", info.Version, d.settings.URL)

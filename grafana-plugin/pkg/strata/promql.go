@@ -31,25 +31,25 @@ func (d *Datasource) queryPromQL(ctx context.Context, dq backend.DataQuery, q Qu
 	}
 	var resp backend.DataResponse
 	if doRange {
-		v, warnings, err := d.client.api.QueryRange(ctx, expr, promv1.Range{Start: t.start, End: t.end, Step: t.step})
+		v, warnings, infos, err := d.client.api.QueryRange(ctx, expr, promv1.Range{Start: t.start, End: t.end, Step: t.step})
 		if err != nil {
 			return resp, fmt.Errorf("range query: %w", err)
 		}
-		resp.Frames = append(resp.Frames, framesOf(dq.RefID, q, expr, t.step, v, warnings, "range")...)
+		resp.Frames = append(resp.Frames, framesOf(dq.RefID, q, expr, t.step, v, notices(warnings, infos), "range")...)
 	}
 	if q.Instant {
-		v, warnings, err := d.client.api.Query(ctx, expr, dq.TimeRange.To)
+		v, warnings, infos, err := d.client.api.Query(ctx, expr, dq.TimeRange.To)
 		if err != nil {
 			return resp, fmt.Errorf("instant query: %w", err)
 		}
-		resp.Frames = append(resp.Frames, framesOf(dq.RefID, q, expr, t.step, v, warnings, "instant")...)
+		resp.Frames = append(resp.Frames, framesOf(dq.RefID, q, expr, t.step, v, notices(warnings, infos), "instant")...)
 	}
 	return resp, nil
 }
 
 // framesOf converts a query answer to frames: one per series, the first one
 // carrying the executed query and Strata's warnings.
-func framesOf(refID string, q Query, expr string, step time.Duration, v model.Value, warnings promv1.Warnings, kind string) data.Frames {
+func framesOf(refID string, q Query, expr string, step time.Duration, v model.Value, ns []data.Notice, kind string) data.Frames {
 	var frames data.Frames
 	switch v := v.(type) {
 	case model.Matrix:
@@ -70,8 +70,18 @@ func framesOf(refID string, q Query, expr string, step time.Duration, v model.Va
 	}
 	meta := frames[0].Meta
 	meta.ExecutedQueryString = "Expr: " + expr + "\nStep: " + step.String() + "\nType: " + kind
-	for _, w := range warnings {
-		meta.Notices = append(meta.Notices, data.Notice{Severity: data.NoticeSeverityWarning, Text: w})
-	}
+	meta.Notices = append(meta.Notices, ns...)
 	return frames
+}
+
+// notices turns Strata's warnings and infos into frame notices.
+func notices(warnings promv1.Warnings, infos promv1.Infos) []data.Notice {
+	var out []data.Notice
+	for _, w := range warnings {
+		out = append(out, data.Notice{Severity: data.NoticeSeverityWarning, Text: w})
+	}
+	for _, i := range infos {
+		out = append(out, data.Notice{Severity: data.NoticeSeverityInfo, Text: i})
+	}
+	return out
 }
