@@ -673,7 +673,9 @@ func (f *fixture) testHealth(t *testing.T) {
 	})
 }
 
-type collect struct{ resps []*backend.CallResourceResponse }
+type collect struct {
+	resps []*backend.CallResourceResponse
+}
 
 func (c *collect) Send(r *backend.CallResourceResponse) error {
 	c.resps = append(c.resps, r)
