@@ -30,3 +30,12 @@ class NoopObserver {
 }
 global.ResizeObserver = global.ResizeObserver || NoopObserver;
 global.IntersectionObserver = global.IntersectionObserver || NoopObserver;
+
+// i18next (inside @grafana/ui) advertises itself on every test file.
+const consoleInfo = console.info;
+console.info = (...args) => {
+  if (String(args[0]).includes('i18next')) {
+    return;
+  }
+  consoleInfo(...args);
+};
