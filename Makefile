@@ -30,9 +30,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, integration suites included (they start real Prometheus and
-# node-exporter processes and fail when those are missing).
+# node-exporter processes and fail when those are missing), then the Grafana
+# plugin's (its own Go module, Jest, headless Chromium).
 test: deps fmt-check vet
 	$(GO) test $(GOTEST_FLAGS) ./...
+	$(MAKE) -C grafana-plugin test
 
 # Unit tests only: no external programs.
 test-unit:

@@ -3,7 +3,7 @@
 #   - Debian packages: prometheus (2.x, a remote-write 1.0 client),
 #     prometheus-node-exporter (a real scrape target), prometheus-alertmanager
 #     and python3-aiosmtpd (the Alertmanager and SMTP server of the alerting
-#     tests);
+#     tests); chromium (the Grafana plugin's headless screenshot check);
 #   - Prometheus 3, built from source into the cache directory (remote write 2.0);
 #   - MinIO, built from source into the cache directory (the S3 bucket of tests).
 # Binaries built here are cached in $STRATA_CACHE/bin and reused.
@@ -20,6 +20,7 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium) # grafana-plugin's screenshot check
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing Debian packages: ${need_apt[*]}"
 	SUDO=""
