@@ -57,4 +57,9 @@ describe('DataSource.applyTemplateVariables', () => {
     expect(ds.filterQuery({ refId: 'A', expr: 'up' })).toBe(true);
     expect(ds.filterQuery({ refId: 'A', queryType: 'alerts' })).toBe(true);
   });
+
+  it('starts annotation queries as alert-state queries', () => {
+    const ds = new DataSource({ uid: 'strata', jsonData: {} } as unknown as DataSourceInstanceSettings<StrataOptions>);
+    expect(ds.annotations.getDefaultQuery?.()).toEqual({ queryType: 'alerts', states: ['firing', 'pending', 'resolved'] });
+  });
 });

@@ -1,4 +1,4 @@
-import { CoreApp, DataSourceInstanceSettings, ScopedVars } from '@grafana/data';
+import { AnnotationSupport, CoreApp, DataSourceInstanceSettings, ScopedVars } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 import { DEFAULT_QUERY, StrataOptions, StrataQuery } from './types';
 
@@ -42,8 +42,10 @@ export function formatPromQLVariable(value: string | string[], variable: { multi
  * offers the editor Strata's metric names, labels and metadata.
  */
 export class DataSource extends DataSourceWithBackend<StrataQuery, StrataOptions> {
-  /** Alert-state annotation queries use the query editor. */
-  annotations = {};
+  /** Annotation queries use the query editor and start as alert-state queries. */
+  annotations: AnnotationSupport<StrataQuery> = {
+    getDefaultQuery: () => ({ queryType: 'alerts', states: ['firing', 'pending', 'resolved'] }),
+  };
 
   constructor(instanceSettings: DataSourceInstanceSettings<StrataOptions>) {
     super(instanceSettings);

@@ -19,7 +19,8 @@ const TenantHeader = "X-Scope-OrgID"
 // Client talks to one Strata over its Prometheus HTTP API with the
 // settings' tenant and credentials.
 type Client struct {
-	settings Settings
+	settings  Settings
+	transport http.RoundTripper
 	// raw sends requests and reads whole answers; its errors name
 	// authentication and wrong-URL failures plainly.
 	raw api.Client
@@ -40,7 +41,14 @@ func NewClient(s Settings, transport http.RoundTripper) (*Client, error) {
 		return nil, fmt.Errorf("creating the Strata client: %w", err)
 	}
 	raw := &plainErrors{Client: inner, base: s.URL.String()}
-	return &Client{settings: s, raw: raw, api: promv1.NewAPI(raw)}, nil
+	return &Client{settings: s, transport: transport, raw: raw, api: promv1.NewAPI(raw)}, nil
+}
+
+// CloseIdleConnections closes the client's idle connections to Strata.
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }
 
 // headerTransport adds the tenant and the credentials to every request.
@@ -126,9 +134,10 @@ type apiResponse struct {
 	Infos     []string        `json:"infos"`
 }
 
-// get sends a GET (or a form POST when form is long) to path under the base
-// URL and decodes the data of a successful answer into into. It returns the
-// HTTP status and, for an error answer, the API's error.
+// call sends form to path under the base URL (as a query string, or as the
+// body of a POST) and decodes the data of a successful answer into into. It
+// returns the answer's envelope (for its warnings) and, for an error answer,
+// the API's error.
 func (c *Client) call(ctx context.Context, method, path string, form url.Values, into any) (apiResponse, error) {
 	u := c.raw.URL(path, nil)
 	var req *http.Request

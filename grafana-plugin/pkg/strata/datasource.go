@@ -71,8 +71,13 @@ func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (ins
 	return &Datasource{settings: settings, settingsErr: err}, nil
 }
 
-// Dispose releases the instance's idle connections.
-func (d *Datasource) Dispose() {}
+// Dispose releases the instance's idle connections; Grafana calls it when
+// the settings change or the data source is deleted.
+func (d *Datasource) Dispose() {
+	if d.client != nil {
+		d.client.CloseIdleConnections()
+	}
+}
 
 // QueryData answers each query of the request independently: one bad query
 // does not fail the others.

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
+
+// timeNow is the clock of the health check's test query.
+var timeNow = time.Now
 
 // CheckHealth asks Strata for its build information with the data source's
 // URL, tenant and credentials, and says plainly which of them is wrong.

@@ -9,13 +9,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 )
-
-// timeNow is the clock of instant queries without a time.
-var timeNow = time.Now
 
 // resourcePaths are the resource calls the query editor makes: Strata's
 // metadata endpoints, for metric-name and label autocompletion.
