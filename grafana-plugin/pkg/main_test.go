@@ -42,7 +42,7 @@ func TestBuiltPluginOverGRPC(t *testing.T) {
 		t.Skip("starts Strata and the plugin binary; not run with -short")
 	}
 	srv := stratatest.Start(t, stratatest.Options{})
-	now := time.Now().Truncate(time.Second)
+	now := time.Now().Truncate(15 * time.Second) // on the 15s steps of the query
 	var samples []stratatest.Sample
 	for i := 0; i <= 40; i++ {
 		samples = append(samples, stratatest.Sample{T: now.Add(time.Duration(i-40) * 15 * time.Second), V: float64(i)})
@@ -123,7 +123,10 @@ func TestBuiltPluginOverGRPC(t *testing.T) {
 			t.Fatal(r.Error)
 		}
 		if len(r.Frames) != 1 || r.Frames[0].Name != "max" || r.Frames[0].Rows() != 41 {
-			t.Fatalf("frames = %v", r.Frames)
+			for _, f := range r.Frames {
+				t.Logf("frame %q: %d rows", f.Name, f.Rows())
+			}
+			t.Fatalf("want one frame \"max\" of 41 rows, got %d frames", len(r.Frames))
 		}
 		if last := r.Frames[0].Fields[1].At(40).(float64); last != 40 {
 			t.Errorf("last value = %v, want 40", last)

@@ -73,7 +73,9 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	srv := stratatest.Start(t, stratatest.Options{TenantRulesDir: dir, Args: []string{"-tenant.require-header"}})
-	f := &fixture{strata: srv, now: time.Now().Truncate(time.Second)}
+	// Samples on multiples of 15s, as the steps of 15s queries are: each
+	// evaluation then sees the sample of its own timestamp.
+	f := &fixture{strata: srv, now: time.Now().Truncate(15 * time.Second)}
 	f.spikeAt = f.now.Add(-10 * time.Minute)
 	var temp, reqs, lat []stratatest.Sample
 	var tempB []stratatest.Sample
