@@ -68,6 +68,13 @@ func framesOf(refID string, q Query, expr string, step time.Duration, v model.Va
 	if len(frames) == 0 {
 		frames = append(frames, emptyFrame(refID))
 	}
+	if v != nil {
+		// Grafana's panels read the result type, e.g. to show an instant
+		// vector as a table.
+		for _, f := range frames {
+			f.Meta.Custom = map[string]string{"resultType": v.Type().String()}
+		}
+	}
 	meta := frames[0].Meta
 	meta.ExecutedQueryString = "Expr: " + expr + "\nStep: " + step.String() + "\nType: " + kind
 	meta.Notices = append(meta.Notices, ns...)

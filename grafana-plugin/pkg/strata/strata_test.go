@@ -269,6 +269,13 @@ func (f *fixture) testPromQL(t *testing.T) {
 				if fr.Meta == nil || fr.Meta.Type != data.FrameTypeTimeSeriesMulti {
 					t.Errorf("frame %q meta = %+v, want type timeseries-multi", fr.Name, fr.Meta)
 				}
+				wantType := "matrix"
+				if tc.model["instant"] == true {
+					wantType = "vector"
+				}
+				if got := fr.Meta.Custom.(map[string]string)["resultType"]; got != wantType {
+					t.Errorf("frame %q result type %q, want %q", fr.Name, got, wantType)
+				}
 				if fr.RefID != "A" {
 					t.Errorf("frame %q refId = %q", fr.Name, fr.RefID)
 				}
