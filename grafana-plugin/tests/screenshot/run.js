@@ -1,6 +1,8 @@
 // Screenshot check of the QueryEditor: builds the test page, serves it on a
 // free local port, renders it in Debian's Chromium (headless, through
-// playwright-core) and saves docs/query-editor.png. It fails when the page
+// playwright-core) and saves the picture to $SCREENSHOT_OUT (default
+// tests/screenshot/build/query-editor.png;
+// `make screenshot-docs` refreshes docs/query-editor.png). It fails when the page
 // logs an error, when an editor does not render what a user should see, or
 // when the metric autocompletion does not open.
 const fs = require('fs');
@@ -11,7 +13,7 @@ const { chromium } = require('playwright-core');
 
 const root = path.join(__dirname, '..', '..');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const out = path.join(root, 'docs', 'query-editor.png');
+const out = process.env.SCREENSHOT_OUT || path.join(__dirname, 'build', 'query-editor.png');
 
 function fail(msg) {
   console.error('screenshot check failed: ' + msg);
