@@ -219,3 +219,6 @@ func (o *Overrides) Run(ctx context.Context) {
 		}
 	}
 }
+
+// File is the overrides file, empty if none.
+func (o *Overrides) File() string { return o.path }
