@@ -57,6 +57,9 @@ type Limits struct {
 	// HAFailoverTimeout is how long the elected replica may be silent
 	// before another replica of its cluster is elected.
 	HAFailoverTimeout model.Duration `yaml:"ha_failover_timeout"`
+	// HAFailoverBufferBytes bounds, per cluster, the requests of
+	// non-elected replicas kept so that a failover leaves no gap.
+	HAFailoverBufferBytes int `yaml:"ha_failover_buffer_bytes"`
 
 	// Queries.
 
@@ -94,6 +97,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.HAClusterLabel, "limits.ha-cluster-label", "cluster", "Label naming the HA cluster of a series.")
 	fs.StringVar(&l.HAReplicaLabel, "limits.ha-replica-label", "__replica__", "Label naming the HA replica of a series; dropped before storing.")
 	durationVar(fs, &l.HAFailoverTimeout, "limits.ha-failover-timeout", 30*time.Second, "Silence of the elected replica after which another replica of its cluster is elected.")
+	fs.IntVar(&l.HAFailoverBufferBytes, "limits.ha-failover-buffer-bytes", 32<<20, "Bytes of requests of non-elected replicas, newer than the elected replica's samples, kept per HA cluster so that a failover leaves no gap; 0 keeps none.")
 
 	fs.IntVar(&l.MaxQuerySeries, "limits.max-query-series", 0, "Series one query may touch; 0 is unlimited. Over it, the query fails with 422 (errorType cost_limit).")
 	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", 0, "Samples one query may read; 0 is unlimited. Over it, the query fails with 422 (errorType cost_limit).")
@@ -124,7 +128,7 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("ingestion_burst must be positive when ingestion_rate is set")
 	case l.MaxRequestBodyBytes < 0, l.MaxActiveSeries < 0, l.MaxActiveSeriesPerMetric < 0,
 		l.MaxLabelNamesPerSeries < 0, l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0,
-		l.MaxExemplarsPerSeries < 0, l.MaxQuerySeries < 0, l.MaxQuerySamples < 0, l.MaxConcurrentQueries < 0:
+		l.MaxExemplarsPerSeries < 0, l.HAFailoverBufferBytes < 0, l.MaxQuerySeries < 0, l.MaxQuerySamples < 0, l.MaxConcurrentQueries < 0:
 		return fmt.Errorf("limits must not be negative")
 	case l.QueryTimeout < 0, l.MaxQueryLength < 0, l.MaxQueryQueueWait < 0, l.HAFailoverTimeout < 0:
 		return fmt.Errorf("limit durations must not be negative")

@@ -156,6 +156,9 @@ func classify(err error) string {
 // appendSample appends one float or histogram sample. It returns the series
 // reference and a non-nil error only for failures that must fail the request.
 func (ba *batch) appendSample(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if ba.haCovered(t) {
+		return ref, nil // stored from the previously elected HA replica
+	}
 	if t > ba.maxTime {
 		ba.reject(reasonFuture, 1, "sample timestamp %d is too far in the future for series %s", t, ls.String())
 		return ref, nil

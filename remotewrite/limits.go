@@ -3,8 +3,9 @@ package remotewrite
 // Per-tenant limits and HA de-duplication of the receiver.
 //
 // Once a request is decoded, admit decides about it as a whole: requests of
-// a non-elected HA replica are answered 202 and dropped (see package
-// hatracker), then the tenant's token bucket must hold a token per sample
+// a non-elected HA replica are answered 202 and not stored (see package
+// hatracker, which keeps those that may be needed after a failover and hands
+// them back to be stored when one happens), then the tenant's token bucket must hold a token per sample
 // and histogram, or the request gets 429 and is retried by the sender.
 // Admitted requests are stored series by series: a series over a label
 // limit, the exemplars of a series over the exemplar limit and new series
@@ -14,7 +15,9 @@ package remotewrite
 // series' labels; nothing here allocates per sample.
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -69,6 +72,10 @@ type admission struct {
 	// dropLabel is the HA replica label, removed from every series of an
 	// elected replica's request; empty otherwise.
 	dropLabel string
+	// haFilter drops the samples at or before haMinTime: the previously
+	// elected replica of the cluster has stored them.
+	haFilter  bool
+	haMinTime int64
 }
 
 // maxBody returns the body size limit of tenant id.
@@ -81,51 +88,88 @@ func (h *Handler) maxBody(id string) int64 {
 	return h.opts.MaxBodyBytes
 }
 
-// admit applies the request-wide limits to a decoded request of n samples
-// and histograms whose first series has labels get.
-func (h *Handler) admit(id string, n int, first func(name string) string) (admission, *httpError) {
+// requestInfo is what admit needs to know of a decoded request.
+type requestInfo struct {
+	proto   string // ProtoV1 or ProtoV2
+	body    []byte // decoded body
+	samples int    // samples and histograms
+	maxTime int64  // newest sample or histogram timestamp; set only with HA
+	// first returns the value of a label of the request's first series.
+	first func(name string) string
+}
+
+// admit applies the request-wide limits to a decoded request.
+func (h *Handler) admit(ctx context.Context, id string, ri requestInfo) (admission, *httpError) {
 	o := h.lims.overrides
-	if o == nil {
-		return admission{}, nil
-	}
 	l := o.For(id)
 	adm := admission{tenant: id, overrides: o, lim: l}
-	if l.AcceptHASamples && first != nil {
+	if l.AcceptHASamples && ri.first != nil {
 		// As Prometheus's external labels are on every series, the first
 		// series names the request's cluster and replica.
-		cluster, replica := first(l.HAClusterLabel), first(l.HAReplicaLabel)
+		cluster, replica := ri.first(l.HAClusterLabel), ri.first(l.HAReplicaLabel)
 		if cluster != "" && replica != "" {
-			d, elected := h.lims.ha.Check(id, cluster, replica, time.Now(), time.Duration(l.HAFailoverTimeout))
-			if d == hatracker.Deduplicate {
-				h.lims.deduped.WithLabelValues(id, cluster).Add(float64(n))
-				return adm, errorf(http.StatusAccepted, "samples of replica %q of HA cluster %q not stored: the elected replica is %q", replica, cluster, elected)
+			res := h.lims.ha.Check(hatracker.Request{
+				Tenant: id, Cluster: cluster, Replica: replica,
+				MaxTime: ri.maxTime, Body: ri.body, Proto: ri.proto,
+			}, time.Now(), time.Duration(l.HAFailoverTimeout), l.HAFailoverBufferBytes)
+			if res.Decision == hatracker.Deduplicate {
+				h.lims.deduped.WithLabelValues(id, cluster).Add(float64(ri.samples))
+				return adm, errorf(http.StatusAccepted, "samples of replica %q of HA cluster %q not stored: the elected replica is %q", replica, cluster, res.Elected)
 			}
 			adm.dropLabel = l.HAReplicaLabel
+			adm.haFilter, adm.haMinTime = res.Filter, res.MinTime
+			for _, k := range res.Replay {
+				h.replay(ctx, id, k)
+			}
 		}
 	}
-	if n > 0 && !h.lims.rates.AllowN(id, time.Now(), n) {
+	if ri.samples > 0 && !h.lims.rates.AllowN(id, time.Now(), ri.samples) {
 		o.Hit(id, "ingestion_rate")
-		h.metrics.rejected.WithLabelValues(id, reasonRateLimited).Add(float64(n))
+		h.metrics.rejected.WithLabelValues(id, reasonRateLimited).Add(float64(ri.samples))
 		return adm, errorf(http.StatusTooManyRequests,
 			"ingestion rate limit of tenant %q exceeded: %d samples in this request, limit %g samples/s with burst %d (limit ingestion_rate)",
-			id, n, l.IngestionRate, l.IngestionBurst)
+			id, ri.samples, l.IngestionRate, l.IngestionBurst)
 	}
 	return adm, nil
 }
 
+// replay stores a request of a newly elected HA replica that was answered
+// 202 while another replica was elected (see package hatracker).
+func (h *Handler) replay(ctx context.Context, id string, k hatracker.Kept) {
+	var res result
+	if k.Proto == ProtoV2 {
+		res = h.writeV2(ctx, id, k.Body)
+	} else {
+		res = h.writeV1(ctx, id, k.Body)
+	}
+	h.metrics.record(id, &res)
+	if res.err != nil {
+		h.logger.Warn("storing a kept request of a newly elected HA replica failed", "tenant", id, "code", res.err.code, "err", res.err.err)
+	}
+}
+
 // admitV1 is admit for a remote write 1.0 request.
-func (h *Handler) admitV1(id string, req *prompb.WriteRequest) (admission, *httpError) {
+func (h *Handler) admitV1(ctx context.Context, id string, req *prompb.WriteRequest, body []byte) (admission, *httpError) {
 	if h.lims.overrides == nil {
 		return admission{}, nil
 	}
-	n := 0
+	ri := requestInfo{proto: ProtoV1, body: body, maxTime: math.MinInt64}
+	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
-		n += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
+		ts := &req.Timeseries[i]
+		ri.samples += len(ts.Samples) + len(ts.Histograms)
+		if ha {
+			for _, s := range ts.Samples {
+				ri.maxTime = max(ri.maxTime, s.Timestamp)
+			}
+			for _, hp := range ts.Histograms {
+				ri.maxTime = max(ri.maxTime, hp.Timestamp)
+			}
+		}
 	}
-	var first func(string) string
 	if len(req.Timeseries) > 0 {
 		ls := req.Timeseries[0].Labels
-		first = func(name string) string {
+		ri.first = func(name string) string {
 			for _, l := range ls {
 				if l.Name == name {
 					return l.Value
@@ -134,22 +178,31 @@ func (h *Handler) admitV1(id string, req *prompb.WriteRequest) (admission, *http
 			return ""
 		}
 	}
-	return h.admit(id, n, first)
+	return h.admit(ctx, id, ri)
 }
 
 // admitV2 is admit for a remote write 2.0 request.
-func (h *Handler) admitV2(id string, req *writev2.Request) (admission, *httpError) {
+func (h *Handler) admitV2(ctx context.Context, id string, req *writev2.Request, body []byte) (admission, *httpError) {
 	if h.lims.overrides == nil {
 		return admission{}, nil
 	}
-	n := 0
+	ri := requestInfo{proto: ProtoV2, body: body, maxTime: math.MinInt64}
+	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
-		n += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
+		ts := &req.Timeseries[i]
+		ri.samples += len(ts.Samples) + len(ts.Histograms)
+		if ha {
+			for _, s := range ts.Samples {
+				ri.maxTime = max(ri.maxTime, s.Timestamp)
+			}
+			for _, hp := range ts.Histograms {
+				ri.maxTime = max(ri.maxTime, hp.Timestamp)
+			}
+		}
 	}
-	var first func(string) string
 	if len(req.Timeseries) > 0 {
 		refs := req.Timeseries[0].LabelsRefs
-		first = func(name string) string {
+		ri.first = func(name string) string {
 			for i := 0; i+1 < len(refs); i += 2 {
 				if n, ok := symbol(req.Symbols, refs[i]); ok && n == name {
 					v, _ := symbol(req.Symbols, refs[i+1])
@@ -159,7 +212,13 @@ func (h *Handler) admitV2(id string, req *writev2.Request) (admission, *httpErro
 			return ""
 		}
 	}
-	return h.admit(id, n, first)
+	return h.admit(ctx, id, ri)
+}
+
+// haCovered reports whether a sample at t of an elected HA replica is
+// dropped because the previously elected replica stored the time already.
+func (ba *batch) haCovered(t int64) bool {
+	return ba.adm.haFilter && t <= ba.adm.haMinTime
 }
 
 // hit counts a limit hit of the batch's tenant.

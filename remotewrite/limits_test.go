@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/blocks"
@@ -208,26 +209,37 @@ func TestHADeduplication(t *testing.T) {
 	const failover = 300 * time.Millisecond
 	e, _ := newLimitsEnv(t, func(l *limits.Limits) {
 		l.AcceptHASamples = true
-		l.HAFailoverTimeout.Set(failover.String())
+		l.HAFailoverTimeout = model.Duration(failover)
 	}, "")
-	write := func(replica string, t0 int64) int {
+	write := func(replica string, ts ...int64) int {
+		var ss []prompb.Sample
+		for _, t := range ts {
+			ss = append(ss, prompb.Sample{Timestamp: t, Value: float64(t - e.nowMs)})
+		}
 		wr := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-			ts1(lbls("__name__", "up", "__replica__", replica, "cluster", "c1", "job", "node"), floats(float64(t0), 1)...),
+			{Labels: lbls("__name__", "up", "__replica__", replica, "cluster", "c1", "job", "node"), Samples: ss},
 		}}
 		return e.postV1(wr).Code
 	}
 	base := e.nowMs
-	if code := write("r1", base); code != http.StatusNoContent {
-		t.Fatalf("first replica: status %d", code)
-	}
-	if code := write("r2", base+500); code != http.StatusAccepted {
-		t.Fatalf("second replica: status %d, want 202", code)
-	}
-	if code := write("r1", base+1000); code != http.StatusNoContent {
-		t.Fatalf("elected replica again: status %d", code)
+	for _, step := range []struct {
+		replica string
+		ts      []int64
+		want    int
+	}{
+		{"r1", []int64{base}, http.StatusNoContent},
+		{"r2", []int64{base + 500}, http.StatusAccepted}, // kept: newer than r1's
+		{"r1", []int64{base + 1000}, http.StatusNoContent},
+		{"r2", []int64{base + 1500}, http.StatusAccepted}, // kept, and r1 falls silent
+	} {
+		if code := write(step.replica, step.ts...); code != step.want {
+			t.Fatalf("%s %v: status %d, want %d", step.replica, step.ts, code, step.want)
+		}
 	}
 	time.Sleep(failover + 100*time.Millisecond)
-	if code := write("r2", base+2000); code != http.StatusNoContent {
+	// r2 takes over: its kept request at base+1500 is stored first, and its
+	// sample at base+800, older than r1's newest, is dropped.
+	if code := write("r2", base+800, base+2000); code != http.StatusNoContent {
 		t.Fatalf("after failover: status %d, want 204", code)
 	}
 	if code := write("r1", base+2500); code != http.StatusAccepted {
@@ -236,11 +248,11 @@ func TestHADeduplication(t *testing.T) {
 	// A series without the HA labels is not de-duplicated.
 	assertCode(t, e.postV1(nSeries("plain", 1, base)), http.StatusNoContent)
 	e.assertStored(t, testTenant, map[string][]string{
-		`{__name__="up", cluster="c1", job="node"}`: {fs(base, 1), fs(base+1000, 1), fs(base+2000, 1)},
+		`{__name__="up", cluster="c1", job="node"}`: {fs(base, 0), fs(base+1000, 1000), fs(base+1500, 1500), fs(base+2000, 2000)},
 		`{__name__="plain", i="0000"}`:              {fs(base, 0)},
 	})
-	if got := counterValue(t, e.reg, "strata_remote_write_ha_deduplicated_samples_total", map[string]string{"tenant": testTenant, "cluster": "c1"}); got != 2 {
-		t.Errorf("deduplicated samples = %v, want 2", got)
+	if got := counterValue(t, e.reg, "strata_remote_write_ha_deduplicated_samples_total", map[string]string{"tenant": testTenant, "cluster": "c1"}); got != 3 {
+		t.Errorf("deduplicated samples = %v, want 3", got)
 	}
 }
 

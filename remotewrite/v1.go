@@ -18,7 +18,7 @@ func (h *Handler) writeV1(ctx context.Context, id string, body []byte) result {
 	if err := req.Unmarshal(body); err != nil {
 		return result{err: errorf(http.StatusBadRequest, "decode remote write 1.0 request (%s): %v", ProtoV1, err)}
 	}
-	adm, herr := h.admitV1(id, &req)
+	adm, herr := h.admitV1(ctx, id, &req, body)
 	if herr != nil {
 		return result{err: herr}
 	}

@@ -22,7 +22,7 @@ func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
 	if len(req.Symbols) > 0 && req.Symbols[0] != "" {
 		return result{err: errorf(http.StatusBadRequest, "symbols table must start with an empty string")}
 	}
-	adm, herr := h.admitV2(id, &req)
+	adm, herr := h.admitV2(ctx, id, &req, body)
 	if herr != nil {
 		return result{err: herr}
 	}
