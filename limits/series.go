@@ -40,17 +40,16 @@ func NewSeriesLimiter(o *Overrides, reg prometheus.Registerer) *SeriesLimiter {
 	return s
 }
 
-// Tracker returns the tracker of tenant id, creating it on first use. A new
-// tracker is not armed: the series its head replays from the WAL are counted
-// but never refused, whatever the limits, since they are stored already.
+// Tracker returns a new tracker for the head of tenant id being opened,
+// replacing the tenant's previous one: the head reports every series it
+// replays, so counts start from zero at each opening. A new tracker is not
+// armed: the series its head replays from the WAL are counted but never
+// refused, whatever the limits, since they are stored already.
 func (s *SeriesLimiter) Tracker(id string) *SeriesTracker {
+	t := &SeriesTracker{tenant: id, overrides: s.overrides, perMetric: map[string]int{}}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.trackers[id]
-	if t == nil {
-		t = &SeriesTracker{tenant: id, overrides: s.overrides, perMetric: map[string]int{}}
-		s.trackers[id] = t
-	}
+	s.trackers[id] = t
+	s.mu.Unlock()
 	return t
 }
 

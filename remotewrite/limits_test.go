@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/limits"
+	"github.com/strata-tsdb/strata/tenant"
 )
 
 // newLimitsEnv is newEnv with per-tenant limits: defaults mod applied to the
@@ -346,5 +347,44 @@ overrides:
 		if got < r*0.95 || got > r*1.05 {
 			t.Errorf("%s accepted %.0f samples/s, want %g ±5%%", id, got, r)
 		}
+	}
+}
+
+// TestSeriesLimitAfterRestart: the active-series counts are rebuilt from the
+// WAL when the store reopens, so the limit holds across a restart.
+func TestSeriesLimitAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	def := limits.Defaults()
+	def.MaxActiveSeries = 3
+	o, err := limits.NewOverrides(def, limits.OverridesConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := limits.NewSeriesLimiter(o, nil)
+	open := func() (*blocks.Store, *Handler) {
+		store, err := blocks.Open(blocks.Options{Dir: dir, SeriesCallback: func(id string) blocks.SeriesCallback { return sl.Tracker(id) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store, NewHandler(store, Options{Tenants: tenant.Resolver{Default: defaultTenant}, Limits: o, Registerer: testRegistry()})
+	}
+	now := time.Now().UnixMilli()
+	store, h := open()
+	if w := do(h, req{contentType: ctV1, tenant: testTenant, body: encodeV1(nSeries("m", 3, now))}); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, h = open()
+	defer store.Close()
+	// The three series are known again: their samples are accepted, a
+	// fourth series is not.
+	if w := do(h, req{contentType: ctV1, tenant: testTenant, body: encodeV1(nSeries("m", 3, now+1000))}); w.Code != http.StatusNoContent {
+		t.Errorf("existing series after restart: status %d: %s", w.Code, w.Body.String())
+	}
+	w := do(h, req{contentType: ctV1, tenant: testTenant, body: encodeV1(nSeries("m", 4, now+2000))})
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "max_active_series") {
+		t.Errorf("a fourth series after restart: status %d: %s", w.Code, w.Body.String())
 	}
 }
