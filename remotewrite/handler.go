@@ -243,13 +243,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	}
 	id, err := h.opts.Tenants.FromRequest(r)
 	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, tenant.ErrNoTenant) || errors.Is(err, tenant.ErrUnauthenticated) {
-			code = http.StatusUnauthorized
-		} else if errors.Is(err, tenant.ErrForbidden) {
-			code = http.StatusForbidden
-		}
-		return h.fail(w, "", &httpError{code: code, err: err}), ""
+		return h.fail(w, "", &httpError{code: tenant.StatusCode(err), err: err}), ""
 	}
 	msg, herr := protoVersion(r)
 	if herr != nil {

@@ -1,8 +1,10 @@
 package remotewrite
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -387,4 +389,42 @@ func TestSeriesLimitAfterRestart(t *testing.T) {
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "max_active_series") {
 		t.Errorf("a fourth series after restart: status %d: %s", w.Code, w.Body.String())
 	}
+}
+
+func TestWriteAuthentication(t *testing.T) {
+	auth, err := tenant.ParseAuth([]byte("tenants: {team-a: {bearer_token: tok-a}, team-b: {bearer_token: tok-b}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *Options) { o.Tenants = tenant.Resolver{Default: defaultTenant, Auth: auth} })
+	body := encodeV1(nSeries("m", 1, e.nowMs))
+	for _, tc := range []struct {
+		name, token, header string
+		want                int
+	}{
+		{"no credentials", "", "", http.StatusUnauthorized},
+		{"wrong token", "nope", "", http.StatusUnauthorized},
+		{"token of another tenant", "tok-b", "team-a", http.StatusForbidden},
+		{"token", "tok-a", "", http.StatusNoContent},
+		{"token and its tenant", "tok-a", "team-a", http.StatusNoContent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
+			r.Header.Set("Content-Type", ctV1)
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.header != "" {
+				r.Header.Set(tenant.HeaderName, tc.header)
+			}
+			w := httptest.NewRecorder()
+			e.h.ServeHTTP(w, r)
+			assertCode(t, w, tc.want)
+		})
+	}
+	if n := len(e.samples(t, testTenant)); n != 1 {
+		t.Errorf("team-a holds %d series, want 1", n)
+	}
+	e.assertStored(t, "team-b", nil)
+	e.assertStored(t, defaultTenant, nil)
 }
