@@ -59,3 +59,15 @@ func (r *RateLimiters) AllowN(id string, now time.Time, n int) bool {
 	}
 	return b.lim.AllowN(now, n)
 }
+
+// Tokens returns the samples tenant id could write at t without waiting:
+// the tokens in its bucket. It is 0 for a tenant without a bucket yet.
+func (r *RateLimiters) Tokens(id string, t time.Time) float64 {
+	r.mu.RLock()
+	b := r.buckets[id]
+	r.mu.RUnlock()
+	if b == nil {
+		return 0
+	}
+	return b.lim.TokensAt(t)
+}

@@ -2,12 +2,12 @@ package remotewrite
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/limits"
@@ -272,6 +273,24 @@ func TestOverridesReloadTakesEffect(t *testing.T) {
 	assertCode(t, e.postV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts1(lbls("__name__", "m", "a", "1", "b", "2"), floats(float64(e.nowMs), 1)...)}}), http.StatusNoContent)
 }
 
+// admissionClock wraps the store, recording when the handler opens an
+// appender per tenant: right after a request passed its tenant's token
+// bucket, so the recorded times are the bucket's decisions, free of the
+// append's latency.
+type admissionClock struct {
+	Storage
+	mu    sync.Mutex
+	times map[string][]time.Time
+}
+
+func (a *admissionClock) Appender(ctx context.Context, id string) (storage.AppenderV2, error) {
+	now := time.Now()
+	a.mu.Lock()
+	a.times[id] = append(a.times[id], now)
+	a.mu.Unlock()
+	return a.Storage.Appender(ctx, id)
+}
+
 // TestTwoTenantsKeepTheirRates is the load test: two tenants write as fast as
 // they can at once, and each gets its own ingestion rate within 5%. It
 // measures accepted samples, which the token bucket governs, not CPU speed.
@@ -279,75 +298,97 @@ func TestTwoTenantsKeepTheirRates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test takes seconds")
 	}
-	// Rates low enough that two writers per tenant offer more than the
-	// rate even under the race detector on a shared machine: the test
-	// checks that each tenant gets its rate, not more and not less.
-	rates := map[string]float64{"tenant-1": 1500, "tenant-2": 3000}
-	const burst, batch = 500, 50
-	e, _ := newLimitsEnv(t, nil, fmt.Sprintf(`
+	// Four writers per tenant, each resending one encoded request, offer
+	// several times the rate even under the race detector on a loaded
+	// machine (a refused request costs only its decoding).
+	rates := map[string]float64{"tenant-1": 1000, "tenant-2": 2000}
+	const batch, writers = 100, 4
+	// A burst of one second lets a bucket bridge a writer's stall without
+	// losing tokens; the tokens in the bucket at both ends of the
+	// measurement are read from it, so the burst adds no error.
+	def := limits.Defaults()
+	path := filepath.Join(t.TempDir(), "overrides.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`
 overrides:
   tenant-1: {ingestion_rate: %g, ingestion_burst: %d}
   tenant-2: {ingestion_rate: %g, ingestion_burst: %d}
-`, rates["tenant-1"], burst, rates["tenant-2"], burst))
-	const window, warmup = 6 * time.Second, time.Second
+`, rates["tenant-1"], int(rates["tenant-1"]), rates["tenant-2"], int(rates["tenant-2"]))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := limits.NewOverrides(def, limits.OverridesConfig{File: path}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	clock := &admissionClock{Storage: e.store, times: map[string][]time.Time{}}
+	h := NewHandler(clock, Options{Tenants: tenant.Resolver{Default: defaultTenant}, Limits: o, Registerer: testRegistry(), Now: e.h.opts.Now})
+
+	const warmup, measure = time.Second, 5 * time.Second
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		accepted = map[string][]time.Time{} // when each accepted request was answered
-		limited  = map[string]int{}
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		limited = map[string]int{}
+		stop    = make(chan struct{})
 	)
-	start := time.Now()
 	for id := range rates {
-		for w := range 2 { // two writers per tenant
+		for w := range writers {
+			body := encodeV1(nSeries(fmt.Sprintf("load_%d", w), batch, e.nowMs))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for k := 0; time.Since(start) < window; k++ {
-					wr := nSeries(fmt.Sprintf("load_%d", w), batch, e.nowMs+int64(k))
-					code := e.postAs(id, wr)
-					now := time.Now()
-					mu.Lock()
-					switch code {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					switch code := do(h, req{contentType: ctV1, encoding: "snappy", tenant: id, body: body}).Code; code {
 					case http.StatusNoContent:
-						accepted[id] = append(accepted[id], now)
 					case http.StatusTooManyRequests:
+						mu.Lock()
 						limited[id]++
+						mu.Unlock()
+						time.Sleep(time.Millisecond)
 					default:
 						t.Errorf("%s: status %d", id, code)
-					}
-					mu.Unlock()
-					if code == http.StatusTooManyRequests {
-						time.Sleep(time.Millisecond)
 					}
 				}
 			}()
 		}
 	}
+	// Read both buckets at the start and the end of the measurement.
+	time.Sleep(warmup)
+	t1 := time.Now()
+	level1 := map[string]float64{}
+	for id := range rates {
+		level1[id] = h.lims.rates.Tokens(id, t1)
+	}
+	time.Sleep(measure)
+	t2 := time.Now()
+	level2 := map[string]float64{}
+	for id := range rates {
+		level2[id] = h.lims.rates.Tokens(id, t2)
+	}
+	close(stop)
 	wg.Wait()
 	for id, r := range rates {
-		// The accepted rate after the warm-up (in which the full bucket's
-		// burst is spent): samples accepted after the first answer of the
-		// measurement, over the time to the last one. Answer times lag the
-		// bucket's decisions by about the same request latency at both
-		// ends, so the latency does not bias the rate.
-		var times []time.Time
-		for _, at := range accepted[id] {
-			if at.Sub(start) >= warmup {
-				times = append(times, at)
+		n := 0
+		for _, at := range clock.times[id] {
+			if !at.Before(t1) && at.Before(t2) {
+				n++
 			}
 		}
-		slices.SortFunc(times, time.Time.Compare)
-		if len(times) < 10 {
-			t.Fatalf("%s: only %d requests accepted after the warm-up", id, len(times))
-		}
-		span := times[len(times)-1].Sub(times[0])
-		got := float64((len(times)-1)*batch) / span.Seconds()
-		t.Logf("%s: limit %g samples/s, accepted %.0f samples/s (%d requests over %s, %d requests limited)", id, r, got, len(times)-1, span, limited[id])
-		if limited[id] == 0 {
-			t.Errorf("%s was never limited: the writers did not offer more than the rate", id)
+		span := t2.Sub(t1).Seconds()
+		// Tokens granted over the measurement: those taken by accepted
+		// requests plus the change of the bucket's level.
+		got := (float64(n*batch) + level2[id] - level1[id]) / span
+		t.Logf("%s: limit %g samples/s, granted %.0f samples/s: %d requests accepted (%.0f samples/s), bucket %.0f → %.0f tokens; %d requests limited",
+			id, r, got, n, float64(n*batch)/span, level1[id], level2[id], limited[id])
+		if limited[id] < n {
+			t.Errorf("%s: %d requests limited, %d accepted: the writers did not offer twice the rate", id, limited[id], n)
 		}
 		if got < r*0.95 || got > r*1.05 {
-			t.Errorf("%s accepted %.0f samples/s, want %g ±5%%", id, got, r)
+			t.Errorf("%s was granted %.0f samples/s, want %g ±5%%", id, got, r)
 		}
 	}
 }
