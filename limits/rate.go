@@ -8,54 +8,48 @@ import (
 )
 
 // RateLimiters keep one token bucket per tenant for its ingestion rate.
-// Each request takes one bucket's lock once, never one per sample.
+// Each request takes its tenant's bucket lock once, never a lock per sample
+// nor one shared by tenants.
 type RateLimiters struct {
 	overrides *Overrides
-	mu        sync.RWMutex
-	buckets   map[string]*bucket
+	buckets   sync.Map // tenant ID → *bucket
 }
 
 type bucket struct {
+	mu    sync.Mutex
 	lim   *rate.Limiter
-	rate  float64
+	rate  float64 // the limits lim was set to
 	burst int
 }
 
 // NewRateLimiters returns the ingestion rate limiters of the tenants of o.
 func NewRateLimiters(o *Overrides) *RateLimiters {
-	return &RateLimiters{overrides: o, buckets: map[string]*bucket{}}
+	return &RateLimiters{overrides: o}
 }
 
 // AllowN reports whether tenant id may write n samples at now, and takes
 // them from its bucket if so. A tenant without a rate is always allowed.
-// The bucket follows changes of the tenant's limits.
+// The bucket follows changes of the tenant's limits and keeps its tokens
+// across them.
 func (r *RateLimiters) AllowN(id string, now time.Time, n int) bool {
 	l := r.overrides.For(id)
 	if l.IngestionRate <= 0 {
 		return true
 	}
-	r.mu.RLock()
-	b := r.buckets[id]
-	r.mu.RUnlock()
-	if b == nil {
-		r.mu.Lock()
-		if b = r.buckets[id]; b == nil {
-			b = &bucket{lim: rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurst), rate: l.IngestionRate, burst: l.IngestionBurst}
-			r.buckets[id] = b
-		}
-		r.mu.Unlock()
+	v, ok := r.buckets.Load(id)
+	if !ok {
+		v, _ = r.buckets.LoadOrStore(id, &bucket{
+			lim:  rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurst),
+			rate: l.IngestionRate, burst: l.IngestionBurst,
+		})
 	}
-	r.mu.RLock()
+	b := v.(*bucket)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.rate != l.IngestionRate || b.burst != l.IngestionBurst {
-		r.mu.RUnlock()
-		r.mu.Lock()
-		// The limiter keeps its tokens across a change of its limits.
 		b.lim.SetLimitAt(now, rate.Limit(l.IngestionRate))
 		b.lim.SetBurstAt(now, l.IngestionBurst)
 		b.rate, b.burst = l.IngestionRate, l.IngestionBurst
-		r.mu.Unlock()
-	} else {
-		r.mu.RUnlock()
 	}
 	return b.lim.AllowN(now, n)
 }
@@ -63,11 +57,9 @@ func (r *RateLimiters) AllowN(id string, now time.Time, n int) bool {
 // Tokens returns the samples tenant id could write at t without waiting:
 // the tokens in its bucket. It is 0 for a tenant without a bucket yet.
 func (r *RateLimiters) Tokens(id string, t time.Time) float64 {
-	r.mu.RLock()
-	b := r.buckets[id]
-	r.mu.RUnlock()
-	if b == nil {
+	v, ok := r.buckets.Load(id)
+	if !ok {
 		return 0
 	}
-	return b.lim.TokensAt(t)
+	return v.(*bucket).lim.TokensAt(t)
 }
