@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -54,6 +55,8 @@ type Options struct {
 	Exemplars storage.ExemplarQueryable
 	Metadata  MetadataSource
 	Tenants   tenant.Resolver
+	// Limits, when set, apply each tenant's query length and concurrency limits (see limits.go).
+	Limits *limits.Overrides
 
 	LookbackDelta time.Duration
 	// QueryTimeout is the default and upper bound of a query's timeout parameter.
@@ -144,7 +147,7 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", maxSourceResolution(router))
+	mux.Handle("/api/v1/", newQueryGate(o.Limits).wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
@@ -154,11 +157,7 @@ func New(o Options) http.Handler {
 
 // respondTenantError answers a request without a valid tenant in the API's error format.
 func respondTenantError(w http.ResponseWriter, _ *http.Request, err error) {
-	code := http.StatusBadRequest
-	if errors.Is(err, tenant.ErrNoTenant) {
-		code = http.StatusUnauthorized
-	}
-	respondError(w, code, "bad_data", err)
+	respondError(w, tenant.StatusCode(err), "bad_data", err)
 }
 
 func respondError(w http.ResponseWriter, code int, errorType string, err error) {

@@ -69,10 +69,24 @@ type Options struct {
 	// CacheMaxBytes bounds the block cache (default 10 GiB).
 	CacheMaxBytes int64
 
+	// SeriesCallback, when set, returns the series lifecycle callback of a
+	// tenant's head (for example per-tenant series limits). The store arms
+	// it once the head has replayed its WAL: series already stored are
+	// never refused.
+	SeriesCallback func(tenant string) SeriesCallback
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+}
+
+// SeriesCallback is told of the series a tenant's head creates and
+// deletes, and may refuse new ones once armed.
+type SeriesCallback interface {
+	tsdb.SeriesLifecycleCallback
+	// Arm is called once the head is open and its WAL replayed.
+	Arm()
 }
 
 // Store holds the TSDBs of all tenants.
@@ -199,10 +213,18 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	if s.opts.WALCompression {
 		o.WALCompression = "snappy"
 	}
+	var seriesCB SeriesCallback
+	if s.opts.SeriesCallback != nil {
+		seriesCB = s.opts.SeriesCallback(id)
+		o.SeriesLifecycleCallback = seriesCB
+	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, s.reg)
 	db, err := tsdb.Open(dir, s.logger.With("tenant", id), reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB of tenant %q in %s: %w", id, dir, err)
+	}
+	if seriesCB != nil {
+		seriesCB.Arm()
 	}
 	meta, err := openMetadataStore(filepath.Join(dir, metadataFile))
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/alerting/notify"
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	Compactor CompactorConfig `yaml:"compactor"`
 	Write     WriteConfig     `yaml:"remote_write"`
 	Query     QueryConfig     `yaml:"query"`
+
+	// Per-tenant limits: the defaults, and the runtime overrides file (package limits).
+	Limits    limits.Limits          `yaml:"limits"`
+	Overrides limits.OverridesConfig `yaml:"overrides"`
 
 	// Rule evaluation, anomaly rules and notifications (package alerting).
 	Rules         alerting.RulesConfig      `yaml:"rules"`
@@ -65,6 +70,8 @@ type LogConfig struct {
 type TenantConfig struct {
 	Default       string `yaml:"default"`
 	RequireHeader bool   `yaml:"require_header"`
+	// AuthFile maps credentials to tenants; empty trusts the tenant header.
+	AuthFile string `yaml:"auth_file"`
 }
 
 // StorageConfig configures the local store.
@@ -138,6 +145,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.Tenant.Default, "tenant.default", "anonymous", "Tenant of requests without an X-Scope-OrgID header.")
 	fs.BoolVar(&c.Tenant.RequireHeader, "tenant.require-header", false, "Reject requests without an X-Scope-OrgID header instead of using the default tenant.")
+	fs.StringVar(&c.Tenant.AuthFile, "tenant.auth-file", "", "YAML file of per-tenant bearer tokens or basic-auth credentials; with it every request must authenticate and its credentials name its tenant. Without it the X-Scope-OrgID header is trusted.")
 
 	fs.StringVar(&c.Storage.Path, "storage.path", "./data", "Data directory: WAL, head and local blocks of every tenant.")
 	durationVar(fs, &c.Storage.OutOfOrderWindow, "storage.out-of-order-window", 10*time.Minute, "How far behind a series' newest sample a sample is still accepted.")
@@ -174,6 +182,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Query.ExperimentalFunctions, "query.experimental-functions", false, "Enable experimental PromQL functions.")
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
+
+	c.Limits.RegisterFlags(fs)
+	c.Overrides.RegisterFlags(fs)
 
 	c.Rules.RegisterFlags(fs)
 	c.Alertmanager.RegisterFlags(fs)
@@ -247,6 +258,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Bucket.Validate(); err != nil {
 		return err
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("limits: %w", err)
 	}
 	if err := c.Rules.Validate(); err != nil {
 		return err

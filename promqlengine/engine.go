@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/strata-tsdb/strata/limits"
 )
 
 // Options configure the engine.
@@ -37,6 +39,9 @@ type Options struct {
 	// those are rewritten onto its aggregates (see resolution.go).
 	Downsampled DownsampledReader
 
+	// Limits, when set, apply each tenant's query limits (see limits.go).
+	Limits *limits.Overrides
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -48,6 +53,8 @@ type Engine struct {
 	tracker     *promql.ActiveQueryTracker
 	downsampled DownsampledReader
 	lookback    time.Duration
+	limits      *limits.Overrides
+	timeout     time.Duration
 }
 
 // New returns an engine configured by opts.
@@ -59,7 +66,7 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta}
+	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout}
 	if e.lookback <= 0 {
 		e.lookback = 5 * time.Minute
 	}
@@ -76,6 +83,8 @@ func New(opts Options) (*Engine, error) {
 		EnableNegativeOffset: true,
 		EnablePerStepStats:   false,
 		Parser:               p,
+		// Per-query limits of tenants are query-cost overrides.
+		EnableQueryCost: opts.Limits != nil,
 	}
 	if opts.MaxConcurrent > 0 && opts.ActiveQueryDir != "" {
 		if err := os.MkdirAll(opts.ActiveQueryDir, 0o755); err != nil {

@@ -207,10 +207,13 @@ func rewriteCall(c *parser.Call) parser.Expr {
 type resQuery struct {
 	promql.Query
 	res int64
+	e   *Engine
 }
 
 func (q resQuery) Exec(ctx context.Context) *promql.Result {
-	return q.Query.Exec(blockmeta.WithMaxResolution(ctx, q.res))
+	r := q.Query.Exec(blockmeta.WithMaxResolution(ctx, q.res))
+	q.e.limitHits(ctx, r.Err)
+	return r
 }
 
 // NewInstantQuery implements promql.QueryEngine with resolution choice.
@@ -219,11 +222,12 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 	if err != nil {
 		return nil, err
 	}
-	qry, err := e.Engine.NewInstantQuery(ctx, q, opts, qs, ts)
+	qry, err := e.Engine.NewInstantQuery(ctx, q, e.limitOpts(ctx, opts), qs, ts)
 	if err != nil {
+		e.limitHits(ctx, err)
 		return nil, err
 	}
-	return resQuery{qry, res}, nil
+	return resQuery{qry, res, e}, nil
 }
 
 // NewRangeQuery implements promql.QueryEngine with resolution choice.
@@ -232,9 +236,10 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	if err != nil {
 		return nil, err
 	}
-	qry, err := e.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	qry, err := e.Engine.NewRangeQuery(ctx, q, e.limitOpts(ctx, opts), qs, start, end, step)
 	if err != nil {
+		e.limitHits(ctx, err)
 		return nil, err
 	}
-	return resQuery{qry, res}, nil
+	return resQuery{qry, res, e}, nil
 }

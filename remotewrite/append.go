@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/limits"
 )
 
 // Rejection reasons, used in messages and as the reason label of
@@ -51,6 +53,7 @@ type batch struct {
 	nBad    int
 	b       labels.ScratchBuilder
 	exs     []exemplar.Exemplar
+	adm     admission // the tenant's limits (limits.go)
 }
 
 func newBatch(app storage.AppenderV2, maxTime int64, res *result) *batch {
@@ -86,7 +89,7 @@ func (ba *batch) badRequest() *httpError {
 // addLabel adds one label of a series being decoded. Labels with an empty
 // value are dropped: in Prometheus's data model they are the same as absent.
 func (ba *batch) addLabel(name, value string) {
-	if value != "" {
+	if value != "" && (ba.adm.dropLabel == "" || name != ba.adm.dropLabel) {
 		ba.b.Add(name, value)
 	}
 }
@@ -143,12 +146,19 @@ func classify(err error) string {
 	if errors.As(err, &he) {
 		return reasonHistogram
 	}
+	var le *limits.Error
+	if errors.As(err, &le) {
+		return le.Limit
+	}
 	return ""
 }
 
 // appendSample appends one float or histogram sample. It returns the series
 // reference and a non-nil error only for failures that must fail the request.
 func (ba *batch) appendSample(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if ba.haCovered(t) {
+		return ref, nil // stored from the previously elected HA replica
+	}
 	if t > ba.maxTime {
 		ba.reject(reasonFuture, 1, "sample timestamp %d is too far in the future for series %s", t, ls.String())
 		return ref, nil
@@ -180,6 +190,7 @@ func (ba *batch) appendExemplars(ref storage.SeriesRef, ls labels.Labels) {
 	if len(ba.exs) == 0 || ba.exApp == nil {
 		return
 	}
+	ba.limitExemplars(ls)
 	valid := ba.exs[:0]
 	for _, e := range ba.exs {
 		if e.Ts <= ba.maxTime {

@@ -33,6 +33,8 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-tsdb/strata/hatracker"
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -66,6 +68,11 @@ type Options struct {
 	MaxFutureTime time.Duration
 	// Tenants resolves the tenant of each request.
 	Tenants tenant.Resolver
+	// Limits, when set, are the per-tenant limits (see limits.go).
+	Limits *limits.Overrides
+	// HA de-duplicates HA pairs of tenants with accept_ha_samples; a new
+	// tracker when nil.
+	HA *hatracker.Tracker
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -84,6 +91,7 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *metrics
 	bufs    sync.Pool
+	lims    *limitState
 }
 
 // NewHandler returns a remote-write handler that writes to store.
@@ -108,6 +116,7 @@ func NewHandler(store Storage, opts Options) *Handler {
 		opts:    opts,
 		logger:  opts.Logger,
 		metrics: newMetrics(opts.Registerer),
+		lims:    newLimitState(opts),
 	}
 }
 
@@ -153,8 +162,7 @@ func protoVersion(r *http.Request) (string, *httpError) {
 
 // readBody reads and decompresses the request body within the size limit.
 // The returned buffer goes back to the pool with putBuf.
-func (h *Handler) readBody(r *http.Request) (decoded []byte, buf *[]byte, herr *httpError) {
-	limit := h.opts.MaxBodyBytes
+func (h *Handler) readBody(r *http.Request, limit int64) (decoded []byte, buf *[]byte, herr *httpError) {
 	if r.ContentLength > limit {
 		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
 	}
@@ -235,11 +243,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	}
 	id, err := h.opts.Tenants.FromRequest(r)
 	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, tenant.ErrNoTenant) {
-			code = http.StatusUnauthorized
-		}
-		return h.fail(w, "", &httpError{code: code, err: err}), ""
+		return h.fail(w, "", &httpError{code: tenant.StatusCode(err), err: err}), ""
 	}
 	msg, herr := protoVersion(r)
 	if herr != nil {
@@ -249,7 +253,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	if msg == ProtoV2 {
 		*proto = "v2"
 	}
-	body, bp, herr := h.readBody(r)
+	body, bp, herr := h.readBody(r, h.maxBody(id))
 	if herr != nil {
 		return h.fail(w, id, herr), id
 	}
@@ -276,6 +280,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 }
 
 func (h *Handler) fail(w http.ResponseWriter, id string, e *httpError) int {
+	if e.code == http.StatusAccepted {
+		// A de-duplicated HA request: not stored, and not to be resent.
+		http.Error(w, e.err.Error(), e.code)
+		return e.code
+	}
 	if e.code >= 500 {
 		h.logger.Error("remote write failed", "tenant", id, "code", e.code, "err", e.err)
 	} else {

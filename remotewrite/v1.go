@@ -18,12 +18,17 @@ func (h *Handler) writeV1(ctx context.Context, id string, body []byte) result {
 	if err := req.Unmarshal(body); err != nil {
 		return result{err: errorf(http.StatusBadRequest, "decode remote write 1.0 request (%s): %v", ProtoV1, err)}
 	}
+	adm, herr := h.admitV1(ctx, id, &req, body)
+	if herr != nil {
+		return result{err: herr}
+	}
 	app, herr := h.appender(ctx, id)
 	if herr != nil {
 		return result{err: herr}
 	}
 	var res result
 	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
+	ba.adm = adm
 	var appendErr error
 	for i := range req.Timeseries {
 		if appendErr = ba.seriesV1(&req.Timeseries[i]); appendErr != nil {
@@ -56,6 +61,9 @@ func (ba *batch) seriesV1(ts *prompb.TimeSeries) error {
 	n := len(ts.Samples) + len(ts.Histograms)
 	if err != nil {
 		ba.reject(reasonInvalidLabels, n, "invalid series %s: %v", ls.String(), err)
+		return nil
+	}
+	if !ba.withinLimits(ls, n) {
 		return nil
 	}
 	var ref storage.SeriesRef

@@ -22,12 +22,17 @@ func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
 	if len(req.Symbols) > 0 && req.Symbols[0] != "" {
 		return result{err: errorf(http.StatusBadRequest, "symbols table must start with an empty string")}
 	}
+	adm, herr := h.admitV2(ctx, id, &req, body)
+	if herr != nil {
+		return result{err: herr}
+	}
 	app, herr := h.appender(ctx, id)
 	if herr != nil {
 		return result{err: herr}
 	}
 	var res result
 	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
+	ba.adm = adm
 	var (
 		appendErr error
 		withMeta  []seriesMeta // stored after the commit, as a failed request stores nothing
@@ -87,6 +92,9 @@ func (ba *batch) seriesV2(ts *writev2.TimeSeries, symbols []string) (labels.Labe
 	ls, err := ba.labels()
 	if err != nil {
 		ba.reject(reasonInvalidLabels, n, "invalid series %s: %v", ls.String(), err)
+		return ls, false
+	}
+	if !ba.withinLimits(ls, n) {
 		return ls, false
 	}
 	if n == 0 {

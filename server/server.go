@@ -31,6 +31,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
@@ -48,6 +49,8 @@ type Server struct {
 	bucket    objstore.Bucket
 	engine    *promqlengine.Engine
 	alerting  *alerting.Service
+	overrides *limits.Overrides
+	auth      *tenant.Authenticator // nil: the tenant header is trusted
 	http      *http.Server
 	listener  net.Listener
 }
@@ -61,6 +64,17 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("strata"),
 	)
+	overrides, err := limits.NewOverrides(cfg.Limits, cfg.Overrides, logger.With("component", "overrides"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("load limits: %w", err)
+	}
+	var auth *tenant.Authenticator
+	if cfg.Tenant.AuthFile != "" {
+		if auth, err = tenant.LoadAuthFile(cfg.Tenant.AuthFile); err != nil {
+			return nil, err
+		}
+	}
+	seriesLimiter := limits.NewSeriesLimiter(overrides, reg)
 	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket: %w", err)
@@ -79,6 +93,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		SyncInterval:                time.Duration(cfg.Storage.BucketSyncInterval),
 		CacheDir:                    cfg.Storage.BlockCacheDir,
 		CacheMaxBytes:               cfg.Storage.BlockCacheMaxBytes,
+		SeriesCallback:              func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) },
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
@@ -102,6 +117,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		MaxConcurrent:         cfg.Query.MaxConcurrency,
 		ActiveQueryDir:        filepath.Join(cfg.Storage.Path, "queries"),
 		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
+		Limits:                overrides,
 		Logger:                logger,
 		Registerer:            reg,
 	})
@@ -146,7 +162,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -163,9 +179,9 @@ func (s *Server) Store() *blocks.Store { return s.store }
 
 func (s *Server) tenants() tenant.Resolver {
 	if s.cfg.Tenant.RequireHeader {
-		return tenant.Resolver{}
+		return tenant.Resolver{Auth: s.auth}
 	}
-	return tenant.Resolver{Default: s.cfg.Tenant.Default}
+	return tenant.Resolver{Default: s.cfg.Tenant.Default, Auth: s.auth}
 }
 
 func (s *Server) routes() http.Handler {
@@ -174,6 +190,7 @@ func (s *Server) routes() http.Handler {
 		MaxBodyBytes:  s.cfg.Write.MaxBodyBytes,
 		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
 		Tenants:       s.tenants(),
+		Limits:        s.overrides,
 		Logger:        s.logger.With("component", "remotewrite"),
 		Registerer:    s.reg,
 	})
@@ -184,6 +201,7 @@ func (s *Server) routes() http.Handler {
 		Exemplars:             s.store.ExemplarQueryable(),
 		Metadata:              metadataSource{s.store},
 		Tenants:               s.tenants(),
+		Limits:                s.overrides,
 		LookbackDelta:         time.Duration(s.cfg.Query.LookbackDelta),
 		QueryTimeout:          time.Duration(s.cfg.Query.Timeout),
 		RemoteReadSampleLimit: s.cfg.Query.RemoteReadSampleLimit,
@@ -222,6 +240,10 @@ func (s *Server) routes() http.Handler {
 		}
 		if err := s.alerting.Reload(); err != nil {
 			http.Error(w, "Failed to reload rules: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, err := s.overrides.Reload(); err != nil {
+			http.Error(w, "Failed to reload overrides: "+err.Error(), http.StatusInternalServerError)
 		}
 	})
 	return mux
@@ -235,6 +257,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.store.Run(bg)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.overrides.Run(bg)
 	}()
 	if s.compactor != nil {
 		wg.Add(1)
@@ -271,6 +298,9 @@ loop:
 		case <-hup:
 			if rerr := s.alerting.Reload(); rerr != nil {
 				s.logger.Error("reloading rules on SIGHUP failed; the previous rules stay", "err", rerr)
+			}
+			if _, rerr := s.overrides.Reload(); rerr != nil {
+				s.logger.Error("reloading the overrides file on SIGHUP failed; the previous overrides stay", "err", rerr)
 			}
 		}
 	}

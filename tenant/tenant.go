@@ -63,12 +63,26 @@ type Resolver struct {
 	// Default is used when the request carries no tenant header. When empty,
 	// the header is required.
 	Default string
+	// Auth, when set, authenticates every request: its credentials name its
+	// tenant, and a tenant header must agree. Without it the header is
+	// trusted as sent.
+	Auth *Authenticator
 }
 
 // FromRequest returns the tenant of r: its X-Scope-OrgID header, or the
 // resolver's default when the header is absent.
 func (res Resolver) FromRequest(r *http.Request) (string, error) {
 	id := r.Header.Get(HeaderName)
+	if res.Auth != nil {
+		authID, err := res.Auth.Authenticate(r)
+		if err != nil {
+			return "", err
+		}
+		if id != "" && id != authID {
+			return "", fmt.Errorf("%w: header %s names tenant %q", ErrForbidden, HeaderName, id)
+		}
+		return authID, nil
+	}
 	if id == "" {
 		if res.Default == "" {
 			return "", ErrNoTenant

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHAPairDeduplication runs two real Prometheus 2 servers as an HA pair:
+// both scrape the same node exporter every second and remote-write to one
+// Strata tenant with the same cluster label and their own __replica__. One
+// replica is stopped mid-way. Strata must store one copy of every series,
+// without the replica label: no duplicates (no two samples of a series
+// closer than half a scrape interval, which two replicas' interleaved
+// scrapes would produce), and no gap: no two samples of a series two scrape
+// intervals apart or more, across the failover too.
+func TestHAPairDeduplication(t *testing.T) {
+	requireE2E(t)
+	const (
+		failover     = 3 * time.Second
+		scrape       = time.Second
+		sendDeadline = 500 * time.Millisecond
+		haTenant     = "ha-team"
+	)
+	bin := prometheus2Bin(t)
+	node := startNodeExporter(t)
+	s := startStrata(t, "", t.TempDir(),
+		// Debian's Prometheus 2.42 does not send remote_write headers, so
+		// the pair writes to the default tenant.
+		"-tenant.default="+haTenant,
+		"-limits.accept-ha-samples",
+		"-limits.ha-failover-timeout="+failover.String(),
+	)
+	startReplica := func(name string) *promProc {
+		addr := freeAddr(t)
+		cfg := fmt.Sprintf(`global:
+  scrape_interval: %s
+  scrape_timeout: 900ms
+  external_labels:
+    cluster: pair-1
+    __replica__: %s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: [%q]
+remote_write:
+  - url: %s/api/v1/write
+    queue_config:
+      batch_send_deadline: %s
+      min_backoff: 50ms
+      max_backoff: 500ms
+`, scrape, name, node, s.url, sendDeadline)
+		return startPrometheus(t, name, bin, addr, cfg)
+	}
+	replicas := map[string]*promProc{"replica-1": startReplica("replica-1"), "replica-2": startReplica("replica-2")}
+	api := newAPIClient(s.url, haTenant)
+
+	// Both replicas write for a while.
+	waitFor(t, 60*time.Second, "both replicas' requests", func() bool {
+		return metricOrZero(t, s, "strata_remote_write_ha_deduplicated_samples_total", map[string]string{"tenant": haTenant}) > 0 &&
+			metricOrZero(t, s, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": haTenant}) > 0
+	})
+	start := nowMs()
+	time.Sleep(8 * time.Second)
+	elected := ""
+	for name := range replicas {
+		if strataMetric(t, s, "strata_ha_tracker_elected_replica", map[string]string{"tenant": haTenant, "cluster": "pair-1", "replica": name}) == 1 {
+			elected = name
+		}
+	}
+	if elected == "" {
+		t.Fatal("no elected replica in strata_ha_tracker_elected_replica")
+	}
+	survivor := "replica-1"
+	if elected == survivor {
+		survivor = "replica-2"
+	}
+	stopped := nowMs()
+	if err := replicas[elected].stop(30 * time.Second); err != nil {
+		t.Fatalf("stop %s: %v", elected, err)
+	}
+	t.Logf("stopped the elected replica %s at %s; %s must take over", elected, apiTime(stopped), survivor)
+	waitFor(t, 60*time.Second, "the survivor's election", func() bool {
+		return strataMetric(t, s, "strata_ha_tracker_elected_replica", map[string]string{"tenant": haTenant, "cluster": "pair-1", "replica": survivor}) == 1
+	})
+	time.Sleep(8 * time.Second)
+	end := nowMs() - 2000
+
+	// No series carries the replica label.
+	if res := decodeResult(t, "replica series", mustSucceed(t, "replica series", api.query(t, `{__replica__!=""}`, end))); len(res) != 0 {
+		t.Errorf("%d series keep the replica label, e.g. %v", len(res), res[0].Metric)
+	}
+	window := (end - start) / 1000
+	q := fmt.Sprintf(`{job="node"}[%ds]`, window)
+	series := decodeResult(t, q, mustSucceed(t, q, api.query(t, q, end)))
+	if len(series) < 50 {
+		t.Fatalf("only %d series of job node stored", len(series))
+	}
+	seen := map[string]bool{}
+	var maxDelta time.Duration
+	for _, ser := range series {
+		key := fmt.Sprint(ser.Metric)
+		if seen[key] {
+			t.Errorf("series %s stored twice", key)
+		}
+		seen[key] = true
+		if ser.Metric["cluster"] != "pair-1" {
+			t.Errorf("series %s lost its cluster label", key)
+		}
+		ss := ser.Samples
+		if len(ss) < int(window)/2 {
+			t.Errorf("series %s has %d samples over %ds", key, len(ss), window)
+			continue
+		}
+		// The survivor's samples reach the end of the window.
+		if last := ss[len(ss)-1].T; end-last > 3*scrape.Milliseconds() {
+			t.Errorf("series %s ends at %s, %dms before the window's end", key, apiTime(last), end-last)
+		}
+		for i := 1; i < len(ss); i++ {
+			d := time.Duration(ss[i].T-ss[i-1].T) * time.Millisecond
+			maxDelta = max(maxDelta, d)
+			if d < scrape/2 {
+				t.Errorf("series %s: samples at %s and %s, %s apart: a duplicate from the other replica", key, apiTime(ss[i-1].T), apiTime(ss[i].T), d)
+				break
+			}
+			// Where the replicas meet, the survivor's first sample follows
+			// the stopped one's last by less than two scrape intervals
+			// (their scrapes have different phases); anywhere else by one.
+			if d >= 2*scrape {
+				t.Errorf("series %s: gap of %s from %s to %s (stop at %s)", key, d, apiTime(ss[i-1].T), apiTime(ss[i].T), apiTime(stopped))
+			}
+		}
+	}
+	t.Logf("%d series, no sample more than %s after the previous one of its series", len(series), maxDelta)
+	kept := strataMetric(t, s, "strata_remote_write_requests_total", map[string]string{"code": "202"})
+	t.Logf("%v requests of the non-elected replica answered 202", kept)
+	if got := strataMetric(t, s, "strata_ha_tracker_elected_replica_changes_total", map[string]string{"tenant": haTenant}); got != 2 {
+		t.Errorf("elections %v, want 2 (first election and one failover)", got)
+	}
+	if strings.Contains(replicas[survivor].log(), "non-recoverable error") {
+		t.Errorf("the survivor dropped data:\n%s", replicas[survivor].tail(20))
+	}
+}
+
+// metricOrZero is strataMetric, 0 while the family is not exported yet.
+func metricOrZero(t *testing.T, s *strataProc, name string, want map[string]string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape Strata: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("scrape Strata: %v", err)
+	}
+	if !strings.Contains(string(b), "\n"+name) {
+		return 0
+	}
+	return strataMetric(t, s, name, want)
+}
+
+// waitFor polls cond until it holds, failing t after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,152 @@
+package limits
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+)
+
+func TestFlagsAndYAMLShareOneDefinition(t *testing.T) {
+	var l Limits
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-limits.ingestion-rate=5", "-limits.max-query-length=1h"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseOverrides([]byte("overrides:\n  a: {ingestion_rate: 7}\n  b: {}\n"), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["a"].IngestionRate != 7 || time.Duration(m["a"].MaxQueryLength) != time.Hour {
+		t.Errorf("a = %+v: want ingestion_rate 7 and the default max_query_length 1h", *m["a"])
+	}
+	if m["b"].IngestionRate != 5 || m["b"].IngestionBurst != 200000 {
+		t.Errorf("b = %+v, want the defaults", *m["b"])
+	}
+}
+
+func TestParseOverridesErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "overrides: {a: {ingestion_rte: 1}}", "ingestion_rte"},
+		{"bad tenant", "overrides: {'../x': {ingestion_rate: 1}}", "tenant"},
+		{"negative", "overrides: {a: {max_active_series: -1}}", "negative"},
+		{"not yaml", "overrides: [", "parse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseOverrides([]byte(tc.yaml), Defaults())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestOverridesFileIsPolled: a change of the file takes effect without a
+// restart, and a broken file keeps the previous overrides.
+func TestOverridesFileIsPolled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("overrides: {a: {ingestion_rate: 10}}")
+	reg := prometheus.NewPedanticRegistry()
+	o, err := NewOverrides(Defaults(), OverridesConfig{File: path, ReloadPeriod: 0}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.period = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if o.For("a").IngestionRate != 10 || o.For("b").IngestionRate != 0 {
+		t.Fatalf("initial overrides wrong")
+	}
+	write("overrides: {a: {ingestion_rate: 20}, b: {ingestion_rate: 30}}")
+	waitFor("the new file", func() bool { return o.For("a").IngestionRate == 20 && o.For("b").IngestionRate == 30 })
+	write("overrides: {a: {ingestion_rate: oops}}")
+	time.Sleep(100 * time.Millisecond)
+	if o.For("a").IngestionRate != 20 {
+		t.Errorf("a broken file replaced the overrides")
+	}
+	write("overrides: {}")
+	waitFor("the emptied file", func() bool { return o.For("a").IngestionRate == 0 })
+}
+
+func TestSeriesTracker(t *testing.T) {
+	o, err := NewOverrides(Limits{MaxActiveSeries: 3, MaxActiveSeriesPerMetric: 2}, OverridesConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewSeriesLimiter(o, prometheus.NewPedanticRegistry()).Tracker("a")
+	s := func(name, v string) labels.Labels { return labels.FromStrings("__name__", name, "v", v) }
+	// Before it is armed (WAL replay), nothing is refused.
+	for _, ls := range []labels.Labels{s("x", "1"), s("x", "2"), s("x", "3")} {
+		if err := tr.PreCreation(ls); err != nil {
+			t.Fatalf("unarmed tracker refused %s: %v", ls, err)
+		}
+		tr.PostCreation(ls)
+	}
+	tr.Arm()
+	if err := tr.PreCreation(s("y", "1")); err == nil || !strings.Contains(err.Error(), "max_active_series") {
+		t.Errorf("over the tenant limit: %v", err)
+	}
+	tr.PostDeletion(map[chunks.HeadSeriesRef]labels.Labels{1: s("x", "1")})
+	if err := tr.PreCreation(s("y", "1")); err != nil {
+		t.Errorf("under both limits: %v", err)
+	}
+	if err := tr.PreCreation(s("x", "4")); err == nil || !strings.Contains(err.Error(), "max_active_series_per_metric") {
+		t.Errorf("over the metric limit: %v", err)
+	}
+	if tr.Active() != 2 || tr.ActiveForMetric("x") != 2 {
+		t.Errorf("active %d, x %d; want 2, 2", tr.Active(), tr.ActiveForMetric("x"))
+	}
+}
+
+func TestRateLimitersFollowOverrides(t *testing.T) {
+	o, err := NewOverrides(Limits{IngestionRate: 10, IngestionBurst: 10}, OverridesConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRateLimiters(o)
+	now := time.Unix(1000, 0)
+	if !r.AllowN("a", now, 10) || r.AllowN("a", now, 1) {
+		t.Fatal("burst of 10 not enforced")
+	}
+	if !r.AllowN("a", now.Add(time.Second), 10) {
+		t.Error("10 tokens not refilled after 1s at 10/s")
+	}
+	if !r.AllowN("b", now, 10) {
+		t.Error("tenant b shares a's bucket")
+	}
+	m := map[string]*Limits{"a": {IngestionRate: 100, IngestionBurst: 100}}
+	o.tenants.Store(&m)
+	// The bucket keeps its 10 tokens across the change, then fills at the new rate.
+	if r.AllowN("a", now.Add(2*time.Second), 100) {
+		t.Error("tokens appeared with the change of limits")
+	}
+	if !r.AllowN("a", now.Add(3*time.Second), 100) {
+		t.Error("new rate and burst of 100 not applied")
+	}
+}
