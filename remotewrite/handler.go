@@ -84,6 +84,7 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *metrics
 	bufs    sync.Pool
+	fast    fastPath
 }
 
 // NewHandler returns a remote-write handler that writes to store.

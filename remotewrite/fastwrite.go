@@ -1,0 +1,258 @@
+package remotewrite
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// fastPath is the handler's state for the flat decoders and the per-tenant
+// series reference caches. It stores exactly what the gogo path stores and
+// rejects exactly what it rejects (same checks, same messages): it only
+// decodes differently and skips work a cache hit makes redundant.
+type fastPath struct {
+	refs       refCaches
+	v1s, v2s   sync.Pool // *flatV1, *flatV2
+	validSlice sync.Pool // *[]validSeries
+}
+
+// validSeries is a stored series of a 2.0 request whose metadata is stored
+// after the commit.
+type validSeries struct {
+	ts writev2.TimeSeries
+	ls labels.Labels
+}
+
+// maxPooledSeries bounds the flat buffers kept for reuse, so that one huge
+// request does not pin its buffers.
+const maxPooledSeries = 1 << 16
+
+func (fp *fastPath) getV1() *flatV1 {
+	if f, ok := fp.v1s.Get().(*flatV1); ok {
+		return f
+	}
+	return &flatV1{}
+}
+
+func (fp *fastPath) putV1(f *flatV1) {
+	f.reset()
+	if cap(f.series) <= maxPooledSeries {
+		fp.v1s.Put(f)
+	}
+}
+
+func (fp *fastPath) getV2() *flatV2 {
+	if f, ok := fp.v2s.Get().(*flatV2); ok {
+		return f
+	}
+	return &flatV2{}
+}
+
+func (fp *fastPath) putV2(f *flatV2) {
+	f.reset()
+	if cap(f.series) <= maxPooledSeries {
+		fp.v2s.Put(f)
+	}
+}
+
+// writeV1Flat stores a 1.0 body decoded by the flat decoder. It returns
+// false, having stored nothing, when the body must take the gogo path.
+func (h *Handler) writeV1Flat(ctx context.Context, id string, body []byte) (result, bool) {
+	f := h.fast.getV1()
+	defer h.fast.putV1(f)
+	if !f.decode(body) {
+		return result{}, false
+	}
+	app, herr := h.appender(ctx, id)
+	if herr != nil {
+		return result{err: herr}, true
+	}
+	var res result
+	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
+	cache := h.fast.refs.get(id)
+	var appendErr error
+	for _, s := range f.series {
+		if s.complex > 0 {
+			appendErr = ba.seriesV1(&f.complex[s.complex-1])
+		} else {
+			appendErr = ba.seriesV1Cached(cache, f.labels[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi])
+		}
+		if appendErr != nil {
+			break
+		}
+	}
+	ba.finish(appendErr)
+	return res, true
+}
+
+// seriesV1Cached appends the float samples of a 1.0 series without
+// exemplars or histograms, as seriesV1 does, taking labels and ref from
+// the cache when the series was seen before.
+func (ba *batch) seriesV1Cached(cache *refCache, lbls []prompb.Label, samples []prompb.Sample) error {
+	var lh labelHasher
+	for i := range lbls {
+		lh.add(lbls[i].Name, lbls[i].Value)
+	}
+	key := lh.sum()
+	e, hit := cache.get(key)
+	hit = hit && sameLabels(e.ls, len(lbls), func(i int) (string, string) { return lbls[i].Name, lbls[i].Value })
+	ls, ref := e.ls, e.ref
+	if !hit {
+		ba.b.Reset()
+		for i := range lbls {
+			ba.addLabel(lbls[i].Name, lbls[i].Value)
+		}
+		var err error
+		if ls, err = ba.labels(); err != nil {
+			ba.reject(reasonInvalidLabels, len(samples), "invalid series %s: %v", ls.String(), err)
+			return nil
+		}
+		ref = 0
+	}
+	first := ref
+	var err error
+	for _, s := range samples {
+		if ref, err = ba.appendSample(ref, ls, 0, s.Timestamp, s.Value, nil, nil); err != nil {
+			return err
+		}
+	}
+	if ref != 0 && (!hit || ref != first) {
+		cache.put(key, ls, ref)
+	}
+	return nil
+}
+
+// writeV2Flat stores a 2.0 body decoded by the flat decoder. It returns
+// false, having stored nothing, when the body must take the gogo path.
+func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (result, bool) {
+	f := h.fast.getV2()
+	defer h.fast.putV2(f)
+	if !f.decode(body) {
+		return result{}, false
+	}
+	if len(f.symbols) > 0 && f.symbols[0] != "" {
+		return result{err: errorf(http.StatusBadRequest, "symbols table must start with an empty string")}, true
+	}
+	app, herr := h.appender(ctx, id)
+	if herr != nil {
+		return result{err: herr}, true
+	}
+	var res result
+	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
+	cache := h.fast.refs.get(id)
+	vp, _ := h.fast.validSlice.Get().(*[]validSeries)
+	if vp == nil {
+		vp = new([]validSeries)
+	}
+	valid := (*vp)[:0]
+	defer func() {
+		clear(valid)
+		if cap(valid) <= maxPooledSeries {
+			*vp = valid[:0]
+			h.fast.validSlice.Put(vp)
+		}
+	}()
+	var appendErr error
+	for _, s := range f.series {
+		var ts writev2.TimeSeries
+		if s.complex > 0 {
+			ts = f.complex[s.complex-1]
+		} else {
+			ts = writev2.TimeSeries{LabelsRefs: f.refs[s.lblLo:s.lblHi], Samples: f.samples[s.smpLo:s.smpHi], Metadata: s.meta}
+		}
+		var (
+			ls  labels.Labels
+			ref storage.SeriesRef
+			key uint64
+			hit bool
+		)
+		if s.complex == 0 {
+			key, ls, ref, hit = cachedV2(cache, &ts, f.symbols)
+		}
+		if !hit {
+			var ok bool
+			if ls, ok = ba.seriesV2(&ts, f.symbols); !ok {
+				continue
+			}
+		}
+		first := ref
+		if ref, appendErr = ba.samplesV2(&ts, ls, f.symbols, ref); appendErr != nil {
+			break
+		}
+		if s.complex == 0 && ref != 0 && (!hit || ref != first) {
+			cache.put(key, ls, ref)
+		}
+		valid = append(valid, validSeries{ts: ts, ls: ls})
+	}
+	ba.finish(appendErr)
+	if res.err == nil || res.err.code < 500 {
+		var last lastMetadata
+		for i := range valid {
+			h.metadataV2Once(id, &valid[i].ts, valid[i].ls, f.symbols, &last)
+		}
+	}
+	return res, true
+}
+
+// cachedV2 looks a 2.0 series up in the cache. It reports a hit only when
+// seriesV2 would accept the series: the labels match a cached (validated)
+// label set, and the series has samples and valid metadata references.
+// Without a hit, key is still the series' cache key when it could be computed.
+func cachedV2(cache *refCache, ts *writev2.TimeSeries, symbols []string) (key uint64, ls labels.Labels, ref storage.SeriesRef, hit bool) {
+	refs := ts.LabelsRefs
+	if len(refs)%2 != 0 || len(ts.Samples)+len(ts.Histograms) == 0 ||
+		int(ts.Metadata.UnitRef) >= len(symbols) || int(ts.Metadata.HelpRef) >= len(symbols) {
+		return 0, ls, 0, false
+	}
+	for _, r := range refs {
+		if int(r) >= len(symbols) {
+			return 0, ls, 0, false
+		}
+	}
+	var lh labelHasher
+	for i := 0; i < len(refs); i += 2 {
+		lh.add(symbols[refs[i]], symbols[refs[i+1]])
+	}
+	key = lh.sum()
+	e, ok := cache.get(key)
+	if !ok || !sameLabels(e.ls, len(refs)/2, func(i int) (string, string) { return symbols[refs[2*i]], symbols[refs[2*i+1]] }) {
+		return key, ls, 0, false
+	}
+	return key, e.ls, e.ref, true
+}
+
+// lastMetadata is the metadata last stored for a request.
+type lastMetadata struct {
+	family string
+	md     metadata.Metadata
+	set    bool
+}
+
+// metadataV2Once stores the metadata of a 2.0 series as metadataV2 does,
+// skipping it when it repeats what the same request stored last (the
+// series of one family usually follow each other), and copying the strings,
+// which point into the request body.
+func (h *Handler) metadataV2Once(id string, ts *writev2.TimeSeries, ls labels.Labels, symbols []string, last *lastMetadata) {
+	md, err := ts.ToMetadata(symbols)
+	if err != nil || (md.Type == model.MetricTypeUnknown && md.Help == "" && md.Unit == "") {
+		return
+	}
+	family := familyName(ls.Get(model.MetricNameLabel), md.Type)
+	if last.set && last.family == family && last.md == md {
+		return
+	}
+	md.Help, md.Unit = strings.Clone(md.Help), strings.Clone(md.Unit)
+	if err := h.store.SetMetadata(id, family, md); err != nil {
+		h.logger.Warn("storing metadata failed", "tenant", id, "family", family, "err", err)
+	}
+	*last = lastMetadata{family: family, md: md, set: true}
+}
