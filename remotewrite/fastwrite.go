@@ -54,7 +54,7 @@ func (fp *fastPath) getV2() *flatV2 {
 	if f, ok := fp.v2s.Get().(*flatV2); ok {
 		return f
 	}
-	return &flatV2{}
+	return &flatV2{metaSeen: map[familyMetadata]struct{}{}}
 }
 
 func (fp *fastPath) putV2(f *flatV2) {
@@ -195,9 +195,8 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 	}
 	ba.finish(appendErr)
 	if res.err == nil || res.err.code < 500 {
-		var last lastMetadata
 		for i := range valid {
-			h.metadataV2Once(id, &valid[i].ts, valid[i].ls, f.symbols, &last)
+			h.metadataV2Once(id, &valid[i].ts, valid[i].ls, f.symbols, f.metaSeen)
 		}
 	}
 	return res, true
@@ -230,29 +229,29 @@ func cachedV2(cache *refCache, ts *writev2.TimeSeries, symbols []string) (key ui
 	return key, e.ls, e.ref, true
 }
 
-// lastMetadata is the metadata last stored for a request.
-type lastMetadata struct {
+// familyMetadata is one metadata entry of a metric family.
+type familyMetadata struct {
 	family string
 	md     metadata.Metadata
-	set    bool
 }
 
 // metadataV2Once stores the metadata of a 2.0 series as metadataV2 does,
-// skipping it when it repeats what the same request stored last (the
-// series of one family usually follow each other), and copying the strings,
-// which point into the request body.
-func (h *Handler) metadataV2Once(id string, ts *writev2.TimeSeries, ls labels.Labels, symbols []string, last *lastMetadata) {
+// once per request for each distinct entry (the store keeps a set of
+// entries per family, so repeating one changes nothing), copying the
+// strings, which point into the request body. seen holds the entries the
+// request stored so far.
+func (h *Handler) metadataV2Once(id string, ts *writev2.TimeSeries, ls labels.Labels, symbols []string, seen map[familyMetadata]struct{}) {
 	md, err := ts.ToMetadata(symbols)
 	if err != nil || (md.Type == model.MetricTypeUnknown && md.Help == "" && md.Unit == "") {
 		return
 	}
-	family := familyName(ls.Get(model.MetricNameLabel), md.Type)
-	if last.set && last.family == family && last.md == md {
+	key := familyMetadata{family: familyName(ls.Get(model.MetricNameLabel), md.Type), md: md}
+	if _, ok := seen[key]; ok {
 		return
 	}
+	seen[key] = struct{}{}
 	md.Help, md.Unit = strings.Clone(md.Help), strings.Clone(md.Unit)
-	if err := h.store.SetMetadata(id, family, md); err != nil {
-		h.logger.Warn("storing metadata failed", "tenant", id, "family", family, "err", err)
+	if err := h.store.SetMetadata(id, key.family, md); err != nil {
+		h.logger.Warn("storing metadata failed", "tenant", id, "family", key.family, "err", err)
 	}
-	*last = lastMetadata{family: family, md: md, set: true}
 }

@@ -208,9 +208,12 @@ type flatV2 struct {
 	samples []writev2.Sample
 	series  []flatSeries
 	complex []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
+	// metaSeen holds the metadata entries the request stored.
+	metaSeen map[familyMetadata]struct{}
 }
 
 func (f *flatV2) reset() {
+	clear(f.metaSeen)
 	clear(f.symbols)
 	f.symbols, f.refs, f.samples, f.series = f.symbols[:0], f.refs[:0], f.samples[:0], f.series[:0]
 	clear(f.complex)
