@@ -84,7 +84,7 @@ func (h *Handler) writeV1Flat(ctx context.Context, id string, body []byte) (resu
 		if s.complex > 0 {
 			appendErr = ba.seriesV1(&f.complex[s.complex-1])
 		} else {
-			appendErr = ba.seriesV1Cached(cache, f.labels[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi])
+			appendErr = ba.seriesV1Cached(cache, &f.key, &f.scratch, f.labels[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi])
 		}
 		if appendErr != nil {
 			break
@@ -97,14 +97,12 @@ func (h *Handler) writeV1Flat(ctx context.Context, id string, body []byte) (resu
 // seriesV1Cached appends the float samples of a 1.0 series without
 // exemplars or histograms, as seriesV1 does, taking labels and ref from
 // the cache when the series was seen before.
-func (ba *batch) seriesV1Cached(cache *refCache, lbls []prompb.Label, samples []prompb.Sample) error {
-	var lh labelHasher
+func (ba *batch) seriesV1Cached(cache *refCache, k *labelKey, scratch *[]byte, lbls []prompb.Label, samples []prompb.Sample) error {
+	k.reset()
 	for i := range lbls {
-		lh.add(lbls[i].Name, lbls[i].Value)
+		k.add(lbls[i].Name, lbls[i].Value)
 	}
-	key := lh.sum()
-	e, hit := cache.get(key)
-	hit = hit && sameLabels(e.ls, len(lbls), func(i int) (string, string) { return lbls[i].Name, lbls[i].Value })
+	e, key, hit := cache.lookup(k, scratch)
 	ls, ref := e.ls, e.ref
 	if !hit {
 		ba.b.Reset()
@@ -116,7 +114,6 @@ func (ba *batch) seriesV1Cached(cache *refCache, lbls []prompb.Label, samples []
 			ba.reject(reasonInvalidLabels, len(samples), "invalid series %s: %v", ls.String(), err)
 			return nil
 		}
-		ref = 0
 	}
 	first := ref
 	var err error
@@ -125,7 +122,7 @@ func (ba *batch) seriesV1Cached(cache *refCache, lbls []prompb.Label, samples []
 			return err
 		}
 	}
-	if ref != 0 && (!hit || ref != first) {
+	if k.ok && ref != 0 && (!hit || ref != first) {
 		cache.put(key, ls, ref)
 	}
 	return nil
@@ -176,7 +173,7 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 			hit bool
 		)
 		if s.complex == 0 {
-			key, ls, ref, hit = cachedV2(cache, &ts, f.symbols)
+			key, ls, ref, hit = cachedV2(cache, &f.key, &f.scratch, &ts, f.symbols)
 		}
 		if !hit {
 			var ok bool
@@ -188,45 +185,69 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 		if ref, appendErr = ba.samplesV2(&ts, ls, f.symbols, ref); appendErr != nil {
 			break
 		}
-		if s.complex == 0 && ref != 0 && (!hit || ref != first) {
+		if s.complex == 0 && f.key.ok && ref != 0 && (!hit || ref != first) {
 			cache.put(key, ls, ref)
 		}
 		valid = append(valid, validSeries{ts: ts, ls: ls})
 	}
 	ba.finish(appendErr)
 	if res.err == nil || res.err.code < 500 {
+		var (
+			prev     writev2.Metadata
+			prevName uint32
+		)
 		for i := range valid {
-			h.metadataV2Once(id, &valid[i].ts, valid[i].ls, f.symbols, f.metaSeen)
+			// Series of one family usually follow each other: a series with
+			// the metadata and metric name references of the one before
+			// carries the same entry.
+			ts := &valid[i].ts
+			name, named := nameRef(ts.LabelsRefs, f.symbols)
+			if i > 0 && named && name == prevName && ts.Metadata.Type == prev.Type && ts.Metadata.HelpRef == prev.HelpRef && ts.Metadata.UnitRef == prev.UnitRef {
+				continue
+			}
+			h.metadataV2Once(id, ts, valid[i].ls, f.symbols, f.metaSeen)
+			prev, prevName = ts.Metadata, name
+			if !named {
+				// No comparable name: never skip the next series.
+				prevName, prev.Type = 0, -1
+			}
 		}
 	}
 	return res, true
 }
 
+// nameRef returns the symbol reference of the metric name of a series whose
+// first label is __name__ (names are sorted, and __name__ sorts first among
+// the usual label names), or false.
+func nameRef(refs []uint32, symbols []string) (uint32, bool) {
+	if len(refs) < 2 || int(refs[0]) >= len(symbols) || symbols[refs[0]] != model.MetricNameLabel {
+		return 0, false
+	}
+	return refs[1], true
+}
+
 // cachedV2 looks a 2.0 series up in the cache. It reports a hit only when
 // seriesV2 would accept the series: the labels match a cached (validated)
 // label set, and the series has samples and valid metadata references.
-// Without a hit, key is still the series' cache key when it could be computed.
-func cachedV2(cache *refCache, ts *writev2.TimeSeries, symbols []string) (key uint64, ls labels.Labels, ref storage.SeriesRef, hit bool) {
+// It leaves the series' key in k (k.ok false when there is none).
+func cachedV2(cache *refCache, k *labelKey, scratch *[]byte, ts *writev2.TimeSeries, symbols []string) (key uint64, ls labels.Labels, ref storage.SeriesRef, hit bool) {
+	k.reset()
 	refs := ts.LabelsRefs
 	if len(refs)%2 != 0 || len(ts.Samples)+len(ts.Histograms) == 0 ||
 		int(ts.Metadata.UnitRef) >= len(symbols) || int(ts.Metadata.HelpRef) >= len(symbols) {
+		k.ok = false
 		return 0, ls, 0, false
 	}
-	for _, r := range refs {
-		if int(r) >= len(symbols) {
+	for i := 0; i < len(refs); i += 2 {
+		n, v := refs[i], refs[i+1]
+		if int(n) >= len(symbols) || int(v) >= len(symbols) {
+			k.ok = false
 			return 0, ls, 0, false
 		}
+		k.add(symbols[n], symbols[v])
 	}
-	var lh labelHasher
-	for i := 0; i < len(refs); i += 2 {
-		lh.add(symbols[refs[i]], symbols[refs[i+1]])
-	}
-	key = lh.sum()
-	e, ok := cache.get(key)
-	if !ok || !sameLabels(e.ls, len(refs)/2, func(i int) (string, string) { return symbols[refs[2*i]], symbols[refs[2*i+1]] }) {
-		return key, ls, 0, false
-	}
-	return key, e.ls, e.ref, true
+	e, key, hit := cache.lookup(k, scratch)
+	return key, e.ls, e.ref, hit
 }
 
 // familyMetadata is one metadata entry of a metric family.

@@ -37,6 +37,8 @@ func bytesString(b []byte) string {
 
 // flatV1 is a remote write 1.0 request decoded flat.
 type flatV1 struct {
+	key     labelKey
+	scratch []byte
 	labels  []prompb.Label
 	samples []prompb.Sample
 	series  []flatSeries
@@ -203,6 +205,8 @@ func sample1(b []byte) (prompb.Sample, bool) {
 
 // flatV2 is a remote write 2.0 request decoded flat.
 type flatV2 struct {
+	key     labelKey
+	scratch []byte
 	symbols []string
 	refs    []uint32
 	samples []writev2.Sample

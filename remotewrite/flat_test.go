@@ -4,9 +4,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -180,27 +182,47 @@ func TestFlatDecodesPrometheusShapedRequests(t *testing.T) {
 	}
 }
 
-func TestSameLabels(t *testing.T) {
-	ls := labels.FromStrings("__name__", "up", "job", "node")
+// TestLabelKeyLookup checks that a cached label set is found exactly when
+// the received pairs (less empty values) are its labels, in order.
+func TestLabelKeyLookup(t *testing.T) {
+	ls := labels.FromStrings("__name__", "up", "job", "node", "long", strings.Repeat("x", 300))
+	c := newRefCache()
+	var k labelKey
+	k.reset()
+	ls.Range(func(l labels.Label) { k.add(l.Name, l.Value) })
+	c.put(xxhash.Sum64(k.buf), ls, 7)
 	for _, tc := range []struct {
 		name  string
 		pairs []string
 		want  bool
 	}{
-		{"equal", []string{"__name__", "up", "job", "node"}, true},
-		{"empty values skipped", []string{"__name__", "up", "a", "", "job", "node", "z", ""}, true},
-		{"other value", []string{"__name__", "up", "job", "nodes"}, false},
-		{"fewer", []string{"__name__", "up"}, false},
-		{"more", []string{"__name__", "up", "job", "node", "x", "y"}, false},
-		{"other order", []string{"job", "node", "__name__", "up"}, false},
+		{"equal", []string{"__name__", "up", "job", "node", "long", strings.Repeat("x", 300)}, true},
+		{"empty values skipped", []string{"__name__", "up", "a", "", "job", "node", "long", strings.Repeat("x", 300), "z", ""}, true},
+		{"other value", []string{"__name__", "up", "job", "nodes", "long", strings.Repeat("x", 300)}, false},
+		{"fewer", []string{"__name__", "up", "job", "node"}, false},
+		{"more", []string{"__name__", "up", "job", "node", "long", strings.Repeat("x", 300), "x", "y"}, false},
+		{"other order", []string{"job", "node", "__name__", "up", "long", strings.Repeat("x", 300)}, false},
 		{"none", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := sameLabels(ls, len(tc.pairs)/2, func(i int) (string, string) { return tc.pairs[2*i], tc.pairs[2*i+1] })
-			if got != tc.want {
-				t.Fatalf("sameLabels = %v, want %v", got, tc.want)
+			k.reset()
+			for i := 0; i < len(tc.pairs); i += 2 {
+				k.add(tc.pairs[i], tc.pairs[i+1])
+			}
+			var scratch []byte
+			e, _, hit := c.lookup(&k, &scratch)
+			if hit != tc.want || hit && (e.ref != 7 || !labels.Equal(e.ls, ls)) {
+				t.Fatalf("lookup = %v, %v; want hit %v", e, hit, tc.want)
 			}
 		})
+	}
+	// A colliding entry (another label set under the same hash) is a miss.
+	k.reset()
+	k.add("__name__", "down")
+	c.put(xxhash.Sum64(k.buf), ls, 8)
+	var scratch []byte
+	if e, _, hit := c.lookup(&k, &scratch); hit {
+		t.Fatalf("colliding entry %v taken for a hit", e)
 	}
 }
 
@@ -293,11 +315,12 @@ func TestCachedSeriesAreStoredAndRejectedAlike(t *testing.T) {
 }
 
 func hashOf(kv ...string) uint64 {
-	var lh labelHasher
+	var k labelKey
+	k.reset()
 	for i := 0; i < len(kv); i += 2 {
-		lh.add(kv[i], kv[i+1])
+		k.add(kv[i], kv[i+1])
 	}
-	return lh.sum()
+	return xxhash.Sum64(k.buf)
 }
 
 func mustSnappyDecode(t *testing.T, b []byte) []byte {

@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"bytes"
 	"sync"
 	"time"
 
@@ -15,9 +16,9 @@ import (
 // labels (hashing them and searching the head's series map), which the CPU
 // profile of steady-state ingest showed as the largest cost of appending.
 //
-// Keys are the xxhash of the non-empty label names and values as received;
-// every hit is verified by comparing them with the cached labels, so a hash
-// collision only costs a miss.
+// Keys are the xxhash of the non-empty label names and values as received
+// (see labelKey); every hit is verified by comparing them with the cached
+// labels, so a hash collision only costs a miss.
 //
 // A cached ref may go stale (the head drops series without samples when it
 // cuts a block): the store then finds the series by the labels passed along
@@ -101,52 +102,59 @@ func (c *refCache) len() int {
 	return n
 }
 
-// labelHasher hashes label pairs as received, skipping empty values as the
-// handler does.
-type labelHasher struct{ d xxhash.Digest }
+// labelKey is the key of a label set as received: its non-empty pairs,
+// each name and value preceded by its length (one byte below 255, else 255
+// and three bytes little-endian). That is how labels.Labels stores a label
+// set in Prometheus's default (stringlabels) build, so a hit is verified by
+// comparing the key with the cached labels' bytes, with no copy of the label
+// set kept for the purpose. In other builds the comparison never holds, and
+// every lookup misses: slower, never wrong.
+type labelKey struct {
+	buf []byte
+	ok  bool // false when a name or value is too long to encode
+}
 
-var sep = []byte{0xff}
+func (k *labelKey) reset() { k.buf, k.ok = k.buf[:0], true }
 
-func (lh *labelHasher) reset() { lh.d.Reset() }
+func (k *labelKey) appendSize(n int) {
+	switch {
+	case n < 255:
+		k.buf = append(k.buf, byte(n))
+	case n < 1<<24:
+		k.buf = append(k.buf, 255, byte(n), byte(n>>8), byte(n>>16))
+	default:
+		k.ok = false
+	}
+}
 
-func (lh *labelHasher) add(name, value string) {
+// add adds a label pair; pairs with an empty value are skipped, as the
+// handler drops them.
+func (k *labelKey) add(name, value string) {
 	if value == "" {
 		return
 	}
-	_, _ = lh.d.WriteString(name)
-	_, _ = lh.d.Write(sep)
-	_, _ = lh.d.WriteString(value)
-	_, _ = lh.d.Write(sep)
+	k.appendSize(len(name))
+	k.buf = append(k.buf, name...)
+	k.appendSize(len(value))
+	k.buf = append(k.buf, value...)
 }
 
-func (lh *labelHasher) sum() uint64 { return lh.d.Sum64() }
-
-// sameLabels reports whether ls holds exactly the pairs pair(0..n-1) yields,
-// less those with empty values, in the same order.
-func sameLabels(ls labels.Labels, n int, pair func(i int) (string, string)) bool {
-	i, same := 0, true
-	next := func() (string, string, bool) {
-		for ; i < n; i++ {
-			name, value := pair(i)
-			if value != "" {
-				i++
-				return name, value, true
-			}
-		}
-		return "", "", false
+// lookup returns the cached entry of the label set in k, verified, and the
+// hash to store a new entry under. scratch is a reusable buffer.
+func (c *refCache) lookup(k *labelKey, scratch *[]byte) (refEntry, uint64, bool) {
+	if !k.ok {
+		return refEntry{}, 0, false
 	}
-	ls.Range(func(l labels.Label) {
-		if !same {
-			return
-		}
-		name, value, ok := next()
-		same = ok && name == l.Name && value == l.Value
-	})
-	if !same {
-		return false
+	h := xxhash.Sum64(k.buf)
+	e, ok := c.get(h)
+	if !ok {
+		return refEntry{}, h, false
 	}
-	_, _, more := next()
-	return !more
+	*scratch = e.ls.Bytes(*scratch)
+	if !bytes.Equal(*scratch, k.buf) {
+		return refEntry{}, h, false
+	}
+	return e, h, true
 }
 
 // refCaches holds the ref cache of every tenant.

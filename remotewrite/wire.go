@@ -25,6 +25,12 @@ type wireReader struct {
 func (r *wireReader) done() bool { return r.i >= len(r.b) }
 
 func (r *wireReader) varint() (uint64, bool) {
+	// Most varints in a request (tags, lengths, label references) are one byte.
+	if r.i < len(r.b) && r.b[r.i] < 0x80 {
+		v := uint64(r.b[r.i])
+		r.i++
+		return v, true
+	}
 	v, n := binary.Uvarint(r.b[r.i:])
 	if n <= 0 {
 		return 0, false

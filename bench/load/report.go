@@ -148,7 +148,7 @@ connection so that both create them in the same order).
   plus a settle period; samples sent ÷ CPU seconds. Every request must be answered
   204 by both. The load tool's own CPU is not counted for either.
 - **Memory**: VmRSS from ` + "`/proc/<pid>/status`" + ` after the settle period that follows
-  both ingests, ÷ active series. Neither process is asked to collect garbage
+  both ingests (the median of 7 readings a second apart), ÷ active series. Neither process is asked to collect garbage
   (Prometheus cannot be), so both are measured in the same state. Each runs with
   its own default Go GC settings.
 - **Disk**: bytes of the TSDB block directories (index, chunks, meta.json,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -48,6 +49,9 @@ type Phase struct {
 	Protocol           Protocol
 	Prometheus, Strata SystemFigures
 }
+
+// rssReadings is how many readings of resident memory are taken after ingest.
+const rssReadings = 7
 
 // Results are the figures of a run.
 type Results struct {
@@ -128,12 +132,26 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		f.CPU = cpu1 - cpu0
 		c.logf("%s: %s took %v wall, %v CPU: %.0f samples per CPU-second", p, s.Name, f.Wall.Round(time.Millisecond), f.CPU, f.SamplesPerCPUSecond(c.Data.Samples))
 	}
+	// Resident memory moves with each garbage collection: the figure is the
+	// median of rssReadings readings a second apart, of both servers alike.
+	rss := map[*Server][]int64{}
+	for i := range rssReadings {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		for _, s := range servers {
+			v, err := RSS(s.Pid())
+			if err != nil {
+				return nil, nil, err
+			}
+			rss[s] = append(rss[s], v)
+		}
+	}
 	for _, s := range servers {
 		f := figs[s]
-		if f.RSS, err = RSS(s.Pid()); err != nil {
-			return nil, nil, err
-		}
-		c.logf("%s: %s resident memory %d MiB (idle %d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20)
+		slices.Sort(rss[s])
+		f.RSS = rss[s][len(rss[s])/2]
+		c.logf("%s: %s resident memory %d MiB (idle %d MiB; readings %d..%d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20, rss[s][0]>>20, rss[s][len(rss[s])-1]>>20)
 	}
 	var qs []QueryResult
 	if queries {
