@@ -37,6 +37,9 @@ func TestParseRSS(t *testing.T) {
 	if err != nil || got != 2048*1024 {
 		t.Fatalf("parseRSS = %d, %v", got, err)
 	}
+	if got, err := parseStatusKB([]byte("VmHWM:\t  4096 kB\nVmRSS:\t 1 kB\n"), "VmHWM:"); err != nil || got != 4096*1024 {
+		t.Fatalf("peak = %d, %v", got, err)
+	}
 	if _, err := parseRSS([]byte("Name:\tx\n")); err == nil {
 		t.Fatal("no VmRSS: want an error")
 	}

@@ -56,23 +56,37 @@ func RSS(pid int) (int64, error) {
 	return parseRSS(b)
 }
 
-func parseRSS(b []byte) (int64, error) {
+// PeakRSS returns the peak resident set size of process pid (VmHWM in
+// /proc/<pid>/status), in bytes.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read peak resident memory: %w", err)
+	}
+	return parseStatusKB(b, "VmHWM:")
+}
+
+func parseRSS(b []byte) (int64, error) { return parseStatusKB(b, "VmRSS:") }
+
+// parseStatusKB returns the value in bytes of the field of /proc/<pid>/status
+// starting with prefix, given there in kB.
+func parseStatusKB(b []byte, prefix string) (int64, error) {
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("malformed VmRSS line %q", line)
+			return 0, fmt.Errorf("malformed %s line %q", prefix, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("malformed VmRSS line %q", line)
+			return 0, fmt.Errorf("malformed %s line %q", prefix, line)
 		}
 		return kb * 1024, nil
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", prefix)
 }
 
 // dirBytes is the total size of the regular files below dir.

@@ -80,6 +80,11 @@ func (r *Report) Write(w io.Writer, res *Results) {
 		p("| memory, resident bytes per active series (after %s ingest) | %.0f | %.0f | %.2f× | ≤ 0.7× | %s |\n", ph.Protocol, a, b, b/a, ratioMark(b/a <= 0.7))
 	}
 	for _, ph := range res.Phases {
+		a := float64(ph.Prometheus.PeakRSS) / float64(len(d.Series))
+		b := float64(ph.Strata.PeakRSS) / float64(len(d.Series))
+		p("| memory, peak resident bytes per active series (%s ingest) | %.0f | %.0f | %.2f× | | |\n", ph.Protocol, a, b, b/a)
+	}
+	for _, ph := range res.Phases {
 		a := float64(ph.Prometheus.RSS-ph.Prometheus.IdleRSS) / float64(len(d.Series))
 		b := float64(ph.Strata.RSS-ph.Strata.IdleRSS) / float64(len(d.Series))
 		p("| memory, resident bytes per active series above the idle process (after %s ingest) | %.0f | %.0f | %.2f× | | |\n", ph.Protocol, a, b, b/a)
@@ -93,14 +98,14 @@ func (r *Report) Write(w io.Writer, res *Results) {
 		ratio := b.Seconds() / a.Seconds()
 		p("| query set, sum of median latencies | %v | %v | %.2f× | ≤ 0.45× | %s |\n", a.Round(time.Millisecond), b.Round(time.Millisecond), ratio, ratioMark(ratio <= 0.45))
 	}
-	p("\nIngest detail:\n\n| phase | system | CPU | wall | idle RSS | RSS after ingest | blocks |\n|---|---|---:|---:|---:|---:|---:|\n")
+	p("\nIngest detail (Go heap in use is go_memstats_heap_inuse_bytes of each server's /metrics after the ingest):\n\n| phase | system | CPU | wall | idle RSS | RSS after ingest | peak RSS | Go heap in use | blocks |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, ph := range res.Phases {
 		for _, s := range []struct {
 			name string
 			f    SystemFigures
 		}{{"Prometheus 3", ph.Prometheus}, {"Strata", ph.Strata}} {
-			p("| %s | %s | %v | %v | %.1f MiB | %.1f MiB | %d (%.1f MiB) |\n", ph.Protocol, s.name, s.f.CPU.Round(10*time.Millisecond), s.f.Wall.Round(10*time.Millisecond),
-				float64(s.f.IdleRSS)/(1<<20), float64(s.f.RSS)/(1<<20), s.f.Blocks, float64(s.f.BlockBytes)/(1<<20))
+			p("| %s | %s | %v | %v | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %d (%.1f MiB) |\n", ph.Protocol, s.name, s.f.CPU.Round(10*time.Millisecond), s.f.Wall.Round(10*time.Millisecond),
+				float64(s.f.IdleRSS)/(1<<20), float64(s.f.RSS)/(1<<20), float64(s.f.PeakRSS)/(1<<20), float64(s.f.HeapInuse)/(1<<20), s.f.Blocks, float64(s.f.BlockBytes)/(1<<20))
 		}
 	}
 	if len(res.Queries) > 0 {
@@ -150,7 +155,8 @@ connection so that both create them in the same order).
   plus a settle period; samples sent ÷ CPU seconds. Every request must be answered
   204 by both. The load tool's own CPU is not counted for either.
 - **Memory**: VmRSS from ` + "`/proc/<pid>/status`" + ` after the settle period that follows
-  both ingests (the median of 7 readings a second apart), ÷ active series. Neither process is asked to collect garbage
+  both ingests (the median of 7 readings a second apart), ÷ active series; also
+  the peak (VmHWM) and the increase over the idle process. Neither process is asked to collect garbage
   (Prometheus cannot be), so both are measured in the same state. Each runs with
   its own default Go GC settings.
 - **Disk**: bytes of the TSDB block directories (index, chunks, meta.json,

@@ -1,12 +1,16 @@
 package load
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,6 +39,8 @@ type SystemFigures struct {
 	Wall       time.Duration // wall time of the ingest
 	IdleRSS    int64         // resident memory before the ingest
 	RSS        int64         // resident memory after the ingest
+	PeakRSS    int64         // peak resident memory (start-up and ingest)
+	HeapInuse  int64         // Go heap in use after the ingest, from /metrics
 	BlockBytes int64
 	Blocks     int
 }
@@ -149,6 +155,12 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 	}
 	for _, s := range servers {
 		f := figs[s]
+		if f.PeakRSS, err = PeakRSS(s.Pid()); err != nil {
+			return nil, nil, err
+		}
+		if f.HeapInuse, err = heapInuse(ctx, s.URL); err != nil {
+			return nil, nil, err
+		}
 		slices.Sort(rss[s])
 		f.RSS = rss[s][len(rss[s])/2]
 		c.logf("%s: %s resident memory %d MiB (idle %d MiB; readings %d..%d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20, rss[s][0]>>20, rss[s][len(rss[s])-1]>>20)
@@ -171,4 +183,32 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		c.logf("%s: %s blocks: %d bytes in %d block(s), %.3f bytes per sample", p, s.Name, f.BlockBytes, f.Blocks, float64(f.BlockBytes)/float64(c.Data.Samples))
 	}
 	return ph, qs, nil
+}
+
+// heapInuse reads go_memstats_heap_inuse_bytes from the server's /metrics.
+func heapInuse(ctx context.Context, base string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("metrics of %s: %w", base, err)
+			}
+			return int64(f), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in the metrics of %s", base)
 }
