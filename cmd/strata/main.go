@@ -53,7 +53,6 @@ func run(args []string) int {
 		fmt.Println("strata: configuration is valid")
 		return 0
 	}
-	setGCPercent()
 	logger, err := server.NewLogger(cfg.Log, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", err)
