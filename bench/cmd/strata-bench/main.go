@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -150,6 +152,16 @@ func binVersion(bin, mod string) string {
 			if s.Value == "true" {
 				dirty = " (with uncommitted changes)"
 			}
+		}
+	}
+	if rev == "" {
+		// Without VCS stamping (e.g. in a git worktree), ask git about the
+		// tree the binary was built from (make bench builds it just before).
+		if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+			rev = strings.TrimSpace(string(out))
+		}
+		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+			dirty = " (with uncommitted changes)"
 		}
 	}
 	if len(rev) > 12 {
