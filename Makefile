@@ -8,7 +8,7 @@ export STRATA_MINIO ?= $(STRATA_CACHE)/bin/minio
 GO ?= go
 GOTEST_FLAGS ?= -race -timeout 30m
 
-.PHONY: all build run deps test test-unit vet fmt-check fuzz clean
+.PHONY: all build run deps test test-unit vet fmt-check fuzz clean bench
 
 all: build
 
@@ -45,6 +45,17 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV1 -fuzztime $(FUZZTIME)
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV2 -fuzztime $(FUZZTIME)
+	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV1 -fuzztime $(FUZZTIME)
+	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV2 -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin data
+
+# Compare Strata with Prometheus 3 on the same generated load (100k
+# node-exporter series over one hour by default; BENCH_FLAGS=-small for a
+# quick run) and write bench/RESULTS.md.
+BENCH_FLAGS ?=
+bench:
+	$(GO) build -o bin/strata ./cmd/strata
+	$(GO) build -o bin/strata-bench ./bench/cmd/strata-bench
+	./bin/strata-bench -prometheus $(STRATA_PROMETHEUS3) -strata bin/strata -out bench/RESULTS.md $(BENCH_FLAGS)

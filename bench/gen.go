@@ -187,3 +187,8 @@ func (g *Generator) Next(t int64, f func(i int, v float64)) {
 		f(i, g.values[i])
 	}
 }
+
+// Help returns the help text the generated family name is sent with.
+func Help(name string) string {
+	return "Node exporter metric " + name + "."
+}

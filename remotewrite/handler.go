@@ -92,6 +92,7 @@ type Handler struct {
 	metrics *metrics
 	bufs    sync.Pool
 	lims    *limitState
+	fast    fastPath
 }
 
 // NewHandler returns a remote-write handler that writes to store.

@@ -148,7 +148,7 @@ func (h *Handler) replay(ctx context.Context, id string, k hatracker.Kept) {
 	}
 }
 
-// admitV1 is admit for a remote write 1.0 request.
+// admitV1 is admit for a remote write 1.0 request decoded by gogo.
 func (h *Handler) admitV1(ctx context.Context, id string, req *prompb.WriteRequest, body []byte) (admission, *httpError) {
 	if h.lims.overrides == nil {
 		return admission{}, nil
@@ -157,31 +157,16 @@ func (h *Handler) admitV1(ctx context.Context, id string, req *prompb.WriteReque
 	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		ri.samples += len(ts.Samples) + len(ts.Histograms)
-		if ha {
-			for _, s := range ts.Samples {
-				ri.maxTime = max(ri.maxTime, s.Timestamp)
-			}
-			for _, hp := range ts.Histograms {
-				ri.maxTime = max(ri.maxTime, hp.Timestamp)
-			}
-		}
+		ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
+		ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
 	}
 	if len(req.Timeseries) > 0 {
-		ls := req.Timeseries[0].Labels
-		ri.first = func(name string) string {
-			for _, l := range ls {
-				if l.Name == name {
-					return l.Value
-				}
-			}
-			return ""
-		}
+		ri.first = firstLabelV1(req.Timeseries[0].Labels)
 	}
 	return h.admit(ctx, id, ri)
 }
 
-// admitV2 is admit for a remote write 2.0 request.
+// admitV2 is admit for a remote write 2.0 request decoded by gogo.
 func (h *Handler) admitV2(ctx context.Context, id string, req *writev2.Request, body []byte) (admission, *httpError) {
 	if h.lims.overrides == nil {
 		return admission{}, nil
@@ -190,27 +175,11 @@ func (h *Handler) admitV2(ctx context.Context, id string, req *writev2.Request, 
 	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		ri.samples += len(ts.Samples) + len(ts.Histograms)
-		if ha {
-			for _, s := range ts.Samples {
-				ri.maxTime = max(ri.maxTime, s.Timestamp)
-			}
-			for _, hp := range ts.Histograms {
-				ri.maxTime = max(ri.maxTime, hp.Timestamp)
-			}
-		}
+		ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
+		ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
 	}
 	if len(req.Timeseries) > 0 {
-		refs := req.Timeseries[0].LabelsRefs
-		ri.first = func(name string) string {
-			for i := 0; i+1 < len(refs); i += 2 {
-				if n, ok := symbol(req.Symbols, refs[i]); ok && n == name {
-					v, _ := symbol(req.Symbols, refs[i+1])
-					return v
-				}
-			}
-			return ""
-		}
+		ri.first = firstLabelV2(req.Timeseries[0].LabelsRefs, req.Symbols)
 	}
 	return h.admit(ctx, id, ri)
 }
@@ -271,4 +240,103 @@ func (ba *batch) limitExemplars(ls labels.Labels) {
 	ba.reject(reasonMaxExemplars, 0, "series %s has %d exemplars, more than the limit max_exemplars_per_series=%d; the first %d were stored",
 		ls.String(), len(ba.exs), l.MaxExemplarsPerSeries, l.MaxExemplarsPerSeries)
 	ba.exs = ba.exs[:l.MaxExemplarsPerSeries]
+}
+
+// cacheKey names the series reference cache of the request's series: the
+// tenant's, or, when the HA replica label is dropped, a cache of its own,
+// whose label sets (keyed by the labels as sent) are stored without it.
+func (a admission) cacheKey(id string) string {
+	if a.dropLabel == "" {
+		return id
+	}
+	return id + "\x00" + a.dropLabel
+}
+
+// observe counts n samples or histograms at timestamps ts in ri.
+func (ri *requestInfo) observe(ha bool, n int, ts func(i int) int64) {
+	ri.samples += n
+	if ha {
+		for i := range n {
+			ri.maxTime = max(ri.maxTime, ts(i))
+		}
+	}
+}
+
+// admitFlatV1 is admit for a remote write 1.0 request decoded flat.
+func (h *Handler) admitFlatV1(ctx context.Context, id string, f *flatV1, body []byte) (admission, *httpError) {
+	if h.lims.overrides == nil {
+		return admission{}, nil
+	}
+	ri := requestInfo{proto: ProtoV1, body: body, maxTime: math.MinInt64}
+	ha := h.lims.overrides.For(id).AcceptHASamples
+	for _, s := range f.series {
+		if s.complex > 0 {
+			ts := &f.complex[s.complex-1]
+			ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
+			ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+			continue
+		}
+		smp := f.samples[s.smpLo:s.smpHi]
+		ri.observe(ha, len(smp), func(i int) int64 { return smp[i].Timestamp })
+	}
+	if len(f.series) > 0 {
+		ls := f.labels[f.series[0].lblLo:f.series[0].lblHi]
+		if c := f.series[0].complex; c > 0 {
+			ls = f.complex[c-1].Labels
+		}
+		ri.first = firstLabelV1(ls)
+	}
+	return h.admit(ctx, id, ri)
+}
+
+// admitFlatV2 is admit for a remote write 2.0 request decoded flat.
+func (h *Handler) admitFlatV2(ctx context.Context, id string, f *flatV2, body []byte) (admission, *httpError) {
+	if h.lims.overrides == nil {
+		return admission{}, nil
+	}
+	ri := requestInfo{proto: ProtoV2, body: body, maxTime: math.MinInt64}
+	ha := h.lims.overrides.For(id).AcceptHASamples
+	for _, s := range f.series {
+		if s.complex > 0 {
+			ts := &f.complex[s.complex-1]
+			ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
+			ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+			continue
+		}
+		smp := f.samples[s.smpLo:s.smpHi]
+		ri.observe(ha, len(smp), func(i int) int64 { return smp[i].Timestamp })
+	}
+	if len(f.series) > 0 {
+		refs := f.refs[f.series[0].lblLo:f.series[0].lblHi]
+		if c := f.series[0].complex; c > 0 {
+			refs = f.complex[c-1].LabelsRefs
+		}
+		ri.first = firstLabelV2(refs, f.symbols)
+	}
+	return h.admit(ctx, id, ri)
+}
+
+// firstLabelV1 returns a look-up of the labels of a 1.0 series.
+func firstLabelV1(ls []prompb.Label) func(name string) string {
+	return func(name string) string {
+		for _, l := range ls {
+			if l.Name == name {
+				return l.Value
+			}
+		}
+		return ""
+	}
+}
+
+// firstLabelV2 returns a look-up of the labels of a 2.0 series.
+func firstLabelV2(refs []uint32, symbols []string) func(name string) string {
+	return func(name string) string {
+		for i := 0; i+1 < len(refs); i += 2 {
+			if n, ok := symbol(symbols, refs[i]); ok && n == name {
+				v, _ := symbol(symbols, refs[i+1])
+				return v
+			}
+		}
+		return ""
+	}
 }

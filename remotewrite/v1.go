@@ -14,6 +14,9 @@ import (
 
 // writeV1 stores a remote write 1.0 request body.
 func (h *Handler) writeV1(ctx context.Context, id string, body []byte) result {
+	if res, ok := h.writeV1Flat(ctx, id, body); ok {
+		return res
+	}
 	var req prompb.WriteRequest
 	if err := req.Unmarshal(body); err != nil {
 		return result{err: errorf(http.StatusBadRequest, "decode remote write 1.0 request (%s): %v", ProtoV1, err)}

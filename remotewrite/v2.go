@@ -15,6 +15,9 @@ import (
 
 // writeV2 stores a remote write 2.0 request body.
 func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
+	if res, ok := h.writeV2Flat(ctx, id, body); ok {
+		return res
+	}
 	var req writev2.Request
 	if err := req.Unmarshal(body); err != nil {
 		return result{err: errorf(http.StatusBadRequest, "decode remote write 2.0 request (%s): %v", ProtoV2, err)}
@@ -43,7 +46,7 @@ func (h *Handler) writeV2(ctx context.Context, id string, body []byte) result {
 		if !ok {
 			continue
 		}
-		if appendErr = ba.samplesV2(ts, ls, req.Symbols); appendErr != nil {
+		if _, appendErr = ba.samplesV2(ts, ls, req.Symbols, 0); appendErr != nil {
 			break
 		}
 		withMeta = append(withMeta, seriesMeta{ts, ls})
@@ -110,15 +113,14 @@ func (ba *batch) seriesV2(ts *writev2.TimeSeries, symbols []string) (labels.Labe
 	return ls, true
 }
 
-// samplesV2 appends the samples, histograms and exemplars of a 2.0 series.
-func (ba *batch) samplesV2(ts *writev2.TimeSeries, ls labels.Labels, symbols []string) error {
-	var (
-		ref storage.SeriesRef
-		err error
-	)
+// samplesV2 appends the samples, histograms and exemplars of a 2.0 series,
+// starting with the series reference ref (0 when unknown). It returns the
+// series' reference.
+func (ba *batch) samplesV2(ts *writev2.TimeSeries, ls labels.Labels, symbols []string, ref storage.SeriesRef) (storage.SeriesRef, error) {
+	var err error
 	for _, s := range ts.Samples {
 		if ref, err = ba.appendSample(ref, ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil); err != nil {
-			return err
+			return ref, err
 		}
 	}
 	for i := range ts.Histograms {
@@ -129,11 +131,11 @@ func (ba *batch) samplesV2(ts *writev2.TimeSeries, ls labels.Labels, symbols []s
 			ref, err = ba.appendSample(ref, ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil)
 		}
 		if err != nil {
-			return err
+			return ref, err
 		}
 	}
 	if len(ts.Exemplars) == 0 {
-		return nil
+		return ref, nil
 	}
 	ba.exs = ba.exs[:0]
 	eb := labels.NewScratchBuilder(4)
@@ -146,7 +148,7 @@ func (ba *batch) samplesV2(ts *writev2.TimeSeries, ls labels.Labels, symbols []s
 		ba.exs = append(ba.exs, ex)
 	}
 	ba.appendExemplars(ref, ls)
-	return nil
+	return ref, nil
 }
 
 // metadataV2 records the metadata a 2.0 series carries under its metric

@@ -1,0 +1,214 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	PrometheusBin, StrataBin string
+	// WorkDir holds the servers' data; it is removed after each phase
+	// unless KeepData is set.
+	WorkDir  string
+	KeepData bool
+	Data     *Data
+	// Senders is the number of concurrent remote-write connections.
+	Senders int
+	// QueryRuns is how many timed runs of the query set are made.
+	QueryRuns int
+	// Settle is how long to wait after ingest before CPU and memory are read,
+	// so that work the servers finish asynchronously is counted.
+	Settle time.Duration
+	// Progress receives progress messages.
+	Progress io.Writer
+}
+
+// SystemFigures are the figures of one system in one phase.
+type SystemFigures struct {
+	CPU        time.Duration // CPU time of the ingest
+	Wall       time.Duration // wall time of the ingest
+	IdleRSS    int64         // resident memory before the ingest
+	RSS        int64         // resident memory after the ingest
+	PeakRSS    int64         // peak resident memory (start-up and ingest)
+	HeapInuse  int64         // Go heap in use after the ingest, from /metrics
+	BlockBytes int64
+	Blocks     int
+}
+
+// SamplesPerCPUSecond is the ingest efficiency.
+func (f SystemFigures) SamplesPerCPUSecond(samples int) float64 {
+	return float64(samples) / f.CPU.Seconds()
+}
+
+// Phase is the ingest of the data with one protocol into fresh servers.
+type Phase struct {
+	Protocol           Protocol
+	Prometheus, Strata SystemFigures
+}
+
+// rssReadings is how many readings of resident memory are taken after ingest.
+const rssReadings = 7
+
+// Results are the figures of a run.
+type Results struct {
+	Started  time.Time
+	Duration time.Duration
+	Phases   []Phase
+	Queries  []QueryResult
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
+
+// Run ingests the data with remote write 1.0 and then 2.0, each into a
+// fresh Prometheus and a fresh Strata, measuring both; after the 2.0
+// ingest it runs the query set.
+func Run(ctx context.Context, c Config) (*Results, error) {
+	res := &Results{Started: time.Now()}
+	for i, p := range []Protocol{RW1, RW2} {
+		ph, q, err := c.phase(ctx, p, i == 1)
+		if err != nil {
+			return nil, fmt.Errorf("%s phase: %w", p, err)
+		}
+		res.Phases = append(res.Phases, *ph)
+		if q != nil {
+			res.Queries = q
+		}
+	}
+	res.Duration = time.Since(res.Started)
+	return res, nil
+}
+
+func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, []QueryResult, error) {
+	dir := filepath.Join(c.WorkDir, string(p))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, nil, fmt.Errorf("clean %s: %w", dir, err)
+	}
+	if !c.KeepData {
+		defer os.RemoveAll(dir)
+	}
+	prom, err := StartPrometheus(ctx, c.PrometheusBin, filepath.Join(dir, "prometheus"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer prom.Stop()
+	strata, err := StartStrata(ctx, c.StrataBin, filepath.Join(dir, "strata"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer strata.Stop()
+	ph := &Phase{Protocol: p}
+	figs := map[*Server]*SystemFigures{prom: &ph.Prometheus, strata: &ph.Strata}
+	servers := []*Server{prom, strata}
+	time.Sleep(c.Settle)
+	for _, s := range servers {
+		f := figs[s]
+		if f.IdleRSS, err = RSS(s.Pid()); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, s := range servers {
+		f := figs[s]
+		c.logf("%s: sending %d samples to %s", p, c.Data.Samples, s.Name)
+		cpu0, err := CPUTime(s.Pid())
+		if err != nil {
+			return nil, nil, err
+		}
+		if f.Wall, err = Send(ctx, s.URL, c.Data, p, c.Senders); err != nil {
+			return nil, nil, err
+		}
+		time.Sleep(c.Settle)
+		cpu1, err := CPUTime(s.Pid())
+		if err != nil {
+			return nil, nil, err
+		}
+		f.CPU = cpu1 - cpu0
+		c.logf("%s: %s took %v wall, %v CPU: %.0f samples per CPU-second", p, s.Name, f.Wall.Round(time.Millisecond), f.CPU, f.SamplesPerCPUSecond(c.Data.Samples))
+	}
+	// Resident memory moves with each garbage collection: the figure is the
+	// median of rssReadings readings a second apart, of both servers alike.
+	rss := map[*Server][]int64{}
+	for i := range rssReadings {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		for _, s := range servers {
+			v, err := RSS(s.Pid())
+			if err != nil {
+				return nil, nil, err
+			}
+			rss[s] = append(rss[s], v)
+		}
+	}
+	for _, s := range servers {
+		f := figs[s]
+		if f.PeakRSS, err = PeakRSS(s.Pid()); err != nil {
+			return nil, nil, err
+		}
+		if f.HeapInuse, err = heapInuse(ctx, s.URL); err != nil {
+			return nil, nil, err
+		}
+		slices.Sort(rss[s])
+		f.RSS = rss[s][len(rss[s])/2]
+		c.logf("%s: %s resident memory %d MiB (idle %d MiB; readings %d..%d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20, rss[s][0]>>20, rss[s][len(rss[s])-1]>>20)
+	}
+	var qs []QueryResult
+	if queries {
+		c.logf("%s: running %d queries (%d timed runs)", p, len(Queries), c.QueryRuns)
+		if qs, err = RunQueries(ctx, prom, strata, c.Data.Spec.StartMs, c.Data.EndMs(), c.QueryRuns); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, s := range servers {
+		f := figs[s]
+		if err := s.Flush(ctx); err != nil {
+			return nil, nil, err
+		}
+		if f.BlockBytes, f.Blocks, err = s.BlockBytes(); err != nil {
+			return nil, nil, err
+		}
+		c.logf("%s: %s blocks: %d bytes in %d block(s), %.3f bytes per sample", p, s.Name, f.BlockBytes, f.Blocks, float64(f.BlockBytes)/float64(c.Data.Samples))
+	}
+	return ph, qs, nil
+}
+
+// heapInuse reads go_memstats_heap_inuse_bytes from the server's /metrics.
+func heapInuse(ctx context.Context, base string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("metrics of %s: %w", base, err)
+			}
+			return int64(f), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in the metrics of %s", base)
+}
