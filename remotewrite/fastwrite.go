@@ -119,11 +119,11 @@ func (ba *batch) seriesV1Cached(cache *refCache, k *labelKey, scratch *[]byte, l
 			ba.reject(reasonInvalidLabels, len(samples), "invalid series %s: %v", ls.String(), err)
 			return nil
 		}
-		// A cached label set passed the label limits when it was first
-		// seen; only a new one is checked.
-		if !ba.withinLimits(ls, len(samples)) {
-			return nil
-		}
+	}
+	// Checked on every request, cached or not: the limits may have changed
+	// since the series was cached.
+	if !ba.withinLimits(ls, len(samples)) {
+		return nil
 	}
 	first := ref
 	var err error
@@ -195,6 +195,8 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 			if ls, ok = ba.seriesV2(&ts, f.symbols); !ok {
 				continue
 			}
+		} else if !ba.withinLimits(ls, len(ts.Samples)) { // as seriesV2 checks it
+			continue
 		}
 		first := ref
 		if ref, appendErr = ba.samplesV2(&ts, ls, f.symbols, ref); appendErr != nil {
