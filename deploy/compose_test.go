@@ -371,6 +371,11 @@ func TestComposeConsistency(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Prometheus rejects %s: %v", path, err)
 		}
+		// The image is the Prometheus release whose module Strata builds on
+		// (and scripts/deps.sh builds for the tests): v0.3XX.Y is v3.XX.Y.
+		if want := prometheusRelease(t); s.service(t, "prometheus").Image != "prom/prometheus:"+want {
+			t.Errorf("the prometheus service runs %s, want prom/prometheus:%s, the release of Strata's Prometheus module", s.service(t, "prometheus").Image, want)
+		}
 		if !slices.Contains(cmd, "--enable-feature=metadata-wal-records") {
 			t.Errorf("Prometheus runs without --enable-feature=metadata-wal-records: remote write 2.0 would carry no metadata")
 		}
@@ -774,6 +779,18 @@ func checkPluginManifest(t *testing.T, root string) {
 			t.Errorf("the Dockerfile builds the plugin from grafana-plugin/%s: %v", f, err)
 		}
 	}
+}
+
+// prometheusRelease returns the Prometheus release of the
+// github.com/prometheus/prometheus module go.mod requires.
+func prometheusRelease(t *testing.T) string {
+	t.Helper()
+	gomod := mustRead(t, filepath.Join("..", "go.mod"))
+	m := regexp.MustCompile(`(?m)^\s*github\.com/prometheus/prometheus v0\.3(\d\d)\.(\d+)\s*$`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("go.mod requires no github.com/prometheus/prometheus v0.3XX.Y")
+	}
+	return fmt.Sprintf("v3.%s.%s", strings.TrimPrefix(string(m[1]), "0"), m[2])
 }
 
 func mustFlag(t *testing.T, args []string, name string) string {
