@@ -227,6 +227,12 @@ func (h *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (h *webhookReceiver) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprint(h.alerts)
+}
+
 func (h *webhookReceiver) received(path, alert string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -248,9 +254,20 @@ type apiResult struct {
 // get GETs base+path with params and decodes the API envelope.
 func get(t *testing.T, base, path string, params url.Values) (apiResult, error) {
 	t.Helper()
-	var r apiResult
 	hc := &http.Client{Timeout: 30 * time.Second}
-	resp, err := hc.Get(base + path + "?" + params.Encode())
+	return decodeAPI(hc.Get(base + path + "?" + params.Encode()))
+}
+
+// post POSTs params as a form, as Grafana's Prometheus data source does
+// with httpMethod POST, and decodes the API envelope.
+func post(t *testing.T, base, path string, params url.Values) (apiResult, error) {
+	t.Helper()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	return decodeAPI(hc.PostForm(base+path, params))
+}
+
+func decodeAPI(resp *http.Response, err error) (apiResult, error) {
+	var r apiResult
 	if err != nil {
 		return r, err
 	}
@@ -263,6 +280,23 @@ func get(t *testing.T, base, path string, params url.Values) (apiResult, error) 
 		return r, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
 	return r, nil
+}
+
+// getStrings GETs an API endpoint whose data is a list of strings.
+func getStrings(u string, params url.Values) ([]string, error) {
+	resp, err := http.Get(u + "?" + params.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string   `json:"status"`
+		Data   []string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Status != "success" {
+		return nil, fmt.Errorf("HTTP %d: %v", resp.StatusCode, err)
+	}
+	return r.Data, nil
 }
 
 // eventually polls check until it reports done or the deadline passes.
@@ -404,9 +438,10 @@ func TestStackLive(t *testing.T) {
 	// Alerts: Strata -> Alertmanager -> webhook, and Strata -> webhook.
 	for _, w := range []string{"/alertmanager", "/strata"} {
 		eventually(t, deadline, "the webhook receives Watchdog at "+w, func() (bool, string) {
-			return hook.received(w, "Watchdog/firing"), fmt.Sprint(hook.alerts)
+			return hook.received(w, "Watchdog/firing"), hook.String()
 		})
 	}
+	eventually(t, deadline, "Strata stores ALERTS of Watchdog", nonEmpty(strataURL, `ALERTS{alertname="Watchdog",alertstate="firing"}`))
 	eventually(t, deadline, "Strata's /api/v1/alerts lists Watchdog firing", func() (bool, string) {
 		resp, err := http.Get(strataURL + "/api/v1/alerts")
 		if err != nil {
@@ -471,6 +506,18 @@ func checkDashboardLive(t *testing.T, s *stack, strataURL string) {
 	start := end.Add(-10 * time.Minute)
 	rng := url.Values{"start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"15"}}
 	for file, d := range s.loadDashboards(t) {
+		// Template variables: label_values(metric, label), as Grafana asks.
+		for _, v := range d.Templating.List {
+			m := regexp.MustCompile(`^label_values\((\w+), *(\w+)\)$`).FindStringSubmatch(v.Definition)
+			if m == nil {
+				t.Errorf("%s: variable %s: query %q is not label_values(metric, label)", filepath.Base(file), v.Name, v.Definition)
+				continue
+			}
+			r, err := getStrings(strataURL+"/api/v1/label/"+m[2]+"/values", url.Values{"match[]": {m[1]}})
+			if err != nil || len(r) == 0 {
+				t.Errorf("%s: variable %s: values of %s: %v %v", filepath.Base(file), v.Name, m[2], r, err)
+			}
+		}
 		for _, pn := range d.Panels {
 			for i, raw := range pn.Targets {
 				var tg target
@@ -482,8 +529,9 @@ func checkDashboardLive(t *testing.T, s *stack, strataURL string) {
 				for k, v := range rng {
 					q[k] = v
 				}
-				path := "/api/v1/query_range"
+				path, call := "/api/v1/query_range", post
 				if tg.QueryType == "anomaly" {
+					call = get
 					// What the plugin sends: the detector and its parameters by name.
 					path = "/api/v1/anomaly/query_range"
 					q.Set("detector", tg.Detector)
@@ -491,7 +539,7 @@ func checkDashboardLive(t *testing.T, s *stack, strataURL string) {
 						q.Set(k, fmt.Sprint(v))
 					}
 				}
-				r, err := get(t, strataURL, path, q)
+				r, err := call(t, strataURL, path, q)
 				if err != nil {
 					t.Errorf("%s: %s: %v", where, path, err)
 					continue
