@@ -74,6 +74,8 @@ func yamlFor(t *testing.T, s Setting) string {
 		value = true
 	case "int":
 		value = 1
+	case "float":
+		value = 1.5
 	case "duration":
 		value = "1m"
 	case "list of strings":
