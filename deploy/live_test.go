@@ -548,7 +548,13 @@ func checkDashboardLive(t *testing.T, s *stack, strataURL string) {
 				// a filesystem or network panel may be empty in a sandbox.
 				mustHaveData := !strings.Contains(pn.Title, "Filesystem") && !strings.Contains(pn.Title, "Network") && !strings.Contains(pn.Title, "Blocks waiting")
 				if mustHaveData && len(r.Data.Result) == 0 {
-					t.Errorf("%s: %s answers no series", where, tg.Expr)
+					raw, _ := http.Get(strataURL + "/api/v1/query?" + url.Values{"query": {grafanaVars.Replace(tg.Expr) + "[15m]"}}.Encode())
+					var body []byte
+					if raw != nil {
+						body, _ = io.ReadAll(raw.Body)
+						raw.Body.Close()
+					}
+					t.Errorf("%s: %s answers no series from %v to %v (its raw samples: %s)", where, tg.Expr, start, end, body)
 				}
 				if tg.QueryType == "anomaly" {
 					// The series it draws: the value always; the band once
