@@ -8,7 +8,7 @@ export STRATA_MINIO ?= $(STRATA_CACHE)/bin/minio
 GO ?= go
 GOTEST_FLAGS ?= -race -timeout 30m
 
-.PHONY: all build run deps test test-unit vet fmt-check fuzz clean bench
+.PHONY: all build run deps test test-unit vet fmt-check fuzz clean bench docs
 
 all: build
 
@@ -20,6 +20,11 @@ run:
 
 deps:
 	./scripts/deps.sh
+
+# Regenerate the configuration reference (docs/configuration.md) from the
+# flag and YAML declarations; config.TestReferenceUpToDate fails until it is.
+docs:
+	$(GO) run ./cmd/strata tools config-reference -update docs/configuration.md
 
 # stdmethods is off: Prometheus's chunkenc.Iterator interface, which Strata's
 # iterators implement, has Seek(int64) ValueType, not io.Seeker's signature.

@@ -27,7 +27,7 @@ import (
 // The globs are expanded again at every reload (SIGHUP, POST /-/reload).
 type RulesConfig struct {
 	Files              notify.StringList            `yaml:"files"`
-	TenantFiles        map[string]notify.StringList `yaml:"tenant_files"`
+	TenantFiles        map[string]notify.StringList `yaml:"tenant_files" help:"Globs of the rule files of the tenant named by the key."`
 	TenantsDir         string                       `yaml:"tenants_dir"`
 	EvaluationInterval model.Duration               `yaml:"evaluation_interval"`
 	ResendDelay        model.Duration               `yaml:"resend_delay"`

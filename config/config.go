@@ -102,14 +102,14 @@ type CompactorConfig struct {
 	Retention1h     model.Duration `yaml:"retention_1h"`
 	// TenantRetention overrides retention per tenant (YAML only):
 	//   tenant_retention: {team-a: {raw: 14d, 1m: 60d, 1h: 2y}}
-	TenantRetention map[string]TenantRetention `yaml:"tenant_retention"`
+	TenantRetention map[string]TenantRetention `yaml:"tenant_retention" help:"Retention per resolution of the tenant named by the key, instead of the -compactor.retention-* defaults."`
 }
 
 // TenantRetention is one tenant's retention per resolution; 0 keeps forever.
 type TenantRetention struct {
-	Raw   model.Duration `yaml:"raw"`
-	Res1m model.Duration `yaml:"1m"`
-	Res1h model.Duration `yaml:"1h"`
+	Raw   model.Duration `yaml:"raw" help:"How long the tenant's raw data is kept; 0 keeps it forever."`
+	Res1m model.Duration `yaml:"1m" help:"How long the tenant's 1m-resolution data is kept; 0 keeps it forever."`
+	Res1h model.Duration `yaml:"1h" help:"How long the tenant's 1h-resolution data is kept; 0 keeps it forever."`
 }
 
 // WriteConfig configures the remote-write receiver.

@@ -35,44 +35,44 @@ type Config struct {
 // ChannelCommon are the settings every channel has.
 type ChannelCommon struct {
 	// Name names the channel in logs, metrics and webhook payloads.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" help:"Name of the channel in logs, metrics and webhook payloads."`
 	// Tenants limits the channel to the alerts of these tenants; empty means all.
-	Tenants []string `yaml:"tenants"`
+	Tenants []string `yaml:"tenants" help:"Only the alerts of these tenants go to the channel; empty means every tenant."`
 }
 
 // WebhookConfig is a generic webhook that receives Alertmanager's webhook JSON.
 type WebhookConfig struct {
 	ChannelCommon `yaml:",inline"`
-	URL           string            `yaml:"url"`
-	Headers       map[string]string `yaml:"headers"`
+	URL           string            `yaml:"url" help:"URL the webhook JSON (Alertmanager's format) is POSTed to."`
+	Headers       map[string]string `yaml:"headers" help:"Extra HTTP headers of each request."`
 }
 
 // EmailConfig sends plain-text email over SMTP.
 type EmailConfig struct {
 	ChannelCommon `yaml:",inline"`
-	To            []string `yaml:"to"`
-	From          string   `yaml:"from"`
+	To            []string `yaml:"to" help:"Recipients."`
+	From          string   `yaml:"from" help:"Sender address."`
 	// Smarthost is the SMTP server, host:port.
-	Smarthost    string `yaml:"smarthost"`
-	AuthUsername string `yaml:"auth_username"`
-	AuthPassword string `yaml:"auth_password"`
+	Smarthost    string `yaml:"smarthost" help:"SMTP server, host:port."`
+	AuthUsername string `yaml:"auth_username" help:"SMTP user; empty sends without authentication."`
+	AuthPassword string `yaml:"auth_password" help:"SMTP password."`
 	// RequireTLS refuses servers without STARTTLS; otherwise STARTTLS is
 	// used when the server offers it.
-	RequireTLS         bool `yaml:"require_tls"`
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	RequireTLS         bool `yaml:"require_tls" help:"Refuse SMTP servers without STARTTLS (otherwise it is used when offered)."`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" help:"Do not verify the SMTP server's certificate."`
 }
 
 // PagerDutyConfig sends PagerDuty Events API v2 events.
 type PagerDutyConfig struct {
 	ChannelCommon `yaml:",inline"`
-	RoutingKey    string `yaml:"routing_key"`
+	RoutingKey    string `yaml:"routing_key" help:"Integration key of the PagerDuty service (Events API v2)."`
 	// URL of the Events API (default https://events.pagerduty.com/v2/enqueue).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" help:"Events API URL; empty means https://events.pagerduty.com/v2/enqueue."`
 	// Severity when the alert has no severity label of PagerDuty's
 	// (critical, error, warning, info); default error.
-	Severity string `yaml:"severity"`
+	Severity string `yaml:"severity" help:"PagerDuty severity of alerts without a severity label (critical, error, warning, info); empty means error."`
 	// ClientURL links back from the incident, e.g. to Grafana.
-	ClientURL string `yaml:"client_url"`
+	ClientURL string `yaml:"client_url" help:"Link from the incident back to, e.g., Grafana."`
 }
 
 // DefaultPagerDutyURL is PagerDuty's Events API v2 endpoint.

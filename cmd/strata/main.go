@@ -10,6 +10,11 @@
 //	    lists, inspects and verifies the blocks in the bucket.
 //	strata detect [--detector NAME] [--PARAM VALUE ...] FILE.csv
 //	    scores a timestamp,value CSV with an anomaly detector (strata detect -h).
+//	strata tools config-reference [-update FILE.md]
+//	    prints the Markdown reference of every flag and YAML key, or rewrites
+//	    the generated part of FILE.md (make docs).
+//	strata tools healthcheck [-url URL]
+//	    exits 0 when Strata's /-/ready answers 200 (the container's health check).
 package main
 
 import (
@@ -34,6 +39,12 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	if len(args) > 1 && args[0] == "tools" && args[1] == "bucket" {
 		return bucket.Command(args[2:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 1 && args[0] == "tools" && args[1] == "config-reference" {
+		return configReference(args[2:])
+	}
+	if len(args) > 1 && args[0] == "tools" && args[1] == "healthcheck" {
+		return healthcheck(args[2:])
 	}
 	if len(args) > 0 && args[0] == "detect" {
 		return detect.Command(args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:generate go run ../cmd/strata tools config-reference -update ../docs/configuration.md
+
+// TestReferenceUpToDate fails when the committed configuration reference
+// differs from the one the code generates.
+func TestReferenceUpToDate(t *testing.T) {
+	path := filepath.Join("..", "docs", "configuration.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read the committed reference: %v", err)
+	}
+	want, err := ReplaceReference(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != string(b) {
+		t.Fatalf("%s is out of date with the code's flags and YAML keys: run `make docs` and commit the result", path)
+	}
+}
+
+// TestSettingsCoverEveryFlag: every flag is in the reference, and every
+// documented YAML path is a key Load accepts (an unknown key is an error).
+func TestSettingsCoverEveryFlag(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	byFlag := map[string]Setting{}
+	for _, s := range Settings() {
+		if s.Flag != "" {
+			byFlag[s.Flag] = s
+		}
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		s, ok := byFlag[f.Name]
+		switch {
+		case !ok:
+			t.Errorf("flag -%s is missing from the reference", f.Name)
+		case s.Help != f.Usage || s.Default != f.DefValue:
+			t.Errorf("flag -%s: reference has help %q default %q", f.Name, s.Help, s.Default)
+		case s.YAMLPath == "" && f.Name != "config.file" && f.Name != "config.check":
+			t.Errorf("flag -%s is bound to no YAML key of Config", f.Name)
+		}
+	})
+	for _, s := range Settings() {
+		if s.YAMLPath == "" {
+			continue
+		}
+		t.Run(s.YAMLPath, func(t *testing.T) {
+			doc := yamlFor(t, s)
+			if _, err := Load("strata", []string{"-config.file", writeFile(t, doc)}, nil); err != nil && strings.Contains(err.Error(), "not found") {
+				t.Fatalf("YAML path %s is not a key of the configuration file: %v\n%s", s.YAMLPath, err, doc)
+			}
+		})
+	}
+}
+
+// yamlFor builds a YAML document that sets s's key to a value of its type.
+func yamlFor(t *testing.T, s Setting) string {
+	t.Helper()
+	var value any
+	switch s.Type {
+	case "bool":
+		value = true
+	case "int":
+		value = 1
+	case "float":
+		value = 1.5
+	case "duration":
+		value = "1m"
+	case "list of strings":
+		value = []string{"x"}
+	case "map of string to string", "map of string to list of strings":
+		value = map[string]any{}
+	default:
+		value = "x"
+	}
+	parts := strings.Split(s.YAMLPath, ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		p := parts[i]
+		switch {
+		case p == "<key>":
+			value = map[string]any{"team-a": value}
+		case strings.HasSuffix(p, "[]"):
+			value = map[string]any{strings.TrimSuffix(p, "[]"): []any{value}}
+		default:
+			value = map[string]any{p: value}
+		}
+	}
+	b, err := yaml.Marshal(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestReplaceReference(t *testing.T) {
+	doc := "intro\n" + ReferenceBegin + "\nstale\n" + ReferenceEnd + "\nafter\n"
+	got, err := ReplaceReference(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "intro\n"+ReferenceBegin+"\n### Command line only") || !strings.HasSuffix(got, ReferenceEnd+"\nafter\n") || strings.Contains(got, "stale") {
+		t.Fatalf("ReplaceReference kept or lost the wrong text:\n%s", got)
+	}
+	if _, err := ReplaceReference("no markers"); err == nil {
+		t.Fatal("ReplaceReference accepted a document without markers")
+	}
+	if !strings.Contains(got, "| `-storage.path` | `storage.path` | string | `./data` |") {
+		t.Fatalf("the reference does not document -storage.path as expected:\n%s", got)
+	}
+}
