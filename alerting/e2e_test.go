@@ -27,58 +27,11 @@ import (
 
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/internal/proctest"
 	"github.com/strata-tsdb/strata/server"
 )
 
-// requireProgram finds a program the end-to-end tests need: missing, the
-// test fails (scripts/deps.sh installs it), except under -short.
-func requireProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("%s not installed (run scripts/deps.sh)", name)
-		}
-		t.Fatalf("%s not installed: run scripts/deps.sh", name)
-	}
-	return p
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startProgram runs a program until the test ends, its output in a log file
-// printed when the test fails.
-func startProgram(t *testing.T, name string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		f.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("%s log:\n%s", filepath.Base(name), b)
-		}
-	})
-}
-
+// waitFor polls ok until it holds, failing t after timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -317,7 +270,10 @@ const ruleFile = `groups:
 // first; then the samples go back to normal and every channel hears the
 // alert resolve.
 func TestEndToEnd(t *testing.T) {
-	amBin := requireProgram(t, "prometheus-alertmanager")
+	if testing.Short() {
+		t.Skip("starts Alertmanager and an SMTP server; skipped with -short")
+	}
+	amBin := proctest.RequireProgram(t, "prometheus-alertmanager")
 	python := "/usr/bin/python3"
 	if exec.Command(python, "-c", "import aiosmtpd").Run() != nil {
 		if testing.Short() {
@@ -327,14 +283,14 @@ func TestEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 
-	smtpAddr := freePort(t)
+	smtpAddr := proctest.FreeAddr(t)
 	mails := filepath.Join(dir, "maildir")
 	for _, sub := range []string{"new", "cur", "tmp"} {
 		_ = os.MkdirAll(filepath.Join(mails, sub), 0o755)
 	}
-	startProgram(t, python, "-m", "aiosmtpd", "-n", "-l", smtpAddr, "-c", "aiosmtpd.handlers.Mailbox", mails)
+	proctest.Start(t, "aiosmtpd", python, "-m", "aiosmtpd", "-n", "-l", smtpAddr, "-c", "aiosmtpd.handlers.Mailbox", mails)
 
-	amAddr := freePort(t)
+	amAddr := proctest.FreeAddr(t)
 	amCfg := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, amCfg, fmt.Sprintf(`global:
   smtp_smarthost: %q
@@ -352,7 +308,7 @@ receivers:
       - to: oncall@example.org
         send_resolved: true
 `, smtpAddr))
-	startProgram(t, amBin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
+	proctest.Start(t, "alertmanager", amBin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
 		"--web.listen-address="+amAddr, "--cluster.listen-address=")
 
 	hook := &webhook{}

@@ -23,6 +23,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // liveTimeout bounds how long the live test waits for each thing to happen.
@@ -52,7 +53,7 @@ func newLocalStack(t *testing.T, s *stack, hookAddr string) *localStack {
 			if _, ok := ls.addrs[key]; ok {
 				continue
 			}
-			a := freeAddr(t)
+			a := proctest.FreeAddr(t)
 			if name == "webhook" {
 				a = hookAddr
 			}
@@ -320,10 +321,10 @@ func eventually(t *testing.T, deadline time.Time, what string, check func() (boo
 // the stack's own files (see the package comment).
 func TestStackLive(t *testing.T) {
 	requireStrata(t)
-	minioBin := cachedProgram(t, "STRATA_MINIO", "minio")
-	promBin := cachedProgram(t, "STRATA_PROMETHEUS3", "prometheus")
-	nodeBin := requireProgram(t, "prometheus-node-exporter")
-	amBin := requireProgram(t, "prometheus-alertmanager")
+	minioBin := proctest.CachedProgram(t, "STRATA_MINIO", "minio")
+	promBin := proctest.CachedProgram(t, "STRATA_PROMETHEUS3", "prometheus")
+	nodeBin := proctest.RequireProgram(t, "prometheus-node-exporter")
+	amBin := proctest.RequireProgram(t, "prometheus-alertmanager")
 
 	hook := &webhookReceiver{alerts: map[string][]string{}}
 	hookSrv := httptest.NewServer(hook)
@@ -333,8 +334,8 @@ func TestStackLive(t *testing.T) {
 
 	// MinIO, then its bucket as minio-init creates it.
 	minioAddr := ls.addrs["minio:9000"]
-	mp := startProcess(t, "minio", minioBin, ls.environ(t, "minio"), ls.args(t, "minio")...)
-	mp.waitHTTP(t, "http://"+minioAddr+"/minio/health/live", time.Minute)
+	mp := proctest.StartEnv(t, "minio", minioBin, ls.environ(t, "minio"), ls.args(t, "minio")...)
+	mp.WaitHTTP(t, "http://"+minioAddr+"/minio/health/live", time.Minute)
 	bucket, _ := s.mcBucket(t)
 	mc, err := minio.New(minioAddr, &minio.Options{
 		Creds: credentials.NewStaticV4(s.env(t, "minio-init", "MINIO_ROOT_USER"), s.env(t, "minio-init", "MINIO_ROOT_PASSWORD"), ""),
@@ -350,8 +351,8 @@ func TestStackLive(t *testing.T) {
 
 	// Strata, and the image's health check against it.
 	strataURL := "http://" + ls.addrs["strata:9201"]
-	sp := startProcess(t, "strata", strataBin, ls.environ(t, "strata"), ls.args(t, "strata")...)
-	sp.waitHTTP(t, strataURL+"/-/ready", time.Minute)
+	sp := proctest.StartEnv(t, "strata", strataBin, ls.environ(t, "strata"), ls.args(t, "strata")...)
+	sp.WaitHTTP(t, strataURL+"/-/ready", time.Minute)
 	t.Run("image health check", func(t *testing.T) {
 		stages, err := parseDockerfile(filepath.Join(s.root, "Dockerfile"))
 		if err != nil {
@@ -372,19 +373,19 @@ func TestStackLive(t *testing.T) {
 		if out, err := exec.Command(strataBin, args...).CombinedOutput(); err != nil {
 			t.Errorf("the health check strata %v fails against a ready Strata: %v\n%s", args, err, out)
 		}
-		args[len(args)-1] = "http://" + freeAddr(t) + "/-/ready"
+		args[len(args)-1] = "http://" + proctest.FreeAddr(t) + "/-/ready"
 		if err := exec.Command(strataBin, args...).Run(); err == nil {
 			t.Errorf("the health check passes against an address where nothing listens")
 		}
 	})
 
-	np := startProcess(t, "node-exporter", nodeBin, nil, ls.args(t, "node-exporter")...)
-	np.waitHTTP(t, "http://"+ls.addrs["node-exporter:9100"]+"/metrics", time.Minute)
-	ap := startProcess(t, "alertmanager", amBin, nil, ls.args(t, "alertmanager")...)
-	ap.waitHTTP(t, "http://"+ls.addrs["alertmanager:9093"]+"/-/ready", time.Minute)
+	np := proctest.StartEnv(t, "node-exporter", nodeBin, nil, ls.args(t, "node-exporter")...)
+	np.WaitHTTP(t, "http://"+ls.addrs["node-exporter:9100"]+"/metrics", time.Minute)
+	ap := proctest.StartEnv(t, "alertmanager", amBin, nil, ls.args(t, "alertmanager")...)
+	ap.WaitHTTP(t, "http://"+ls.addrs["alertmanager:9093"]+"/-/ready", time.Minute)
 	promURL := "http://" + ls.addrs["prometheus:9090"]
-	pp := startProcess(t, "prometheus", promBin, nil, ls.args(t, "prometheus")...)
-	pp.waitHTTP(t, promURL+"/-/ready", time.Minute)
+	pp := proctest.StartEnv(t, "prometheus", promBin, nil, ls.args(t, "prometheus")...)
+	pp.WaitHTTP(t, promURL+"/-/ready", time.Minute)
 
 	deadline := time.Now().Add(liveTimeout)
 	nonEmpty := func(base, query string) func() (bool, string) {

@@ -4,9 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // strataBin is the strata binary TestMain builds from this tree.
@@ -25,11 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	strataBin = filepath.Join(dir, "strata")
-	// go test puts its own toolchain first on the PATH of its children.
-	cmd := exec.Command("go", "build", "-o", strataBin, "./cmd/strata")
-	cmd.Dir = ".."
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := proctest.BuildStrata("..", strataBin, false); err != nil {
 		fmt.Fprintln(os.Stderr, "deploy: build strata:", err)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)

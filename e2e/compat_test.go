@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // Timing of the scrape comparison tests.
@@ -135,7 +136,7 @@ func startScrapeEnv(t *testing.T, setup scrapeSetup) *scrapeEnv {
 	t.Helper()
 	node := startNodeExporter(t)
 	s := startStrata(t, "", t.TempDir())
-	promAddr := freeAddr(t)
+	promAddr := proctest.FreeAddr(t)
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 900ms

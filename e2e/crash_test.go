@@ -167,9 +167,9 @@ func TestCrashRecovery(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 		inflight := cw.inflight.Load()
-		s.kill()
+		s.Kill()
 		acked, unexpected := cw.snapshot()
-		t.Logf("cycle %d: killed Strata (%v) with %d requests in flight and %d batches acknowledged", cycle, s.waitErr, inflight, cw.count())
+		t.Logf("cycle %d: killed Strata (%v) with %d requests in flight and %d batches acknowledged", cycle, s.WaitErr(), inflight, cw.count())
 
 		s = startStrata(t, addr, dir)
 		checkAcked(t, fmt.Sprintf("after kill %d", cycle), s, base, acked)
@@ -197,7 +197,7 @@ func TestCrashRecovery(t *testing.T) {
 	if code, body, err := sendWriteV1(context.Background(), http.DefaultClient, s.url+"/api/v1/write", "", meta); err != nil || code != http.StatusNoContent {
 		t.Fatalf("write metadata: HTTP %d %q %v; want 204", code, body, err)
 	}
-	if err := s.stop(30 * time.Second); err != nil {
+	if err := s.Stop(30 * time.Second); err != nil {
 		t.Errorf("graceful shutdown with SIGTERM: %v, want exit status 0", err)
 	}
 	s = startStrata(t, addr, dir)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // TestHAPairDeduplication runs two real Prometheus 2 servers as an HA pair:
@@ -34,7 +36,7 @@ func TestHAPairDeduplication(t *testing.T) {
 		"-limits.ha-failover-timeout="+failover.String(),
 	)
 	startReplica := func(name string) *promProc {
-		addr := freeAddr(t)
+		addr := proctest.FreeAddr(t)
 		cfg := fmt.Sprintf(`global:
   scrape_interval: %s
   scrape_timeout: 900ms
@@ -78,7 +80,7 @@ remote_write:
 		survivor = "replica-2"
 	}
 	stopped := nowMs()
-	if err := replicas[elected].stop(30 * time.Second); err != nil {
+	if err := replicas[elected].Stop(30 * time.Second); err != nil {
 		t.Fatalf("stop %s: %v", elected, err)
 	}
 	t.Logf("stopped the elected replica %s at %s; %s must take over", elected, apiTime(stopped), survivor)
@@ -159,8 +161,8 @@ remote_write:
 	if got := strataMetric(t, s, "strata_ha_tracker_elected_replica_changes_total", map[string]string{"tenant": haTenant}); got != 2 {
 		t.Errorf("elections %v, want 2 (first election and one failover)", got)
 	}
-	if strings.Contains(replicas[survivor].log(), "non-recoverable error") {
-		t.Errorf("the survivor dropped data:\n%s", replicas[survivor].tail(20))
+	if strings.Contains(replicas[survivor].Log(), "non-recoverable error") {
+		t.Errorf("the survivor dropped data:\n%s", replicas[survivor].Tail(20))
 	}
 }
 

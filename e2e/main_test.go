@@ -4,9 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // strataBin is the strata binary built once by TestMain for every test.
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	strataBin = filepath.Join(dir, "strata")
-	if err := buildStrata(strataBin); err != nil {
+	if err := proctest.BuildStrata("..", strataBin, raceEnabled); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
@@ -39,24 +40,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// buildStrata runs go build for ./cmd/strata, writing the binary to out.
-func buildStrata(out string) error {
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "./cmd/strata")
-	// go test puts its toolchain's bin directory first on the PATH of the
-	// processes it starts, so "go" is the toolchain running the tests.
-	cmd := exec.Command("go", args...)
-	cmd.Dir = ".." // the module root; go test runs in the package directory
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go %v: %w", args, err)
-	}
-	return nil
 }
 
 // requireE2E skips t under -short: the e2e tests start real programs.

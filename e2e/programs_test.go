@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // startTimeout bounds how long any program may take to become ready.
@@ -13,7 +15,7 @@ const startTimeout = 60 * time.Second
 
 // strataProc is a running strata process.
 type strataProc struct {
-	*process
+	*proctest.Process
 	addr string // host:port it listens on
 	url  string // http://addr
 	dir  string // its storage path
@@ -26,32 +28,32 @@ type strataProc struct {
 func startStrata(t *testing.T, addr, dir string, extra ...string) *strataProc {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = proctest.FreeAddr(t)
 	}
 	args := append([]string{
 		"-http.listen-address", addr,
 		"-storage.path", dir,
 		"-log.level", "info",
 	}, extra...)
-	p := startProcess(t, "strata", strataBin, args...)
+	p := proctest.Start(t, "strata", strataBin, args...)
 	t.Cleanup(func() {
 		// Runs before the process cleanup registered earlier, so the log
 		// printed on failure shows the race report too.
-		p.kill()
-		if strings.Contains(p.log(), "WARNING: DATA RACE") {
-			t.Errorf("strata (log %s) reported a data race", p.logPath)
+		p.Kill()
+		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
+			t.Errorf("strata (log %s) reported a data race", p.LogPath)
 		}
 	})
-	s := &strataProc{process: p, addr: addr, url: "http://" + addr, dir: dir}
-	p.waitHTTP(t, s.url+"/-/ready", startTimeout)
+	s := &strataProc{Process: p, addr: addr, url: "http://" + addr, dir: dir}
+	p.WaitHTTP(t, s.url+"/-/ready", startTimeout)
 	return s
 }
 
 // prometheus2Bin returns Prometheus 2 (the Debian package's prometheus on PATH).
 func prometheus2Bin(t *testing.T) string {
 	t.Helper()
-	bin := requireProgram(t, "prometheus")
-	t.Logf("Prometheus 2: %s (%s)", bin, programVersion(bin))
+	bin := proctest.RequireProgram(t, "prometheus")
+	t.Logf("Prometheus 2: %s (%s)", bin, proctest.Version(bin))
 	return bin
 }
 
@@ -81,7 +83,7 @@ func prometheus3Bin(t *testing.T) string {
 
 // promProc is a running Prometheus server.
 type promProc struct {
-	*process
+	*proctest.Process
 	addr string
 	url  string
 }
@@ -102,9 +104,9 @@ func startPrometheus(t *testing.T, name, bin, addr, configYAML string, extra ...
 		"--web.listen-address=" + addr,
 		"--log.level=info",
 	}, extra...)
-	p := startProcess(t, name, bin, args...)
-	pp := &promProc{process: p, addr: addr, url: "http://" + addr}
-	p.waitHTTP(t, pp.url+"/-/ready", startTimeout)
+	p := proctest.Start(t, name, bin, args...)
+	pp := &promProc{Process: p, addr: addr, url: "http://" + addr}
+	p.WaitHTTP(t, pp.url+"/-/ready", startTimeout)
 	return pp
 }
 
@@ -113,9 +115,9 @@ func startPrometheus(t *testing.T, name, bin, addr, configYAML string, extra ...
 // second) and returns its address.
 func startNodeExporter(t *testing.T) string {
 	t.Helper()
-	bin := requireProgram(t, "prometheus-node-exporter")
-	addr := freeAddr(t)
-	p := startProcess(t, "node-exporter", bin,
+	bin := proctest.RequireProgram(t, "prometheus-node-exporter")
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, "node-exporter", bin,
 		"--web.listen-address="+addr,
 		"--collector.disable-defaults",
 		"--collector.cpu",
@@ -126,6 +128,6 @@ func startNodeExporter(t *testing.T) string {
 		"--collector.uname",
 		"--collector.vmstat",
 	)
-	p.waitHTTP(t, "http://"+addr+"/metrics", startTimeout)
+	p.WaitHTTP(t, "http://"+addr+"/metrics", startTimeout)
 	return addr
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
 // remoteReadTenant is the tenant the remote-read test writes to and reads
@@ -125,7 +126,7 @@ func TestRemoteRead(t *testing.T) {
 		{"prometheus3", prom3, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := proctest.FreeAddr(t)
 			cfg := fmt.Sprintf(`global:
   scrape_interval: 15s
 remote_read:
