@@ -265,8 +265,14 @@ func (b *Bucket) mkdirAll(dir string) error {
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			fi, serr := os.Stat(dir)
+			if serr == nil && fi.IsDir() {
 				return nil
+			}
+			if serr != nil {
+				// Created by another upload and removed again, empty, by a
+				// concurrent Delete: ErrNotExist, which createTemp retries.
+				return serr
 			}
 		}
 		return err
