@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"flag"
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
@@ -18,28 +15,7 @@ var strataBin string
 // Under -short nothing is built: every test skips. STRATA_E2E_BINARY names a
 // binary to test instead of building one.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	if bin := os.Getenv("STRATA_E2E_BINARY"); bin != "" {
-		strataBin = bin
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "strata-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: create build directory:", err)
-		os.Exit(1)
-	}
-	strataBin = filepath.Join(dir, "strata")
-	if err := proctest.BuildStrata("..", strataBin, raceEnabled); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		_ = os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(proctest.MainWithStrata(m, "..", "STRATA_E2E_BINARY", raceEnabled, &strataBin))
 }
 
 // requireE2E skips t under -short: the e2e tests start real programs.

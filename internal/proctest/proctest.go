@@ -9,6 +9,7 @@ package proctest
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -246,4 +247,34 @@ func BuildStrata(moduleDir, out string, race bool) error {
 		return fmt.Errorf("go %v: %w", args, err)
 	}
 	return nil
+}
+
+// MainWithStrata is the body of a TestMain whose tests run the strata
+// binary: it builds ./cmd/strata of the module at moduleDir once into a
+// temporary directory (with the race detector when race is set), sets *bin
+// to it, runs the tests and removes the build. The binary named by
+// environment variable env, when set, is used instead of a build. Under
+// -short nothing is built: the tests that need the binary skip. It returns
+// the exit code for os.Exit.
+func MainWithStrata(m *testing.M, moduleDir, env string, race bool, bin *string) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	if b := os.Getenv(env); env != "" && b != "" {
+		*bin = b
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "strata-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "create build directory:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "strata")
+	if err := BuildStrata(moduleDir, *bin, race); err != nil {
+		fmt.Fprintln(os.Stderr, "build strata:", err)
+		return 1
+	}
+	return m.Run()
 }
