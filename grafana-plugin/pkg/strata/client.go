@@ -71,8 +71,8 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r)
 }
 
-// ErrUnauthorized is the cause of errors for answers 401 and 403 that do not
-// come from Strata's API (a proxy in front of Strata refused the credentials).
+// ErrUnauthorized is the cause of errors for answers 401 and 403 that refuse
+// the credentials: Strata's own authentication, or a proxy in front of it.
 var ErrUnauthorized = errors.New("authentication failed")
 
 // ErrNotFound is the cause of errors for answers 404 that do not come from a
@@ -95,6 +95,12 @@ func (c *plainErrors) Do(ctx context.Context, req *http.Request) (*http.Response
 		return resp, body, nil
 	}
 	if e, ok := apiError(body); ok {
+		if resp.StatusCode == http.StatusUnauthorized && !strings.Contains(e.Msg, "X-Scope-OrgID") {
+			// Strata's own authentication (-tenant.auth-file) refused the
+			// credentials; a missing tenant names the header instead.
+			return resp, body, fmt.Errorf("%w at %s (HTTP 401: %s): check the basic auth user and password or the bearer token",
+				ErrUnauthorized, c.base, e.Msg)
+		}
 		switch resp.StatusCode {
 		case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusServiceUnavailable:
 			// client_golang decodes these itself.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -589,35 +588,21 @@ func (f *fixture) testAlerts(t *testing.T) {
 	}
 }
 
-// authProxy puts an HTTP reverse proxy in front of Strata that lets through
-// only requests with the user and password, or the token, given.
-func authProxy(t *testing.T, target, user, password, token string) string {
-	u, err := url.Parse(target)
-	if err != nil {
+// authStrata starts a second Strata that authenticates its tenants with
+// an authentication file (-tenant.auth-file): tenant team-a by the basic-auth
+// user grafana with password s3cret, or by the bearer token tok-123.
+func authStrata(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "auth.yaml")
+	auth := "tenants:\n  team-a:\n    username: grafana\n    password: s3cret\n    bearer_token: tok-123\n  team-b:\n    bearer_token: tok-b\n"
+	if err := os.WriteFile(path, []byte(auth), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok := false
-		if u, p, has := r.BasicAuth(); has {
-			ok = user != "" && u == user && p == password
-		} else if token != "" {
-			ok = r.Header.Get("Authorization") == "Bearer "+token
-		}
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="strata"`)
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return stratatest.Start(t, stratatest.Options{Args: []string{"-tenant.auth-file=" + path}}).URL
 }
 
 func (f *fixture) testHealth(t *testing.T) {
-	basicURL := authProxy(t, f.strata.URL, "grafana", "s3cret", "")
-	bearerURL := authProxy(t, f.strata.URL, "", "", "tok-123")
+	basicURL := authStrata(t)
+	bearerURL := basicURL
 	notStrata := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(notStrata.Close)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -649,6 +634,8 @@ func (f *fixture) testHealth(t *testing.T) {
 			map[string]string{"bearerToken": "tok-123"}, true, []string{"Strata 0.1.0-dev"}},
 		{"wrong token", bearerURL, map[string]any{"tenant": tenant, "authType": "bearer"},
 			map[string]string{"bearerToken": "tok-999"}, false, []string{"authentication failed", "bearer token"}},
+		{"another tenant's token", bearerURL, map[string]any{"tenant": tenant, "authType": "bearer"},
+			map[string]string{"bearerToken": "tok-b"}, false, []string{`rejected the tenant "team-a"`, "credentials not valid"}},
 		{"empty URL", "", nil, nil, false, []string{"Invalid settings", "URL is empty"}},
 		{"relative URL", "strata:9201", nil, nil, false, []string{"Invalid settings", "absolute"}},
 		{"unknown auth type", f.strata.URL, map[string]any{"authType": "oauth"}, nil, false, []string{"unknown authType"}},
