@@ -54,6 +54,9 @@ type Options struct {
 	Queryable storage.SampleAndChunkQueryable
 	Exemplars storage.ExemplarQueryable
 	Metadata  MetadataSource
+	// HeadStats answers /api/v1/status/tsdb per tenant; nil leaves
+	// Prometheus's handler, which answers an error.
+	HeadStats HeadStatsSource
 	Tenants   tenant.Resolver
 	// Limits, when set, apply each tenant's query length and concurrency limits (see limits.go).
 	Limits *limits.Overrides
@@ -149,6 +152,9 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", newQueryGate(o.Limits).wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
+	if o.HeadStats != nil {
+		mux.Handle("/api/v1/status/tsdb", tsdbStatusHandler(o.HeadStats, o.Gatherer))
+	}
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
 	}
@@ -200,14 +206,19 @@ func metadataHandler(src MetadataSource) http.HandlerFunc {
 			}
 			res[name] = entries
 		}
-		b, err := json.Marshal(v1.Response{Status: "success", Data: res})
-		if err != nil {
-			respondError(w, http.StatusInternalServerError, "internal", err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
+		respondSuccess(w, res)
 	}
+}
+
+// respondSuccess answers with data in the API's success envelope.
+func respondSuccess(w http.ResponseWriter, data any) {
+	b, err := json.Marshal(v1.Response{Status: "success", Data: data})
+	if err != nil {
+		respondError(w, http.StatusInternalServerError, "internal", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }
 
 // optionalInt parses form value name as an integer, -1 when absent.

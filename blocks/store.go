@@ -424,3 +424,14 @@ func (s *Store) SetMetadata(id, family string, md metadata.Metadata) error {
 	m.Set(family, md)
 	return nil
 }
+
+// HeadStats returns the cardinality statistics of tenant id's head, grouped
+// by the label statsByLabelName and cut to the limit largest entries; false
+// when the tenant has written nothing.
+func (s *Store) HeadStats(id, statsByLabelName string, limit int) (*tsdb.Stats, bool) {
+	db := s.DB(id)
+	if db == nil {
+		return nil, false
+	}
+	return db.Head().Stats(statsByLabelName, limit), true
+}

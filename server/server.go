@@ -200,6 +200,7 @@ func (s *Server) routes() http.Handler {
 		Queryable:             s.store.Queryable(),
 		Exemplars:             s.store.ExemplarQueryable(),
 		Metadata:              metadataSource{s.store},
+		HeadStats:             s.store,
 		Tenants:               s.tenants(),
 		Limits:                s.overrides,
 		LookbackDelta:         time.Duration(s.cfg.Query.LookbackDelta),
