@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -608,6 +609,60 @@ func strataMetric(t *testing.T, s *strataProc, name string, want map[string]stri
 	return sum
 }
 
+// compareTSDBStatus checks Strata's /api/v1/status/tsdb for the tenant
+// against Prometheus's own head, which holds what it remote-wrote. The
+// Prometheus job scrapes Prometheus itself, and the test's own API calls
+// keep adding series there that reach Strata a moment later, so the
+// node exporter's metrics are compared exactly (series per metric name)
+// and the totals only bounded.
+func (e *scrapeEnv) compareTSDBStatus(t *testing.T) {
+	type stat struct {
+		Name  string `json:"name"`
+		Value uint64 `json:"value"`
+	}
+	type status struct {
+		HeadStats struct {
+			NumSeries uint64 `json:"numSeries"`
+		} `json:"headStats"`
+		SeriesCountByMetricName []stat `json:"seriesCountByMetricName"`
+	}
+	nodeMetrics := func(what string, r apiResponse) (status, map[string]uint64) {
+		var st status
+		if err := json.Unmarshal(mustSucceed(t, what, r), &st); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		m := map[string]uint64{}
+		for _, s := range st.SeriesCountByMetricName {
+			if strings.HasPrefix(s.Name, "node_") {
+				m[s.Name] = s.Value
+			}
+		}
+		return st, m
+	}
+	params := url.Values{"limit": {"10000"}}
+	var (
+		strata, prom         status
+		strataNode, promNode map[string]uint64
+	)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		strata, strataNode = nodeMetrics("strata tsdb status", e.strataAPI.get(t, "/api/v1/status/tsdb", params))
+		prom, promNode = nodeMetrics("prometheus tsdb status", e.promAPI.get(t, "/api/v1/status/tsdb", params))
+		if reflect.DeepEqual(strataNode, promNode) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if len(promNode) < 10 {
+		t.Fatalf("Prometheus's tsdb status names %d node_ metrics, want many", len(promNode))
+	}
+	if !reflect.DeepEqual(strataNode, promNode) {
+		t.Errorf("series per node_ metric differ:\nstrata:     %v\nprometheus: %v", strataNode, promNode)
+	}
+	if strata.HeadStats.NumSeries == 0 || strata.HeadStats.NumSeries > prom.HeadStats.NumSeries {
+		t.Errorf("Strata's head has %d series, Prometheus's %d: want between 1 and Prometheus's", strata.HeadStats.NumSeries, prom.HeadStats.NumSeries)
+	}
+}
+
 // runScrapeComparison is the body of the remote-write comparison tests.
 func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 	env := startScrapeEnv(t, setup)
@@ -617,6 +672,9 @@ func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 	t.Run("queries", func(t *testing.T) { env.compareQueries(t, T, setup.prom2) })
 	t.Run("series and labels", func(t *testing.T) { env.compareMetadataAPIs(t, T, setup.prom2) })
 	t.Run("metadata", func(t *testing.T) { env.compareMetricMetadata(t, setup.prom2) })
+	if !setup.prom2 {
+		t.Run("tsdb status", env.compareTSDBStatus)
+	}
 	t.Run("write metrics", func(t *testing.T) {
 		labels := map[string]string{"protocol": setup.protocol, "code": "204", "tenant": "anonymous"}
 		if n := strataMetric(t, env.strata, "strata_remote_write_requests_total", labels); n <= 0 {
