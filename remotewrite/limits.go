@@ -156,9 +156,7 @@ func (h *Handler) admitV1(ctx context.Context, id string, req *prompb.WriteReque
 	ri := requestInfo{proto: ProtoV1, body: body, maxTime: math.MinInt64}
 	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
-		ts := &req.Timeseries[i]
-		ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
-		ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+		observeSeries(&ri, ha, req.Timeseries[i].Samples, req.Timeseries[i].Histograms)
 	}
 	if len(req.Timeseries) > 0 {
 		ri.first = firstLabelV1(req.Timeseries[0].Labels)
@@ -174,9 +172,7 @@ func (h *Handler) admitV2(ctx context.Context, id string, req *writev2.Request, 
 	ri := requestInfo{proto: ProtoV2, body: body, maxTime: math.MinInt64}
 	ha := h.lims.overrides.For(id).AcceptHASamples
 	for i := range req.Timeseries {
-		ts := &req.Timeseries[i]
-		ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
-		ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+		observeSeries(&ri, ha, req.Timeseries[i].Samples, req.Timeseries[i].Histograms)
 	}
 	if len(req.Timeseries) > 0 {
 		ri.first = firstLabelV2(req.Timeseries[0].LabelsRefs, req.Symbols)
@@ -252,14 +248,28 @@ func (a admission) cacheKey(id string) string {
 	return id + "\x00" + a.dropLabel
 }
 
-// observe counts n samples or histograms at timestamps ts in ri.
-func (ri *requestInfo) observe(ha bool, n int, ts func(i int) int64) {
-	ri.samples += n
+// timestamped is a pointer to a remote-write sample or histogram (1.0 or
+// 2.0), whose generated getter gives its timestamp.
+type timestamped[T any] interface {
+	*T
+	GetTimestamp() int64
+}
+
+// observe counts the samples or histograms ss in ri, and with HA their
+// newest timestamp.
+func observe[T any, P timestamped[T]](ri *requestInfo, ha bool, ss []T) {
+	ri.samples += len(ss)
 	if ha {
-		for i := range n {
-			ri.maxTime = max(ri.maxTime, ts(i))
+		for i := range ss {
+			ri.maxTime = max(ri.maxTime, P(&ss[i]).GetTimestamp())
 		}
 	}
+}
+
+// observeSeries observes the samples and histograms of one series.
+func observeSeries[S, H any, PS timestamped[S], PH timestamped[H]](ri *requestInfo, ha bool, samples []S, histograms []H) {
+	observe[S, PS](ri, ha, samples)
+	observe[H, PH](ri, ha, histograms)
 }
 
 // admitFlatV1 is admit for a remote write 1.0 request decoded flat.
@@ -272,12 +282,10 @@ func (h *Handler) admitFlatV1(ctx context.Context, id string, f *flatV1, body []
 	for _, s := range f.series {
 		if s.complex > 0 {
 			ts := &f.complex[s.complex-1]
-			ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
-			ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+			observeSeries(&ri, ha, ts.Samples, ts.Histograms)
 			continue
 		}
-		smp := f.samples[s.smpLo:s.smpHi]
-		ri.observe(ha, len(smp), func(i int) int64 { return smp[i].Timestamp })
+		observe(&ri, ha, f.samples[s.smpLo:s.smpHi])
 	}
 	if len(f.series) > 0 {
 		ls := f.labels[f.series[0].lblLo:f.series[0].lblHi]
@@ -299,12 +307,10 @@ func (h *Handler) admitFlatV2(ctx context.Context, id string, f *flatV2, body []
 	for _, s := range f.series {
 		if s.complex > 0 {
 			ts := &f.complex[s.complex-1]
-			ri.observe(ha, len(ts.Samples), func(i int) int64 { return ts.Samples[i].Timestamp })
-			ri.observe(ha, len(ts.Histograms), func(i int) int64 { return ts.Histograms[i].Timestamp })
+			observeSeries(&ri, ha, ts.Samples, ts.Histograms)
 			continue
 		}
-		smp := f.samples[s.smpLo:s.smpHi]
-		ri.observe(ha, len(smp), func(i int) int64 { return smp[i].Timestamp })
+		observe(&ri, ha, f.samples[s.smpLo:s.smpHi])
 	}
 	if len(f.series) > 0 {
 		refs := f.refs[f.series[0].lblLo:f.series[0].lblHi]
