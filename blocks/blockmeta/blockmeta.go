@@ -12,6 +12,7 @@
 package blockmeta
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,6 +28,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -137,7 +139,9 @@ func Read(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid.ULI
 
 // Upload copies the block in dir to <tenant>/<ULID>/ in the bucket: every
 // file, then meta.json last (from m when given, else from dir), so that a
-// block without meta.json in the bucket is an incomplete upload.
+// block without meta.json in the bucket is an incomplete upload. The index
+// and the chunks segments are stored in their bucket form (package
+// bucketcodec: index.zst, chunks/NNNNNN.sc); meta.json stays plain JSON.
 func Upload(ctx context.Context, bkt objstore.Bucket, tenantID, dir string, m *Meta) error {
 	if m == nil {
 		var err error
@@ -165,7 +169,7 @@ func Upload(ctx context.Context, bkt objstore.Bucket, tenantID, dir string, m *M
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		if err := uploadFile(ctx, bkt, filepath.Join(dir, filepath.FromSlash(f)), path.Join(prefix, f)); err != nil {
+		if err := uploadFile(ctx, bkt, filepath.Join(dir, filepath.FromSlash(f)), prefix, f); err != nil {
 			return err
 		}
 	}
@@ -179,13 +183,33 @@ func Upload(ctx context.Context, bkt objstore.Bucket, tenantID, dir string, m *M
 	return nil
 }
 
-func uploadFile(ctx context.Context, bkt objstore.Bucket, src, name string) error {
+// uploadFile uploads block file rel from src to prefix/<its object name>,
+// encoded into a temporary file first when its bucket form differs, so
+// that the upload can be retried from the start and memory stays bounded.
+func uploadFile(ctx context.Context, bkt objstore.Bucket, src, prefix, rel string) error {
+	name := path.Join(prefix, bucketcodec.ObjectName(rel))
 	f, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := bkt.Upload(ctx, name, f); err != nil {
+	var body io.Reader = f
+	if bucketcodec.FormOf(rel) != bucketcodec.Plain {
+		tmp, err := os.CreateTemp("", "strata-upload-*")
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", name, err)
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if err := bucketcodec.Encode(tmp, f, rel); err != nil {
+			return fmt.Errorf("encode %s: %w", name, err)
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		body = tmp
+	}
+	if err := bkt.Upload(ctx, name, body); err != nil {
 		return fmt.Errorf("upload %s: %w", name, err)
 	}
 	return nil
@@ -193,7 +217,9 @@ func uploadFile(ctx context.Context, bkt objstore.Bucket, src, name string) erro
 
 // Download copies block id of tenantID from the bucket into dir: every
 // object but deletion marks, meta.json last, so that a directory with a
-// meta.json is a complete block.
+// meta.json is a complete block. Objects in a bucket form are decoded to
+// the files tsdb wrote, byte for byte; blocks uploaded before the bucket
+// form (plain index and chunks objects) are copied as they are.
 func Download(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid.ULID, dir string) error {
 	prefix := path.Join(tenantID, id.String()) + "/"
 	var names []string
@@ -205,21 +231,24 @@ func Download(ctx context.Context, bkt objstore.Bucket, tenantID string, id ulid
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		rel := strings.TrimPrefix(n, prefix)
-		if rel == MetaFilename || rel == deletionMarkFilename {
+		obj := strings.TrimPrefix(n, prefix)
+		if obj == MetaFilename || obj == deletionMarkFilename {
 			continue
 		}
-		if err := downloadFile(ctx, bkt, n, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+		rel, _ := bucketcodec.FileName(obj)
+		if err := downloadFile(ctx, bkt, n, obj, filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
 			return err
 		}
 	}
-	return downloadFile(ctx, bkt, prefix+MetaFilename, filepath.Join(dir, MetaFilename))
+	return downloadFile(ctx, bkt, prefix+MetaFilename, MetaFilename, filepath.Join(dir, MetaFilename))
 }
 
 // deletionMarkFilename is the compactor's deletion mark, never part of a block's data.
 const deletionMarkFilename = "deletion-mark.json"
 
-func downloadFile(ctx context.Context, bkt objstore.Bucket, name, dst string) error {
+// downloadFile writes to dst the file that object name (obj relative to
+// its block's prefix) stores.
+func downloadFile(ctx context.Context, bkt objstore.Bucket, name, obj, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -232,7 +261,12 @@ func downloadFile(ctx context.Context, bkt objstore.Bucket, name, dst string) er
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := bucketcodec.Decode(w, r, obj); err != nil {
+		f.Close()
+		return fmt.Errorf("download %s: %w", name, err)
+	}
+	if err := w.Flush(); err != nil {
 		f.Close()
 		return fmt.Errorf("download %s: %w", name, err)
 	}

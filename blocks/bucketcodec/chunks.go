@@ -136,9 +136,9 @@ func encodeChunksTo(w io.Writer, r io.Reader) (*chunkEncoder, error) {
 type chunkEncoder struct {
 	w     *bufio.Writer
 	stats encodeStats
-	f   frame  // the frame being built
-	raw []byte // the original bytes of the frame being built
-	ver []byte // scratch for verification
+	f     frame  // the frame being built
+	raw   []byte // the original bytes of the frame being built
+	ver   []byte // scratch for verification
 	// per-chunk scratch
 	ts   []int64
 	vs   []float64

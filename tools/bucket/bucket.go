@@ -25,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
+	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/objstore"
 )
@@ -206,12 +207,17 @@ func Verify(ctx context.Context, bkt objstore.Bucket, only string) ([]string, er
 			if m.MinTime >= m.MaxTime {
 				report("%s/%s: empty time range [%d, %d)", id, u, m.MinTime, m.MaxTime)
 			}
+			prefix := path.Join(id, u.String()) + "/"
+			var objects []string
+			if err := bkt.Iter(ctx, prefix, func(n string) error {
+				objects = append(objects, strings.TrimPrefix(n, prefix))
+				return nil
+			}, true); err != nil {
+				return nil, err
+			}
+			// Either form: plain (blocks shipped before the bucket form) or encoded.
 			for _, f := range []string{"index", "chunks/000001"} {
-				ok, err := bkt.Exists(ctx, path.Join(id, u.String(), f))
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
+				if !bucketcodec.HasFile(objects, f) {
 					report("%s/%s: missing %s", id, u, f)
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
+	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -85,7 +86,7 @@ func TestListInspectVerify(t *testing.T) {
 	// Break it: an overlapping block, a block without chunks, an old partial upload.
 	b := putBlock(t, bkt, "team", start.Add(time.Hour), 10)
 	c := putBlock(t, bkt, "team", start.Add(4*time.Hour), 10)
-	if err := bkt.Delete(ctx, "team/"+c.String()+"/chunks/000001"); err != nil {
+	if err := bkt.Delete(ctx, "team/"+c.String()+"/"+bucketcodec.ObjectName("chunks/000001")); err != nil {
 		t.Fatal(err)
 	}
 	old := ulid.MustNew(ulid.Timestamp(start), strings.NewReader(strings.Repeat("x", 16)))
