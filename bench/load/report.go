@@ -159,10 +159,11 @@ connection so that both create them in the same order).
   the peak (VmHWM) and the increase over the idle process. Neither process is asked to collect garbage
   (Prometheus cannot be), so both are measured in the same state. Each runs with
   its own default Go GC settings.
-- **Disk**: bytes of the TSDB block directories (index, chunks, meta.json,
-  tombstones) written from the ingested data, ÷ samples. Strata: ` + "`POST /api/v1/admin/flush`" + `
-  cuts its head into blocks and ships them; the blocks in its bucket are counted
-  (the local copy is not counted again). Prometheus: ` + "`POST /api/v1/admin/tsdb/snapshot`" + `
+- **Disk**: bytes of every file of the TSDB block directories written from the
+  ingested data, ÷ samples. Strata: ` + "`POST /api/v1/admin/flush`" + `
+  cuts its head into blocks and ships them; every object under each block's
+  prefix in its (filesystem) bucket is counted: ` + "`index.zst`" + `, ` + "`chunks/*.sc`" + `,
+  meta.json, tombstones (the local copy, plain TSDB, is not counted again). Prometheus: ` + "`POST /api/v1/admin/tsdb/snapshot`" + `
   (admin API) writes its head as a block into a snapshot directory, which is counted.
   WALs, head chunk files and checkpoints are not counted for either.
 - **Queries**: see above; latency is measured by the load tool around each HTTP
@@ -172,10 +173,13 @@ connection so that both create them in the same order).
 ## Where the differences come from
 
 - Both systems keep samples in the same Prometheus TSDB (head, WAL, XOR chunks,
-  block format), by design: Strata's blocks stay readable by ` + "`promtool tsdb`" + `.
-  Blocks written from the same samples are the same size (to within the
-  bytes of meta.json), so the disk ratio is 1.00: no stronger codec is used,
-  as none fits the block format.
+  block format), by design: Strata's local blocks stay readable by ` + "`promtool tsdb`" + `.
+  Disk: Strata stores each block in its bucket in a lossless bucket form
+  (package ` + "`blocks/bucketcodec`" + `): the index zstd-compressed, each XOR chunk
+  re-expressed as delta-of-delta timestamps and decimal mantissas (when the
+  floats round-trip exactly) compressed with zstd, and rebuilt byte for byte
+  with chunkenc's XOR appender on download. The exporter's values are
+  decimal (ticks / 100, ms / 1000, integer counts), which XOR cannot exploit.
 - Ingest: Strata decodes remote-write bodies of the usual shape into pooled flat
   arrays instead of generated protobuf types, and caches per tenant the series
   reference of each label set it has seen (keyed by the received label bytes,
