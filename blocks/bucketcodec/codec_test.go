@@ -2,6 +2,7 @@ package bucketcodec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
@@ -162,4 +163,56 @@ func BenchmarkDecodeChunks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+}
+
+// TestBucketFormBeatsAlternatives measures, on node exporter data, the
+// options considered for the bucket: the XOR segment as tsdb writes it,
+// zstd over it, upstream's XOR2 chunks (tsdb.Options.FloatChunkEncoding)
+// with and without zstd, and this package's form, which must be the
+// smallest.
+func TestBucketFormBeatsAlternatives(t *testing.T) {
+	orig, samples := nodeSegment(t, 4)
+	var z bytes.Buffer
+	if err := encodeZstd(&z, bytes.NewReader(orig)); err != nil {
+		t.Fatal(err)
+	}
+	// The same samples as XOR2 chunks.
+	var xor2 []chunkenc.Chunk
+	rest := orig[8:]
+	for len(rest) > 0 {
+		l, n := binary.Uvarint(rest)
+		c, err := chunkenc.FromData(chunkenc.Encoding(rest[n]), rest[n+1:n+1+int(l)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2 := chunkenc.NewXOR2Chunk()
+		app, err := c2.Appender()
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := c.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			ts, v := it.At()
+			app.Append(0, ts, v)
+		}
+		xor2 = append(xor2, c2)
+		rest = rest[n+1+int(l)+4:]
+	}
+	seg2 := segment(xor2...)
+	var z2 bytes.Buffer
+	if err := encodeZstd(&z2, bytes.NewReader(seg2)); err != nil {
+		t.Fatal(err)
+	}
+	var form bytes.Buffer
+	if err := EncodeChunks(&form, bytes.NewReader(orig)); err != nil {
+		t.Fatal(err)
+	}
+	per := func(n int) float64 { return float64(n) / float64(samples) }
+	t.Logf("bytes per sample of chunks: XOR %.3f, XOR+zstd %.3f, XOR2 %.3f, XOR2+zstd %.3f, bucket form %.3f",
+		per(len(orig)), per(z.Len()), per(len(seg2)), per(z2.Len()), per(form.Len()))
+	for name, n := range map[string]int{"XOR": len(orig), "XOR+zstd": z.Len(), "XOR2": len(seg2), "XOR2+zstd": z2.Len()} {
+		if form.Len() >= n {
+			t.Errorf("bucket form (%d bytes) is not smaller than %s (%d bytes)", form.Len(), name, n)
+		}
+	}
 }
