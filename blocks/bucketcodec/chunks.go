@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"math/bits"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -26,10 +27,11 @@ import (
 // (0 raw, 1 xor) and then:
 //
 //	raw: encoding:byte dataLen:uvarint        (bytes column: data, crc32)
-//	xor: n:uvarint exp:byte mode:byte nExc:uvarint nExc × idxDelta:uvarint
+//	xor: n:uvarint exp:byte mode:byte shift:byte nExc:uvarint nExc × idxDelta:uvarint
 //	     (time column: t0 − previous chunk's t0, t1 − t0, then delta-of-deltas,
-//	      zigzag varints; value column: n zigzag varints of the mantissas as
-//	      the mode says; bytes column: each exception's float64 bits)
+//	      zigzag varints; value column: n zigzag varints of the mantissas,
+//	      shifted right by shift bits, as the mode says; bytes column: each
+//	      exception's float64 bits)
 //
 // Frames are independent, so a frame's memory is bounded and a frame the
 // encoder cannot reproduce is stored raw.
@@ -304,6 +306,20 @@ func (e *chunkEncoder) addXOR(data []byte, prevT0 int64) (int64, bool) {
 	if err != nil || !bytes.Equal(rebuilt, data) {
 		return 0, false
 	}
+	// Common factors of two (page-sized byte counts are multiples of 4096)
+	// leave the mantissas' low bits all zero: shift them out.
+	shift := 63
+	for _, m := range ms {
+		if m != 0 {
+			shift = min(shift, bits.TrailingZeros64(uint64(m)))
+		}
+	}
+	if shift == 63 {
+		shift = 0
+	}
+	for i := range ms {
+		ms[i] >>= shift
+	}
 	mode, cost := bestMode(ms)
 	// When the mantissas' information is longer than the XOR chunk itself
 	// (values with 16 significant digits), keep the XOR chunk.
@@ -313,7 +329,7 @@ func (e *chunkEncoder) addXOR(data []byte, prevT0 int64) (int64, bool) {
 	f := &e.f
 	f.meta = append(f.meta, chunkXOR)
 	f.meta = binary.AppendUvarint(f.meta, uint64(len(e.ts)))
-	f.meta = append(f.meta, byte(exp), byte(mode))
+	f.meta = append(f.meta, byte(exp), byte(mode), byte(shift))
 	f.meta = binary.AppendUvarint(f.meta, uint64(len(exc)))
 	prev := 0
 	for _, i := range exc {
@@ -625,8 +641,9 @@ func decodeFrame(br *bufio.Reader, kind byte, out []byte) ([]byte, error) {
 			n := meta.uvarint()
 			exp := int(meta.byte())
 			mode := int(meta.byte())
+			shift := meta.byte()
 			nExc := meta.uvarint()
-			if meta.err != nil || n == 0 || n > math.MaxUint16 || exp > maxExp || mode >= numModes || nExc > n {
+			if meta.err != nil || n == 0 || n > math.MaxUint16 || exp > maxExp || mode >= numModes || shift > 62 || nExc > n {
 				return nil, fmt.Errorf("%w: chunk header", errCorrupt)
 			}
 			ts, vs, ms = ts[:0], vs[:0], ms[:0]
@@ -652,7 +669,7 @@ func decodeFrame(br *bufio.Reader, kind byte, out []byte) ([]byte, error) {
 					m = ms[0] + r
 				}
 				ms = append(ms, m)
-				vs = append(vs, decimalValue(m, exp))
+				vs = append(vs, decimalValue(m<<shift, exp))
 			}
 			idx := -1
 			for j := range nExc {
