@@ -174,8 +174,8 @@ func (e *chunkEncoder) encodeChunks(br *bufio.Reader) error {
 			return e.flush()
 		}
 		if err != nil {
-			if !errors.Is(err, errUnparsable) && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
-				return err
+			if err != errUnparsable && err != io.ErrUnexpectedEOF {
+				return err // reading the file failed
 			}
 			// Keep the unparsable rest as it is.
 			rest := append([]byte(nil), e.raw[start:]...)
@@ -217,11 +217,13 @@ func readChunk(br *bufio.Reader, buf []byte) ([]byte, error) {
 	var s uint
 	for i := 0; ; i++ {
 		b, err := br.ReadByte()
-		if err != nil {
-			if i == 0 {
-				return buf, err
-			}
+		switch {
+		case err == io.EOF && i == 0:
+			return buf, io.EOF
+		case err == io.EOF:
 			return buf, io.ErrUnexpectedEOF
+		case err != nil:
+			return buf, err // a read error, not the file's end: fail the upload
 		}
 		buf = append(buf, b)
 		if i == binary.MaxVarintLen32 {
@@ -243,8 +245,11 @@ func readChunk(br *bufio.Reader, buf []byte) ([]byte, error) {
 	need := 1 + int(l) + crc32.Size
 	buf = append(buf, make([]byte, need)...)
 	got, err := io.ReadFull(br, buf[n:])
-	if err != nil {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return buf[:n+got], io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return buf, err
 	}
 	return buf, nil
 }

@@ -3,6 +3,7 @@ package bucketcodec
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -259,6 +260,29 @@ func TestZigzag(t *testing.T) {
 	for _, v := range []int64{0, 1, -1, 63, -64, math.MaxInt64, math.MinInt64} {
 		if got := unzigzag(zigzag(v)); got != v {
 			t.Errorf("zigzag(%d) round-trips to %d", v, got)
+		}
+	}
+}
+
+// failingReader returns its bytes, then an error that is not the end of the file.
+type failingReader struct{ b []byte }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, errors.New("disk on fire")
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// TestEncodeChunksReadErrorFails: a read error must fail the encoding, not
+// store the bytes read so far as if they were the whole file.
+func TestEncodeChunksReadErrorFails(t *testing.T) {
+	orig := segment(xorChunk(t, 0, false, 1, 2, 3), xorChunk(t, 0, false, 4, 5))
+	for _, cut := range []int{0, 4, 8, 9, 12, len(orig) - 2, len(orig)} {
+		if err := EncodeChunks(&bytes.Buffer{}, &failingReader{b: orig[:cut]}); err == nil {
+			t.Errorf("read error after %d bytes: no error", cut)
 		}
 	}
 }
