@@ -164,7 +164,9 @@ func splitComma(s string) []string {
 // about 4.09 bytes per sample in the values alone, against 5.22 bytes of XOR
 // chunks: no lossless codec could have stored it in less, so a disk target
 // of 0.6× Prometheus's 5.53 bytes per block sample was out of reach by
-// construction (measured over 4 hosts × 240 scrapes).
+// construction (measured over 4 hosts × 240 scrapes). On that data the
+// bucket form of blocks/bucketcodec stores chunks in 5.05 bytes per sample
+// (XOR: 5.26); on the quantised data, in 1.54 (XOR: 4.75).
 type Generator struct {
 	Series []Series
 	// IntervalMs is the time between scrapes, in milliseconds.
