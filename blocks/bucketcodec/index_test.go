@@ -1,0 +1,78 @@
+package bucketcodec
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/strata-tsdb/strata/bench"
+)
+
+// nodeIndex returns the index file tsdb writes for hosts node exporters'
+// series, and the number of series.
+func nodeIndex(b *testing.B, hosts int) ([]byte, int) {
+	b.Helper()
+	dir := b.TempDir()
+	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * time.Hour).Milliseconds())
+	if err != nil {
+		b.Fatal(err)
+	}
+	series := bench.NodeExporterSeries(hosts)
+	app := w.Appender(context.Background())
+	for _, s := range series {
+		if _, err := app.Append(0, s.Labels, 1000, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	id, err := w.Flush(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	ix, err := os.ReadFile(filepath.Join(dir, id.String(), "index"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ix, len(series)
+}
+
+func BenchmarkEncodeIndex(b *testing.B) {
+	ix, n := nodeIndex(b, 100)
+	b.SetBytes(int64(len(ix)))
+	b.ReportAllocs()
+	var out bytes.Buffer
+	for b.Loop() {
+		out.Reset()
+		if err := Encode(&out, bytes.NewReader(ix), "index"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(ix))/float64(n), "index-bytes/series")
+	b.ReportMetric(float64(out.Len())/float64(n), "bucket-bytes/series")
+}
+
+func BenchmarkDecodeIndex(b *testing.B) {
+	ix, _ := nodeIndex(b, 100)
+	var enc bytes.Buffer
+	if err := Encode(&enc, bytes.NewReader(ix), "index"); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(ix)))
+	b.ReportAllocs()
+	var out bytes.Buffer
+	for b.Loop() {
+		out.Reset()
+		if err := Decode(&out, bytes.NewReader(enc.Bytes()), "index.zst"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
