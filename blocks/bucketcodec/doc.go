@@ -27,6 +27,11 @@
 // input before keeping it (a frame that does not match is stored raw, zstd
 // only). So the format can only be as wrong as a lossless copy is.
 //
+// The decoder depends on chunkenc's XOR appender writing the same bytes for
+// the same samples in later Prometheus versions (the index points at chunk
+// offsets); TestXORAppenderIsStable pins those bytes so that an upgrade
+// that changes them fails the tests before it can ship.
+//
 // # What it costs
 //
 // CPU at upload (parse, decimal search, rebuild and check, zstd) and at
