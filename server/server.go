@@ -33,6 +33,7 @@ import (
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/limits"
+	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
@@ -54,11 +55,18 @@ type Server struct {
 	auth      *tenant.Authenticator // nil: the tenant header is trusted
 	http      *http.Server
 	listener  net.Listener
+	releaser  *memory.Releaser // nil when disabled
 }
 
 // New opens the store (replaying every tenant's WAL) and binds the HTTP
 // listener; Run serves.
+//
+// The Go runtime's memory settings (-runtime.*) apply to the whole process:
+// a process runs one Server.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	if err := memory.Apply(cfg.Runtime.Memory(), logger.With("component", "memory")); err != nil {
+		return nil, fmt.Errorf("apply runtime memory settings: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -164,6 +172,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
+	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -272,6 +281,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.overrides.Run(bg)
 	}()
+	if s.releaser != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.releaser.Run(bg)
+		}()
+	}
 	if s.compactor != nil {
 		wg.Add(1)
 		go func() {
