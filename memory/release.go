@@ -31,6 +31,7 @@ type Releaser struct {
 
 	releases prometheus.Counter
 	released prometheus.Counter
+	seconds  prometheus.Counter
 
 	// state of the loop
 	lastAllocs  uint64
@@ -86,9 +87,13 @@ func NewReleaser(idle time.Duration, logger *slog.Logger, reg prometheus.Registe
 			Name: "strata_memory_released_bytes_total",
 			Help: "Heap bytes returned to the OS by those releases.",
 		}),
+		seconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_memory_release_seconds_total",
+			Help: "Wall time spent in those releases (a garbage collection and returning pages to the OS).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.releases, r.released)
+		reg.MustRegister(r.releases, r.released, r.seconds)
 	}
 	return r
 }
@@ -140,7 +145,9 @@ func (r *Releaser) step(now time.Time) bool {
 		released = after.Released - s.Released
 	}
 	r.released.Add(float64(released))
-	r.logger.Debug("returned memory to the OS after a burst", "reclaimable_bytes", reclaimable, "released_bytes", released, "live_bytes", after.Live, "duration", time.Since(start))
+	took := time.Since(start)
+	r.seconds.Add(took.Seconds())
+	r.logger.Debug("returned memory to the OS after a burst", "reclaimable_bytes", reclaimable, "released_bytes", released, "live_bytes", after.Live, "duration", took)
 	return true
 }
 
