@@ -160,3 +160,17 @@ func TestReleaserReturnsMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(sink)
 }
+
+// BenchmarkReleaserStep is the cost of one tick of the releaser when no
+// release is due (runtime/metrics read, no stop of the world).
+func BenchmarkReleaserStep(b *testing.B) {
+	r := NewReleaser(2*time.Second, slog.New(slog.DiscardHandler), nil)
+	r.release = func() { b.Fatal("released during the benchmark") }
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Millisecond) // never quiet for 2s of ticks
+		r.quietSince = now
+		r.step(now)
+	}
+}
