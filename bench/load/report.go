@@ -195,10 +195,10 @@ connection so that both create them in the same order).
   Full head chunks leave the Go heap for memory-mapped files on each TSDB's
   reload loop, every minute in Prometheus and every 10s in Strata: Prometheus's
   slower ingest had such passes during the ingest, Strata's had none before
-  (about 60 MiB of full chunks at 100k series). Strata keeps beside the head:
-  each tenant's exemplar ring (100000 exemplars, about 6 MiB, allocated when
-  the tenant is opened; Prometheus stores no exemplars by default), the
-  series-reference cache (36 to 66 bytes per series) and decoder pools (a few MiB).
+  (about 60 MiB of full chunks at 100k series). Strata keeps beside the head
+  the series-reference cache (36 to 66 bytes per series) and decoder pools (a
+  few MiB); its exemplar ring (about 6 MiB per tenant) is allocated on the
+  tenant's first exemplar (the load has none; Prometheus stores none by default).
 - Queries: the same PromQL engine (same version) evaluates both, over the same
   head; the differences per query are within the noise of the shared machine.
 `
