@@ -25,6 +25,7 @@ import (
 	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/limits"
+	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -43,6 +44,7 @@ type Config struct {
 	Compactor CompactorConfig `yaml:"compactor"`
 	Write     WriteConfig     `yaml:"remote_write"`
 	Query     QueryConfig     `yaml:"query"`
+	Runtime   RuntimeConfig   `yaml:"runtime"`
 
 	// Per-tenant limits: the defaults, and the runtime overrides file (package limits).
 	Limits    limits.Limits          `yaml:"limits"`
@@ -129,6 +131,19 @@ type QueryConfig struct {
 	RemoteReadConcurrency int            `yaml:"remote_read_concurrency"`
 }
 
+// RuntimeConfig configures the Go runtime's memory use (package memory).
+type RuntimeConfig struct {
+	GOGC                   int            `yaml:"gogc"`
+	MemoryLimit            int64          `yaml:"memory_limit"`
+	MemoryLimitRatio       float64        `yaml:"memory_limit_ratio"`
+	ReleaseMemoryAfterIdle model.Duration `yaml:"release_memory_after_idle"`
+}
+
+// Memory returns the memory settings to apply to the process.
+func (r RuntimeConfig) Memory() memory.Settings {
+	return memory.Settings{GOGC: r.GOGC, Limit: r.MemoryLimit, LimitRatio: r.MemoryLimitRatio}
+}
+
 // DefaultListenAddress is the documented default HTTP address.
 const DefaultListenAddress = ":9201"
 
@@ -182,6 +197,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Query.ExperimentalFunctions, "query.experimental-functions", false, "Enable experimental PromQL functions.")
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
+
+	fs.IntVar(&c.Runtime.GOGC, "runtime.gogc", memory.GOGCFromEnv(), "Go garbage collector target percentage (GOGC): the heap may grow this much above its live data before a collection. Defaults to the GOGC environment variable, else 75 as in Prometheus; lower values use less memory and more CPU.")
+	fs.Int64Var(&c.Runtime.MemoryLimit, "runtime.memory-limit", 0, "Soft limit of the Go runtime's memory in bytes (GOMEMLIMIT): the collector works harder as it is approached. 0 derives it from the container's (cgroup) or else the machine's memory times -runtime.memory-limit-ratio; a GOMEMLIMIT environment variable is then used instead.")
+	fs.Float64Var(&c.Runtime.MemoryLimitRatio, "runtime.memory-limit-ratio", 0.9, "Share of the container's or machine's memory used as the Go memory limit when -runtime.memory-limit is 0, as Prometheus's auto-gomemlimit; 0 sets no limit.")
+	durationVar(fs, &c.Runtime.ReleaseMemoryAfterIdle, "runtime.release-memory-after-idle", 2*time.Second, "After a burst of work (ingest, a large query), once the process has allocated almost nothing for this long and much memory is reclaimable, collect garbage and return the free memory to the OS, so that resident memory falls back to what is live. 0 leaves it to the Go runtime, which collects only on allocation or every 2 minutes.")
 
 	c.Limits.RegisterFlags(fs)
 	c.Overrides.RegisterFlags(fs)
@@ -255,6 +275,12 @@ func (c *Config) Validate() error {
 		return errors.New("tenant.default must be set unless tenant.require-header is")
 	case c.Storage.BlockCacheMaxBytes <= 0:
 		return errors.New("storage.block-cache-max-bytes must be positive")
+	}
+	if c.Runtime.ReleaseMemoryAfterIdle < 0 {
+		return errors.New("runtime.release-memory-after-idle must not be negative")
+	}
+	if err := c.Runtime.Memory().Validate(); err != nil {
+		return err
 	}
 	if err := c.Bucket.Validate(); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,6 +33,7 @@ import (
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/limits"
+	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
@@ -53,11 +55,18 @@ type Server struct {
 	auth      *tenant.Authenticator // nil: the tenant header is trusted
 	http      *http.Server
 	listener  net.Listener
+	releaser  *memory.Releaser // nil when disabled
 }
 
 // New opens the store (replaying every tenant's WAL) and binds the HTTP
 // listener; Run serves.
+//
+// The Go runtime's memory settings (-runtime.*) apply to the whole process:
+// a process runs one Server.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	if err := memory.Apply(cfg.Runtime.Memory(), logger.With("component", "memory")); err != nil {
+		return nil, fmt.Errorf("apply runtime memory settings: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -163,6 +172,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
+	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -228,6 +238,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/v1/admin/flush", m.instrument("flush", api.FlushHandler(s.store)))
 	mux.Handle("/api/v1/", m.instrument("api", query))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
+	// running Strata are what explain its memory and CPU use.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
@@ -264,6 +281,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.overrides.Run(bg)
 	}()
+	if s.releaser != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.releaser.Run(bg)
+		}()
+	}
 	if s.compactor != nil {
 		wg.Add(1)
 		go func() {

@@ -156,9 +156,12 @@ connection so that both create them in the same order).
   204 by both. The load tool's own CPU is not counted for either.
 - **Memory**: VmRSS from ` + "`/proc/<pid>/status`" + ` after the settle period that follows
   both ingests (the median of 7 readings a second apart), ÷ active series; also
-  the peak (VmHWM) and the increase over the idle process. Neither process is asked to collect garbage
-  (Prometheus cannot be), so both are measured in the same state. Each runs with
-  its own default Go GC settings.
+  the peak (VmHWM) and the increase over the idle process. The load tool asks neither
+  process to collect garbage (Prometheus cannot be). Each runs with its own defaults:
+  both GOGC 75 and an automatic Go memory limit; Strata also returns memory to the
+  kernel by itself once it has allocated almost nothing for 2s after a burst
+  (` + "`-runtime.release-memory-after-idle`" + `, one collection per burst; when it happens
+  within the settle period its CPU is counted in the ingest). The peak is unaffected.
 - **Disk**: bytes of every file of the TSDB block directories written from the
   ingested data, ÷ samples. Strata: ` + "`POST /api/v1/admin/flush`" + `
   cuts its head into blocks and ships them; every object under each block's
@@ -186,12 +189,20 @@ connection so that both create them in the same order).
   verified on every hit), so a known series costs no label building,
   validation or head lookup by labels. The head append and the WAL write are
   the same code in both.
-- Memory: the head is the same. Strata's peak resident memory is below
-  Prometheus's, but its resident memory after the ingest is above it: Prometheus
-  returns memory to the kernel after its peak, Strata stays at its peak, and
-  the Go heap in use after the ingest is not lower in Strata. This is not
-  explained yet (candidates: Prometheus's GC settings, GOGC 75 and its
-  automatic memory limit; when each process last collected garbage).
+- Memory: the head is the same code; what differs is what each process keeps
+  beside it and when memory goes back to the kernel (both heaps profiled with
+  ` + "`strata-bench -profile-dir`" + `). A Go process's resident memory follows its heap's
+  high-water mark: the heap grows to the live data times 1+GOGC/100 before a
+  collection, and nothing collects once the ingest stops. Strata returns the
+  burst's garbage and free pages to the kernel once it is quiet (above), so its
+  figure after ingest is close to its live heap; its peak is not lowered.
+  Full head chunks leave the Go heap for memory-mapped files on each TSDB's
+  reload loop, every minute in Prometheus and every 10s in Strata: Prometheus's
+  slower ingest had such passes during the ingest, Strata's had none before
+  (about 60 MiB of full chunks at 100k series). Strata keeps beside the head
+  the series-reference cache (36 to 66 bytes per series) and decoder pools (a
+  few MiB); its exemplar ring (about 6 MiB per tenant) is allocated on the
+  tenant's first exemplar (the load has none; Prometheus stores none by default).
 - Queries: the same PromQL engine (same version) evaluates both, over the same
   head; the differences per query are within the noise of the shared machine.
 `

@@ -31,6 +31,11 @@ type Config struct {
 	Settle time.Duration
 	// Progress receives progress messages.
 	Progress io.Writer
+	// ProfileDir, when set, receives each server's Go heap profile
+	// (/debug/pprof/heap) and /metrics after each ingest, taken the same way
+	// from both right after their resident memory is read:
+	// <ProfileDir>/<protocol>-<server>.heap.pb.gz and .metrics.txt.
+	ProfileDir string
 }
 
 // SystemFigures are the figures of one system in one phase.
@@ -165,6 +170,15 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		f.RSS = rss[s][len(rss[s])/2]
 		c.logf("%s: %s resident memory %d MiB (idle %d MiB; readings %d..%d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20, rss[s][0]>>20, rss[s][len(rss[s])-1]>>20)
 	}
+	if c.ProfileDir != "" {
+		for _, live := range []bool{false, true} {
+			for _, s := range servers {
+				if err := c.saveProfiles(ctx, p, s, live); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
 	var qs []QueryResult
 	if queries {
 		c.logf("%s: running %d queries (%d timed runs)", p, len(Queries), c.QueryRuns)
@@ -211,4 +225,53 @@ func heapInuse(ctx context.Context, base string) (int64, error) {
 		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
 	}
 	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in the metrics of %s", base)
+}
+
+// saveProfiles writes the Go heap profile and the /metrics of s to
+// c.ProfileDir. Without live, the heap profile is as of the server's last
+// garbage collection and fetching it leaves the server as it was; with live,
+// the server collects garbage first (?gc=1), so the profile is its live heap
+// (.live.heap.pb.gz, and .live.metrics.txt read after it). Live profiles are
+// taken after every figure of the ingest has been read.
+func (c *Config) saveProfiles(ctx context.Context, p Protocol, s *Server, live bool) error {
+	if err := os.MkdirAll(c.ProfileDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", c.ProfileDir, err)
+	}
+	files := [][2]string{{"/debug/pprof/heap", ".heap.pb.gz"}, {"/metrics", ".metrics.txt"}}
+	if live {
+		files = [][2]string{{"/debug/pprof/heap?gc=1", ".live.heap.pb.gz"}, {"/metrics", ".live.metrics.txt"}}
+	}
+	for _, f := range files {
+		path, suffix := f[0], f[1]
+		name := filepath.Join(c.ProfileDir, string(p)+"-"+s.Name+suffix)
+		if err := fetchToFile(ctx, s.URL+path, name); err != nil {
+			return err
+		}
+		c.logf("%s: %s %s saved in %s", p, s.Name, path, name)
+	}
+	return nil
+}
+
+func fetchToFile(ctx context.Context, url, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s: status %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("fetch %s: %w", url, err)
+	}
+	return f.Close()
 }

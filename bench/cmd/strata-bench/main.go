@@ -42,6 +42,7 @@ func run() error {
 		workDir   = flag.String("workdir", "", "Directory for the servers' data (default: a new temporary directory).")
 		keep      = flag.Bool("keep", false, "Keep the servers' data directories.")
 		out       = flag.String("out", "", "Write the Markdown report to this file too.")
+		profDir   = flag.String("profile-dir", "", "Save both servers' Go heap profiles and /metrics after each ingest in this directory.")
 		small     = flag.Bool("small", false, "Quick run: 5000 series over 20 minutes, 3 query runs.")
 	)
 	flag.Parse()
@@ -90,6 +91,7 @@ func run() error {
 	res, err := load.Run(ctx, load.Config{
 		PrometheusBin: *promBin, StrataBin: *strataBin, WorkDir: *workDir, KeepData: *keep,
 		Data: data, Senders: *senders, QueryRuns: *queryRuns, Settle: *settle, Progress: os.Stderr,
+		ProfileDir: *profDir,
 	})
 	if err != nil {
 		return err
