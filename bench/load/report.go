@@ -85,6 +85,11 @@ func (r *Report) Write(w io.Writer, res *Results) {
 		p("| memory, peak resident bytes per active series (%s ingest) | %.0f | %.0f | %.2f× | | |\n", ph.Protocol, a, b, b/a)
 	}
 	for _, ph := range res.Phases {
+		a := float64(ph.Prometheus.LiveHeap) / float64(len(d.Series))
+		b := float64(ph.Strata.LiveHeap) / float64(len(d.Series))
+		p("| memory, live Go heap bytes per active series after a forced collection (after %s ingest) | %.0f | %.0f | %.2f× | | |\n", ph.Protocol, a, b, b/a)
+	}
+	for _, ph := range res.Phases {
 		a := float64(ph.Prometheus.RSS-ph.Prometheus.IdleRSS) / float64(len(d.Series))
 		b := float64(ph.Strata.RSS-ph.Strata.IdleRSS) / float64(len(d.Series))
 		p("| memory, resident bytes per active series above the idle process (after %s ingest) | %.0f | %.0f | %.2f× | | |\n", ph.Protocol, a, b, b/a)
@@ -98,14 +103,14 @@ func (r *Report) Write(w io.Writer, res *Results) {
 		ratio := b.Seconds() / a.Seconds()
 		p("| query set, sum of median latencies | %v | %v | %.2f× | ≤ 0.45× | %s |\n", a.Round(time.Millisecond), b.Round(time.Millisecond), ratio, ratioMark(ratio <= 0.45))
 	}
-	p("\nIngest detail (Go heap in use is go_memstats_heap_inuse_bytes of each server's /metrics after the ingest):\n\n| phase | system | CPU | wall | idle RSS | RSS after ingest | peak RSS | Go heap in use | blocks |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("\nIngest detail (Go heap in use is go_memstats_heap_inuse_bytes of each server's /metrics after the ingest; live heap is go_memstats_alloc_bytes right after a collection the load tool asks for, read after every other memory figure):\n\n| phase | system | CPU | wall | idle RSS | RSS after ingest | peak RSS | Go heap in use | live heap | blocks |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, ph := range res.Phases {
 		for _, s := range []struct {
 			name string
 			f    SystemFigures
 		}{{"Prometheus 3", ph.Prometheus}, {"Strata", ph.Strata}} {
-			p("| %s | %s | %v | %v | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %d (%.1f MiB) |\n", ph.Protocol, s.name, s.f.CPU.Round(10*time.Millisecond), s.f.Wall.Round(10*time.Millisecond),
-				float64(s.f.IdleRSS)/(1<<20), float64(s.f.RSS)/(1<<20), float64(s.f.PeakRSS)/(1<<20), float64(s.f.HeapInuse)/(1<<20), s.f.Blocks, float64(s.f.BlockBytes)/(1<<20))
+			p("| %s | %s | %v | %v | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %d (%.1f MiB) |\n", ph.Protocol, s.name, s.f.CPU.Round(10*time.Millisecond), s.f.Wall.Round(10*time.Millisecond),
+				float64(s.f.IdleRSS)/(1<<20), float64(s.f.RSS)/(1<<20), float64(s.f.PeakRSS)/(1<<20), float64(s.f.HeapInuse)/(1<<20), float64(s.f.LiveHeap)/(1<<20), s.f.Blocks, float64(s.f.BlockBytes)/(1<<20))
 		}
 	}
 	if len(res.Queries) > 0 {

@@ -40,12 +40,17 @@ type Config struct {
 
 // SystemFigures are the figures of one system in one phase.
 type SystemFigures struct {
-	CPU        time.Duration // CPU time of the ingest
-	Wall       time.Duration // wall time of the ingest
-	IdleRSS    int64         // resident memory before the ingest
-	RSS        int64         // resident memory after the ingest
-	PeakRSS    int64         // peak resident memory (start-up and ingest)
-	HeapInuse  int64         // Go heap in use after the ingest, from /metrics
+	CPU       time.Duration // CPU time of the ingest
+	Wall      time.Duration // wall time of the ingest
+	IdleRSS   int64         // resident memory before the ingest
+	RSS       int64         // resident memory after the ingest
+	PeakRSS   int64         // peak resident memory (start-up and ingest)
+	HeapInuse int64         // Go heap in use after the ingest, from /metrics
+	// LiveHeap is the Go heap's live bytes (go_memstats_alloc_bytes) right
+	// after a collection the load tool asks for (/debug/pprof/heap?gc=1),
+	// once every other memory figure has been read: what each process keeps,
+	// whatever its GC settings and whether it returns memory to the kernel.
+	LiveHeap   int64
 	BlockBytes int64
 	Blocks     int
 }
@@ -163,7 +168,7 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		if f.PeakRSS, err = PeakRSS(s.Pid()); err != nil {
 			return nil, nil, err
 		}
-		if f.HeapInuse, err = heapInuse(ctx, s.URL); err != nil {
+		if f.HeapInuse, err = metricValue(ctx, s.URL, "go_memstats_heap_inuse_bytes"); err != nil {
 			return nil, nil, err
 		}
 		slices.Sort(rss[s])
@@ -171,13 +176,27 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		c.logf("%s: %s resident memory %d MiB (idle %d MiB; readings %d..%d MiB)", p, s.Name, f.RSS>>20, f.IdleRSS>>20, rss[s][0]>>20, rss[s][len(rss[s])-1]>>20)
 	}
 	if c.ProfileDir != "" {
-		for _, live := range []bool{false, true} {
-			for _, s := range servers {
-				if err := c.saveProfiles(ctx, p, s, live); err != nil {
-					return nil, nil, err
-				}
+		for _, s := range servers {
+			if err := c.saveProfiles(ctx, p, s, false); err != nil {
+				return nil, nil, err
 			}
 		}
+	}
+	// The live heap last: the collection it asks for changes what the
+	// figures above measure.
+	for _, s := range servers {
+		f := figs[s]
+		if c.ProfileDir != "" {
+			if err := c.saveProfiles(ctx, p, s, true); err != nil {
+				return nil, nil, err
+			}
+		} else if err := fetchToFile(ctx, s.URL+"/debug/pprof/heap?gc=1", os.DevNull); err != nil {
+			return nil, nil, err
+		}
+		if f.LiveHeap, err = metricValue(ctx, s.URL, "go_memstats_alloc_bytes"); err != nil {
+			return nil, nil, err
+		}
+		c.logf("%s: %s live Go heap after a collection %d MiB", p, s.Name, f.LiveHeap>>20)
 	}
 	var qs []QueryResult
 	if queries {
@@ -199,8 +218,8 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 	return ph, qs, nil
 }
 
-// heapInuse reads go_memstats_heap_inuse_bytes from the server's /metrics.
-func heapInuse(ctx context.Context, base string) (int64, error) {
+// metricValue reads the value of an unlabelled metric from the server's /metrics.
+func metricValue(ctx context.Context, base, metric string) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -213,7 +232,7 @@ func heapInuse(ctx context.Context, base string) (int64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), metric+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				return 0, fmt.Errorf("metrics of %s: %w", base, err)
@@ -224,7 +243,7 @@ func heapInuse(ctx context.Context, base string) (int64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, fmt.Errorf("read metrics of %s: %w", base, err)
 	}
-	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in the metrics of %s", base)
+	return 0, fmt.Errorf("no %s in the metrics of %s", metric, base)
 }
 
 // saveProfiles writes the Go heap profile and the /metrics of s to

@@ -63,7 +63,7 @@ func TestRunAgainstPrometheus(t *testing.T) {
 	}
 	for _, ph := range res.Phases {
 		for name, f := range map[string]SystemFigures{"prometheus": ph.Prometheus, "strata": ph.Strata} {
-			if f.CPU <= 0 || f.RSS <= 0 || f.PeakRSS < f.RSS || f.HeapInuse <= 0 || f.Blocks != 1 || f.BlockBytes <= 0 {
+			if f.CPU <= 0 || f.RSS <= 0 || f.PeakRSS < f.RSS || f.HeapInuse <= 0 || f.LiveHeap <= 0 || f.Blocks != 1 || f.BlockBytes <= 0 {
 				t.Errorf("%s %s: figures not all measured: %+v", ph.Protocol, name, f)
 			}
 		}
