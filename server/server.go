@@ -228,6 +228,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/v1/admin/flush", m.instrument("flush", api.FlushHandler(s.store)))
 	mux.Handle("/api/v1/", m.instrument("api", query))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	handlePprof(mux)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
