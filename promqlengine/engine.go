@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,10 @@ type Options struct {
 	// Limits, when set, apply each tenant's query limits (see limits.go).
 	Limits *limits.Overrides
 
+	// Shards is the number of parts a shardable range query is split into
+	// and evaluated concurrently (see shard.go): 0 means GOMAXPROCS, 1 none.
+	Shards int
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -64,6 +69,7 @@ type Engine struct {
 	lookback    time.Duration
 	limits      *limits.Overrides
 	timeout     time.Duration
+	shards      int
 }
 
 // New returns an engine configured by opts.
@@ -75,7 +81,10 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout}
+	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards}
+	if e.shards <= 0 {
+		e.shards = runtime.GOMAXPROCS(0)
+	}
 	if e.lookback <= 0 {
 		e.lookback = 5 * time.Minute
 	}

@@ -238,6 +238,15 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 		return nil, err
 	}
 	eng, opts := e.engineFor(ctx, opts)
+	if eng == e.Engine { // tenant limits are enforced per upstream query: never shard those
+		sq, err := e.newShardedRangeQuery(ctx, eng, q, opts, qs, start, end, step)
+		if err != nil {
+			return nil, err
+		}
+		if sq != nil {
+			return resQuery{sq, res, e}, nil
+		}
+	}
 	qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	if err != nil {
 		e.limitHits(ctx, err)
