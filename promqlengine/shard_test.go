@@ -294,3 +294,37 @@ func TestShardTestDataIsOrderSensitive(t *testing.T) {
 	}
 	t.Logf("%d points differ", differ)
 }
+
+// TestShardedHeadChunks evaluates sharded queries over a TSDB head whose
+// series have several in-memory chunks, which TSDB's head chunk reader
+// caches per reader: the parts must not share a reader.
+func TestShardedHeadChunks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("load 15s\n")
+	for inst := range 20 {
+		for cpu := range 10 {
+			fmt.Fprintf(&b, "  c{instance=\"i%d\",cpu=\"%d\"} 0+%dx600\n", inst, cpu, 1+inst*cpu)
+		}
+	}
+	st := promqltest.LoadedStorage(t, b.String())
+	plain := promql.NewEngine(promql.EngineOpts{Timeout: time.Minute, MaxSamples: 1e8, LookbackDelta: 5 * time.Minute})
+	e, err := New(Options{Timeout: time.Minute, MaxSamples: 1e8, LookbackDelta: 5 * time.Minute, Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end, step := time.Unix(0, 0), time.Unix(150*60, 0), time.Minute
+	for _, qs := range []string{`sum by (instance) (rate(c[5m]))`, `count by (cpu) (c)`, `rate(c[5m])`} {
+		t.Run(qs, func(t *testing.T) {
+			want := rangeQuery(t, plain, st, qs, start, end, step)
+			q, err := e.NewRangeQuery(context.Background(), st, nil, qs, start, end, step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			if _, ok := q.(resQuery).Query.(*shardedQuery); !ok {
+				t.Fatal("not sharded")
+			}
+			compareResults(t, want, q.Exec(context.Background()))
+		})
+	}
+}

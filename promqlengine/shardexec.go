@@ -3,11 +3,9 @@ package promqlengine
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,140 +20,58 @@ import (
 // Evaluation of a sharded range query (see shard.go for which are split).
 //
 // The parts are upstream engine queries of the same expression over a
-// shardQueryable each. The first Select of a selector reads the series of
-// the whole query once, from one querier of the underlying queryable, and
-// deals them to the parts; each part's engine then reads its series'
-// samples, so the parts evaluate concurrently and the index is read once.
-// Each part keeps the storage's order of its series.
+// shardQueryable each. A part opens its own querier of the underlying
+// queryable (TSDB's head chunk reader keeps a cache and must not be shared
+// between goroutines), selects every series of a selector and keeps its
+// own, in the storage's order; the parts evaluate concurrently.
+//
+// Which part a series goes to is decided once per key value for the whole
+// query, shared by the parts and by all selectors, so that series matched
+// across selectors meet in one part. A series created between two parts'
+// selects may be seen by one part only, or by none: as if that part read a
+// moment earlier, never twice.
 
 // shardState is what the parts of one sharded query share.
 type shardState struct {
-	inner storage.Queryable
-	plan  shardPlan
-	n     int
+	plan shardPlan
+	n    int
 
 	mu       sync.Mutex
-	queriers map[[2]int64]storage.Querier
-	selects  map[string]*shardSelect
 	assigned map[uint64]int // key hash → part, for group splits
-	load     []int          // series dealt to each part
+	load     []int          // series given to each part
 }
 
-// shardSelect is one selector's series, dealt to the parts.
-type shardSelect struct {
-	once  sync.Once
-	parts [][]storage.Series
-	warns annotations.Annotations
-	err   error
+func newShardState(plan shardPlan, n int) *shardState {
+	return &shardState{plan: plan, n: n, assigned: map[uint64]int{}, load: make([]int, n)}
 }
 
-func newShardState(inner storage.Queryable, plan shardPlan, n int) *shardState {
-	return &shardState{
-		inner: inner, plan: plan, n: n,
-		queriers: map[[2]int64]storage.Querier{},
-		selects:  map[string]*shardSelect{},
-		assigned: map[uint64]int{},
-		load:     make([]int, n),
-	}
-}
-
-// querier returns the underlying querier of [mint, maxt], opened once.
-func (st *shardState) querier(mint, maxt int64) (storage.Querier, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	k := [2]int64{mint, maxt}
-	if q, ok := st.queriers[k]; ok {
-		return q, nil
-	}
-	q, err := st.inner.Querier(mint, maxt)
-	if err != nil {
-		return nil, err
-	}
-	st.queriers[k] = q
-	return q, nil
-}
-
-// close closes the underlying queriers; the parts must be done with them.
-func (st *shardState) close() error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	var errs []error
-	for k, q := range st.queriers {
-		errs = append(errs, q.Close())
-		delete(st.queriers, k)
-	}
-	return errors.Join(errs...)
-}
-
-// selectKey identifies a Select by everything it is given.
-func selectKey(mint, maxt int64, sortSeries bool, h *storage.SelectHints, ms []*labels.Matcher) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %d %t", mint, maxt, sortSeries)
-	if h != nil {
-		fmt.Fprintf(&b, " %d %d %d %d %q %v %t %d %t %d %d", h.Start, h.End, h.Step, h.Range, h.Func, h.Grouping, h.By, h.ShardIndex, h.DisableTrimming, h.ShardCount, h.Limit)
-	}
-	for _, m := range ms {
-		b.WriteByte(' ')
-		b.WriteString(m.String())
-	}
-	return b.String()
-}
-
-// part returns part i of the series a Select selects.
-func (st *shardState) part(ctx context.Context, i int, mint, maxt int64, sortSeries bool, h *storage.SelectHints, ms []*labels.Matcher) storage.SeriesSet {
-	k := selectKey(mint, maxt, sortSeries, h, ms)
-	st.mu.Lock()
-	sel, ok := st.selects[k]
-	if !ok {
-		sel = &shardSelect{}
-		st.selects[k] = sel
-	}
-	st.mu.Unlock()
-	sel.once.Do(func() { st.deal(ctx, sel, mint, maxt, sortSeries, h, ms) })
-	if sel.err != nil {
-		return storage.ErrSeriesSet(sel.err)
-	}
-	return &sliceSeriesSet{series: sel.parts[i], warns: sel.warns}
-}
-
-// deal reads a selector's series and deals them to the parts.
-func (st *shardState) deal(ctx context.Context, sel *shardSelect, mint, maxt int64, sortSeries bool, h *storage.SelectHints, ms []*labels.Matcher) {
-	q, err := st.querier(mint, maxt)
-	if err != nil {
-		sel.err = err
-		return
-	}
-	set := q.Select(ctx, sortSeries, h, ms...)
-	var all []storage.Series
-	for set.Next() {
-		all = append(all, set.At())
-	}
-	sel.warns = set.Warnings()
-	if sel.err = set.Err(); sel.err != nil {
-		return
-	}
-	sel.parts = make([][]storage.Series, st.n)
+// mine returns the series of all that belong to part i.
+func (st *shardState) mine(i int, all []storage.Series) []storage.Series {
+	var out []storage.Series
+	var buf []byte
 	if st.plan.series {
-		for i, s := range all {
-			sel.parts[i%st.n] = append(sel.parts[i%st.n], s)
+		// Integer counts add up exactly whatever the split: spread by hash.
+		for _, s := range all {
+			if int(s.Labels().Hash()%uint64(st.n)) == i {
+				out = append(out, s)
+			}
 		}
-		return
+		return out
 	}
-	// Group split: each key value goes to one part for the whole query, so
-	// that series matched across selectors meet. New key values are given,
-	// largest group first, to the part with the fewest series.
 	hashes := make([]uint64, len(all))
 	size := map[uint64]int{}
 	var order []uint64
-	var buf []byte
-	for i, s := range all {
-		hashes[i], buf = st.plan.key.hash(s.Labels(), buf)
-		if size[hashes[i]] == 0 {
-			order = append(order, hashes[i])
+	for j, s := range all {
+		hashes[j], buf = st.plan.key.hash(s.Labels(), buf)
+		if size[hashes[j]] == 0 {
+			order = append(order, hashes[j])
 		}
-		size[hashes[i]]++
+		size[hashes[j]]++
 	}
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Key values not yet given a part go, largest group first, to the part
+	// with the fewest series.
 	slices.SortStableFunc(order, func(a, b uint64) int { return cmp.Compare(size[b], size[a]) })
 	for _, g := range order {
 		if _, ok := st.assigned[g]; ok {
@@ -170,11 +86,12 @@ func (st *shardState) deal(ctx context.Context, sel *shardSelect, mint, maxt int
 		st.assigned[g] = p
 		st.load[p] += size[g]
 	}
-	for i, s := range all {
-		p := st.assigned[hashes[i]]
-		sel.parts[p] = append(sel.parts[p], s)
+	for j, s := range all {
+		if st.assigned[hashes[j]] == i {
+			out = append(out, s)
+		}
 	}
-	st.mu.Unlock()
+	return out
 }
 
 // sliceSeriesSet is a part's series of a Select.
@@ -198,41 +115,38 @@ func (s *sliceSeriesSet) Warnings() annotations.Annotations { return s.warns }
 
 // shardQueryable is part i of a sharded query's storage.
 type shardQueryable struct {
+	inner storage.Queryable
+	st    *shardState
+	i     int
+}
+
+func (q shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	u, err := q.inner.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return shardQuerier{u, q.st, q.i}, nil
+}
+
+// shardQuerier is a part's querier: its own querier of the underlying
+// storage, selecting the part's series.
+type shardQuerier struct {
+	storage.Querier
 	st *shardState
 	i  int
 }
 
-func (q shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return shardQuerier{q, mint, maxt}, nil
-}
-
-type shardQuerier struct {
-	shardQueryable
-	mint, maxt int64
-}
-
 func (q shardQuerier) Select(ctx context.Context, sortSeries bool, h *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return q.st.part(ctx, q.i, q.mint, q.maxt, sortSeries, h, ms)
-}
-
-func (q shardQuerier) LabelValues(ctx context.Context, name string, h *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	u, err := q.st.querier(q.mint, q.maxt)
-	if err != nil {
-		return nil, nil, err
+	set := q.Querier.Select(ctx, sortSeries, h, ms...)
+	var all []storage.Series
+	for set.Next() {
+		all = append(all, set.At())
 	}
-	return u.LabelValues(ctx, name, h, ms...)
-}
-
-func (q shardQuerier) LabelNames(ctx context.Context, h *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	u, err := q.st.querier(q.mint, q.maxt)
-	if err != nil {
-		return nil, nil, err
+	if err := set.Err(); err != nil {
+		return storage.ErrSeriesSet(err)
 	}
-	return u.LabelNames(ctx, h, ms...)
+	return &sliceSeriesSet{series: q.st.mine(q.i, all), warns: set.Warnings()}
 }
-
-// Close is a no-op: the shared queriers are closed when every part is done.
-func (shardQuerier) Close() error { return nil }
 
 // shardedQuery runs its parts concurrently and merges their answers.
 type shardedQuery struct {
@@ -256,10 +170,10 @@ func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, q
 	if !ok {
 		return nil, nil
 	}
-	st := newShardState(q, plan, e.shards)
+	st := newShardState(plan, e.shards)
 	sq := &shardedQuery{st: st, qs: qs}
 	for i := range e.shards {
-		p, err := eng.NewRangeQuery(ctx, shardQueryable{st, i}, opts, qs, start, end, step)
+		p, err := eng.NewRangeQuery(ctx, shardQueryable{q, st, i}, opts, qs, start, end, step)
 		if err != nil {
 			sq.Close()
 			return nil, err
@@ -278,11 +192,7 @@ func (q *shardedQuery) Exec(ctx context.Context) *promql.Result {
 		wg.Go(func() { results[i] = p.Exec(ctx) })
 	}
 	wg.Wait()
-	cerr := q.st.close()
 	res := q.merge(results)
-	if res.Err == nil && cerr != nil {
-		res.Err = cerr
-	}
 	total.Stop()
 	q.stats = &stats.Statistics{Timers: timers, Samples: q.samples()}
 	return res
@@ -386,7 +296,6 @@ func (q *shardedQuery) Close() {
 	for _, p := range q.parts {
 		p.Close()
 	}
-	_ = q.st.close()
 }
 
 func (q *shardedQuery) Statement() parser.Statement { return q.parts[0].Statement() }
