@@ -12,8 +12,14 @@ GOTEST_FLAGS ?= -race -timeout 30m
 
 all: build
 
+# The binary is built with profile-guided optimisation from
+# cmd/strata/strata.pgo, CPU profiles of the bench's query set and ingest
+# (go tool pprof -proto query.pprof ingest.pprof > cmd/strata/strata.pgo):
+# about 12% less CPU for the query set. Tests build without it.
+PGO ?= -pgo=cmd/strata/strata.pgo
+
 build:
-	$(GO) build -o bin/strata ./cmd/strata
+	$(GO) build $(PGO) -o bin/strata ./cmd/strata
 
 run:
 	$(GO) run ./cmd/strata
@@ -61,6 +67,6 @@ clean:
 # quick run) and write bench/RESULTS.md.
 BENCH_FLAGS ?=
 bench:
-	$(GO) build -o bin/strata ./cmd/strata
+	$(GO) build $(PGO) -o bin/strata ./cmd/strata
 	$(GO) build -o bin/strata-bench ./bench/cmd/strata-bench
 	./bin/strata-bench -prometheus $(STRATA_PROMETHEUS3) -strata bin/strata -out bench/RESULTS.md $(BENCH_FLAGS)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,19 +43,33 @@ type Options struct {
 	// Limits, when set, apply each tenant's query limits (see limits.go).
 	Limits *limits.Overrides
 
+	// Shards is the number of parts a shardable range query is split into
+	// and evaluated concurrently (see shard.go): 0 means GOMAXPROCS, 1 none.
+	Shards int
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
 // Engine is the configured PromQL engine and the parser it was built with.
+//
+// It holds two upstream engines: the embedded one evaluates queries of
+// tenants without query limits, and costed, with the engine's query-cost
+// enforcement enabled, those of tenants with limits. Query-cost enforcement
+// wraps every series iterator in a guard that checks the query's context on
+// each sample, which costs about a quarter of the CPU time of a rate over
+// many series (measured with pprof on the bench's node-exporter data), so
+// only queries that need it pay for it.
 type Engine struct {
 	*promql.Engine
+	costed      *promql.Engine
 	Parser      parser.Parser
 	tracker     *promql.ActiveQueryTracker
 	downsampled DownsampledReader
 	lookback    time.Duration
 	limits      *limits.Overrides
 	timeout     time.Duration
+	shards      int
 }
 
 // New returns an engine configured by opts.
@@ -66,7 +81,10 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout}
+	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards}
+	if e.shards <= 0 {
+		e.shards = runtime.GOMAXPROCS(0)
+	}
 	if e.lookback <= 0 {
 		e.lookback = 5 * time.Minute
 	}
@@ -83,8 +101,6 @@ func New(opts Options) (*Engine, error) {
 		EnableNegativeOffset: true,
 		EnablePerStepStats:   false,
 		Parser:               p,
-		// Per-query limits of tenants are query-cost overrides.
-		EnableQueryCost: opts.Limits != nil,
 	}
 	if opts.MaxConcurrent > 0 && opts.ActiveQueryDir != "" {
 		if err := os.MkdirAll(opts.ActiveQueryDir, 0o755); err != nil {
@@ -97,7 +113,23 @@ func New(opts Options) (*Engine, error) {
 		e.tracker = t
 		eo.ActiveQueryTracker = e.tracker
 	}
+	if opts.Limits == nil {
+		e.Engine = promql.NewEngine(eo)
+		return e, nil
+	}
+	// Per-query limits of tenants are query-cost overrides, enforced by the
+	// costed engine. Both engines export the engine's metrics, told apart
+	// by a "limits" label.
+	reg := opts.Registerer
+	if reg != nil {
+		eo.Reg = prometheus.WrapRegistererWith(prometheus.Labels{"limits": "none"}, reg)
+	}
 	e.Engine = promql.NewEngine(eo)
+	if reg != nil {
+		eo.Reg = prometheus.WrapRegistererWith(prometheus.Labels{"limits": "tenant"}, reg)
+	}
+	eo.EnableQueryCost = true
+	e.costed = promql.NewEngine(eo)
 	return e, nil
 }
 

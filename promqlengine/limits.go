@@ -18,14 +18,26 @@ import (
 // A limit the request itself asks for (the API's max_series and similar
 // parameters) is kept when it is lower.
 
-// limitOpts returns opts with the limits of the tenant of ctx.
-func (e *Engine) limitOpts(ctx context.Context, opts promql.QueryOpts) promql.QueryOpts {
+// engineFor returns the upstream engine to evaluate a query of the tenant
+// of ctx and the query's options: the costed engine, with the tenant's
+// limits in the options, when the tenant has query limits, and the plain
+// engine otherwise.
+func (e *Engine) engineFor(ctx context.Context, opts promql.QueryOpts) (*promql.Engine, promql.QueryOpts) {
+	if lo, ok := e.limitOpts(ctx, opts); ok {
+		return e.costed, lo
+	}
+	return e.Engine, opts
+}
+
+// limitOpts returns opts with the limits of the tenant of ctx, and whether
+// the tenant has any.
+func (e *Engine) limitOpts(ctx context.Context, opts promql.QueryOpts) (promql.QueryOpts, bool) {
 	if e.limits == nil {
-		return opts
+		return opts, false
 	}
 	id, ok := tenant.FromContext(ctx)
 	if !ok {
-		return opts
+		return opts, false
 	}
 	l := e.limits.For(id)
 	timeout := time.Duration(l.QueryTimeout)
@@ -33,7 +45,7 @@ func (e *Engine) limitOpts(ctx context.Context, opts promql.QueryOpts) promql.Qu
 		timeout = e.timeout // the engine's timeout is the ceiling
 	}
 	if l.MaxQuerySeries == 0 && l.MaxQuerySamples == 0 && timeout == 0 {
-		return opts
+		return opts, false
 	}
 	var (
 		perStep  bool
@@ -52,7 +64,7 @@ func (e *Engine) limitOpts(ctx context.Context, opts promql.QueryOpts) promql.Qu
 	series = lowest(series, uint64(l.MaxQuerySeries))
 	samples = lowest(samples, uint64(l.MaxQuerySamples))
 	duration = lowest(duration, timeout)
-	return promql.NewPrometheusQueryOptsWithLimits(perStep, lookback, series, samples, duration, useST)
+	return promql.NewPrometheusQueryOptsWithLimits(perStep, lookback, series, samples, duration, useST), true
 }
 
 // lowest returns the lower of two limits where 0 means none.

@@ -222,7 +222,8 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 	if err != nil {
 		return nil, err
 	}
-	qry, err := e.Engine.NewInstantQuery(ctx, q, e.limitOpts(ctx, opts), qs, ts)
+	eng, opts := e.engineFor(ctx, opts)
+	qry, err := eng.NewInstantQuery(ctx, q, opts, qs, ts)
 	if err != nil {
 		e.limitHits(ctx, err)
 		return nil, err
@@ -236,7 +237,17 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	if err != nil {
 		return nil, err
 	}
-	qry, err := e.Engine.NewRangeQuery(ctx, q, e.limitOpts(ctx, opts), qs, start, end, step)
+	eng, opts := e.engineFor(ctx, opts)
+	if eng == e.Engine { // tenant limits are enforced per upstream query: never shard those
+		sq, err := e.newShardedRangeQuery(ctx, eng, q, opts, qs, start, end, step)
+		if err != nil {
+			return nil, err
+		}
+		if sq != nil {
+			return resQuery{sq, res, e}, nil
+		}
+	}
+	qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	if err != nil {
 		e.limitHits(ctx, err)
 		return nil, err
