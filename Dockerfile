@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=0.1.0-dev
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath \
+    CGO_ENABLED=0 go build -trimpath -pgo=cmd/strata/strata.pgo \
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION}" \
       -o /out/usr/bin/strata ./cmd/strata \
  && mkdir -p /out/var/lib/strata /out/etc/strata
