@@ -209,5 +209,12 @@ connection so that both create them in the same order).
   few MiB); its exemplar ring (about 6 MiB per tenant) is allocated on the
   tenant's first exemplar (the load has none; Prometheus stores none by default).
 - Queries: the same PromQL engine (same version) evaluates both, over the same
-  head; the differences per query are within the noise of the shared machine.
+  head. Strata evaluates a tenant without query limits on an engine without
+  the per-sample cost guards, and splits range queries whose aggregation
+  groups can be kept whole (by the grouping labels; count and group by
+  series) into one part per core, evaluated concurrently; each group is
+  evaluated whole in storage order, so answers stay byte-identical. Queries
+  that cannot be split that way (sum, avg, quantile, topk without grouping)
+  run as one part. The binary is built with profile-guided optimisation
+  (cmd/strata/strata.pgo).
 `
