@@ -6,7 +6,9 @@ export STRATA_CACHE
 export STRATA_PROMETHEUS3 ?= $(STRATA_CACHE)/bin/prometheus
 export STRATA_MINIO ?= $(STRATA_CACHE)/bin/minio
 GO ?= go
-GOTEST_FLAGS ?= -race -timeout 30m
+# -count=1: e2e, deploy and the plugin's tests build and run the strata binary
+# from the tree, which Go's test cache cannot see, so a cached pass could be stale.
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
 .PHONY: all build run deps test test-unit vet fmt-check fuzz clean bench docs
 
