@@ -91,7 +91,7 @@ func Apply(s Settings, logger *slog.Logger) error {
 		limit, err := memlimit.Set(
 			memlimit.WithRatio(s.LimitRatio),
 			memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
-			memlimit.WithLogger(logger.With("component", "automemlimit")),
+			memlimit.WithLogger(logger.With("library", "automemlimit")),
 		)
 		if err != nil {
 			// Not fatal: the process runs without a limit, as Go's default.
