@@ -46,7 +46,7 @@ func (s *Store) ensureExemplars(t *tenantDB) error {
 		return nil
 	}
 	marker := filepath.Join(s.tenantsDir(), t.id, exemplarsMarker)
-	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+	if err := writeFileAtomic(marker, nil); err != nil {
 		return fmt.Errorf("mark tenant %q as storing exemplars: %w", t.id, err)
 	}
 	// ApplyConfig also sets the out-of-order window, so it is given the

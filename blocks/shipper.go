@@ -15,6 +15,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
@@ -153,7 +154,9 @@ func (s *shipper) persist() error {
 	return writeFileAtomic(filepath.Join(s.dir, shippedFile), b)
 }
 
-// writeFileAtomic replaces path with b: a crash leaves the old or the new content.
+// writeFileAtomic replaces path with b: a crash, even of the machine, leaves
+// the old or the new content (the rename is made durable by tsdb's fileutil,
+// which syncs the parent directory).
 func writeFileAtomic(p string, b []byte) error {
 	tmp := p + ".tmp"
 	f, err := os.Create(tmp)
@@ -171,7 +174,7 @@ func writeFileAtomic(p string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := fileutil.Rename(tmp, p); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	return nil
