@@ -43,6 +43,9 @@ type Options struct {
 	// Limits, when set, apply each tenant's query limits (see limits.go).
 	Limits *limits.Overrides
 
+	// NoPushdown turns off range-function pushdown (see pushdown.go).
+	NoPushdown bool
+
 	// Shards is the number of parts a shardable range query is split into
 	// and evaluated concurrently (see shard.go): 0 means GOMAXPROCS, 1 none.
 	Shards int
@@ -63,6 +66,7 @@ type Options struct {
 type Engine struct {
 	*promql.Engine
 	costed      *promql.Engine
+	pushdown    *promql.Engine
 	Parser      parser.Parser
 	tracker     *promql.ActiveQueryTracker
 	downsampled DownsampledReader
@@ -112,6 +116,15 @@ func New(opts Options) (*Engine, error) {
 		}
 		e.tracker = t
 		eo.ActiveQueryTracker = e.tracker
+	}
+	if !opts.NoPushdown {
+		// The pushdown engine runs range queries of tenants without
+		// limits; it shares the plain engine's metrics by not exporting
+		// its own (an upstream engine registers fixed metric names).
+		po := eo
+		po.Reg = nil
+		po.Parser = pushdownParser{p}
+		e.pushdown = promql.NewEngine(po)
 	}
 	if opts.Limits == nil {
 		e.Engine = promql.NewEngine(eo)

@@ -233,21 +233,36 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 
 // NewRangeQuery implements promql.QueryEngine with resolution choice.
 func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	orig := qs
 	qs, res, err := e.prepare(ctx, qs, start, end, step)
 	if err != nil {
 		return nil, err
 	}
 	eng, opts := e.engineFor(ctx, opts)
-	if eng == e.Engine { // tenant limits are enforced per upstream query: never shard those
-		sq, err := e.newShardedRangeQuery(ctx, eng, q, opts, qs, start, end, step)
+	if eng != e.Engine {
+		// Tenant limits are enforced per upstream query: such queries are
+		// neither sharded nor pushed down.
+		qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 		if err != nil {
+			e.limitHits(ctx, err)
 			return nil, err
 		}
-		if sq != nil {
-			return resQuery{sq, res, e}, nil
-		}
+		return resQuery{qry, res, e}, nil
 	}
-	qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	plain := func() (promql.Query, error) {
+		sq, err := e.newShardedRangeQuery(ctx, eng, nil, q, opts, qs, start, end, step)
+		if err != nil || sq != nil {
+			return sq, err
+		}
+		return eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	}
+	var qry promql.Query
+	if qs == orig { // queries rewritten onto downsampled aggregates are not pushed down
+		qry, err = e.newPushdownRangeQuery(ctx, q, opts, qs, start, end, step, plain)
+	}
+	if err == nil && qry == nil {
+		qry, err = plain()
+	}
 	if err != nil {
 		e.limitHits(ctx, err)
 		return nil, err

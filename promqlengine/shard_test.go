@@ -218,7 +218,7 @@ func TestShardedMatchesEngine(t *testing.T) {
 				}
 				expr, _ := e.Parser.ParseExpr(qs)
 				_, shardable := planShards(expr)
-				_, sharded := q.(resQuery).Query.(*shardedQuery)
+				sharded := isSharded(q)
 				if sharded != shardable {
 					t.Fatalf("sharded %v, planned %v", sharded, shardable)
 				}
@@ -321,10 +321,20 @@ func TestShardedHeadChunks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer q.Close()
-			if _, ok := q.(resQuery).Query.(*shardedQuery); !ok {
+			if !isSharded(q) {
 				t.Fatal("not sharded")
 			}
 			compareResults(t, want, q.Exec(context.Background()))
 		})
 	}
+}
+
+// isSharded reports whether q is evaluated in parts.
+func isSharded(q promql.Query) bool {
+	inner := q.(resQuery).Query
+	if f, ok := inner.(*fallbackQuery); ok {
+		inner = f.Query
+	}
+	_, ok := inner.(*shardedQuery)
+	return ok
 }

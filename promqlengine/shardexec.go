@@ -158,7 +158,8 @@ type shardedQuery struct {
 
 // newShardedRangeQuery returns the sharded range query of qs on eng, or nil
 // if qs is not to be sharded.
-func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+// Each part's queryable is given to wrap, when set, before the engine.
+func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, wrap func(storage.Queryable) storage.Queryable, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
 	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) {
 		return nil, nil
 	}
@@ -173,7 +174,11 @@ func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, q
 	st := newShardState(plan, e.shards)
 	sq := &shardedQuery{st: st, qs: qs}
 	for i := range e.shards {
-		p, err := eng.NewRangeQuery(ctx, shardQueryable{q, st, i}, opts, qs, start, end, step)
+		var pq storage.Queryable = shardQueryable{q, st, i}
+		if wrap != nil {
+			pq = wrap(pq)
+		}
+		p, err := eng.NewRangeQuery(ctx, pq, opts, qs, start, end, step)
 		if err != nil {
 			sq.Close()
 			return nil, err
