@@ -65,8 +65,8 @@ var pushdownTestExprs = []struct {
 	{`count(rate(c[1m]))`, 1},
 	{`count by (instance) (g) > 5`, 1},
 	{`sum by (instance) (rate({__name__=~"c|c2"}[1m]))`, 1}, // same labels after the name goes: runs again without pushdown
-	{`rate({__name__=~"c|c2", cpu="1"}[1m])`, 1},           // different labels: stays pushed down
-	{`rate(h[1m])`, 1},                                     // native histograms: runs again without pushdown
+	{`rate({__name__=~"c|c2", cpu="1"}[1m])`, 1},            // different labels: stays pushed down
+	{`rate(h[1m])`, 1},                                      // native histograms: runs again without pushdown
 	{`count(h)`, 1},
 	{`label_replace(rate(c[1m]), "mode", "m", "", "")`, 1},
 	{`sum by (instance) (max_over_time(g[5m:1m]))`, 0},
@@ -81,7 +81,6 @@ var pushdownTestExprs = []struct {
 	{`double_exponential_smoothing(g[5m], 0.5, 0.5)`, 0},
 	{`topk(scalar(g3), g)`, 1},
 }
-
 
 func TestPushdownMatchesEngine(t *testing.T) {
 	data := shardTestData(11) + "  h{job=\"node\",instance=\"i0\"} {{schema:0 sum:5 count:4 buckets:[1 2 1]}}x40\n" +
