@@ -129,6 +129,8 @@ type QueryConfig struct {
 	ExperimentalFunctions bool           `yaml:"experimental_functions"`
 	RemoteReadSampleLimit int            `yaml:"remote_read_sample_limit"`
 	RemoteReadConcurrency int            `yaml:"remote_read_concurrency"`
+	Shards                int            `yaml:"shards"`
+	Pushdown              bool           `yaml:"pushdown"`
 }
 
 // RuntimeConfig configures the Go runtime's memory use (package memory).
@@ -197,6 +199,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Query.ExperimentalFunctions, "query.experimental-functions", false, "Enable experimental PromQL functions.")
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
+	fs.IntVar(&c.Query.Shards, "query.shards", 0, "Parts a range query whose aggregation groups can be kept whole is split into and evaluated concurrently; 0 means one per core (GOMAXPROCS), 1 turns splitting off.")
+	fs.BoolVar(&c.Query.Pushdown, "query.pushdown", true, "Evaluate range queries' range functions (rate, *_over_time...), instant selectors and count/group over them where the samples are read, with the upstream functions, instead of through the engine's buffered iterators. Answers are identical; false turns it off.")
 
 	fs.IntVar(&c.Runtime.GOGC, "runtime.gogc", memory.GOGCFromEnv(), "Go garbage collector target percentage (GOGC): the heap may grow this much above its live data before a collection. Defaults to the GOGC environment variable, else 75 as in Prometheus; lower values use less memory and more CPU.")
 	fs.Int64Var(&c.Runtime.MemoryLimit, "runtime.memory-limit", 0, "Soft limit of the Go runtime's memory in bytes (GOMEMLIMIT): the collector works harder as it is approached. 0 derives it from the container's (cgroup) or else the machine's memory times -runtime.memory-limit-ratio; a GOMEMLIMIT environment variable is then used instead.")
@@ -271,6 +275,8 @@ func (c *Config) Validate() error {
 		return errors.New("query.lookback-delta must be positive")
 	case c.Query.Timeout <= 0:
 		return errors.New("query.timeout must be positive")
+	case c.Query.Shards < 0:
+		return errors.New("query.shards must not be negative")
 	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
 		return errors.New("tenant.default must be set unless tenant.require-header is")
 	case c.Storage.BlockCacheMaxBytes <= 0:

@@ -70,6 +70,7 @@ func TestLoadErrors(t *testing.T) {
 		{"invalid level", []string{"-log.level", "loud"}, "log.level"},
 		{"no default tenant", []string{"-tenant.default", ""}, "tenant.default"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
+		{"negative shards", []string{"-query.shards", "-1"}, "query.shards"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("strata", tc.args, io.Discard)

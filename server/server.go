@@ -125,6 +125,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		MaxConcurrent:         cfg.Query.MaxConcurrency,
 		ActiveQueryDir:        filepath.Join(cfg.Storage.Path, "queries"),
 		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
+		Shards:                cfg.Query.Shards,
+		NoPushdown:            !cfg.Query.Pushdown,
 		Limits:                overrides,
 		Logger:                logger,
 		Registerer:            reg,
