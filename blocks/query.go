@@ -279,7 +279,7 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 			q.release(entries)
 			return nil, err
 		}
-		qs = append(qs, aggrQuerier{Querier: bq, downsampled: spans[i].meta.Resolution() > 0})
+		qs = append(qs, aggrQuerier{Querier: spanQuerier{bq}, downsampled: spans[i].meta.Resolution() > 0})
 	}
 	if len(qs) == 0 {
 		return nil, nil
@@ -298,6 +298,20 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 		return err
 	})
 	return sq, nil
+}
+
+// spanQuerier reads a bucket block within its span only, whatever the
+// select's hints say: spans of blocks of different resolutions meet inside
+// a query's range, and samples of one must not show in the other's.
+type spanQuerier struct{ storage.Querier }
+
+func (q spanQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if hints != nil && hints.DisableTrimming {
+		h := *hints
+		h.DisableTrimming = false
+		hints = &h
+	}
+	return q.Querier.Select(ctx, sortSeries, hints, ms...)
 }
 
 func closeAll[Q interface{ Close() error }](qs []Q) {
