@@ -613,7 +613,7 @@ func (it *pointIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *hi
 // can be. plain builds the query without pushdown, run instead when the
 // pushed-down query reports errPushdownFallback.
 func (e *Engine) newPushdownRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, plain func() (promql.Query, error)) (promql.Query, error) {
-	if e.pushdown == nil || step <= 0 || (opts != nil && opts.EnablePerStepStats()) {
+	if e.pushdown == nil || step.Milliseconds() <= 0 || end.Before(start) || (opts != nil && opts.EnablePerStepStats()) {
 		return nil, nil
 	}
 	expr, err := e.Parser.ParseExpr(qs)
