@@ -36,6 +36,12 @@ type Config struct {
 	// from both right after their resident memory is read:
 	// <ProfileDir>/<protocol>-<server>.heap.pb.gz and .metrics.txt.
 	ProfileDir string
+	// CPUProfileDir, when set, receives CPU profiles of Strata taken in
+	// 5s slices while it ingests and while it answers the query set
+	// (<CPUProfileDir>/<protocol>-ingest-NNN.pprof, queries-NNN.pprof), the
+	// input of the binary's profile-guided optimisation (make pgo).
+	// Profiling costs Strata CPU: the figures of such a run are not fair.
+	CPUProfileDir string
 }
 
 // SystemFigures are the figures of one system in one phase.
@@ -137,7 +143,12 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 		if err != nil {
 			return nil, nil, err
 		}
-		if f.Wall, err = Send(ctx, s.URL, c.Data, p, c.Senders); err != nil {
+		stop := c.profileCPU(ctx, s, string(p)+"-ingest")
+		f.Wall, err = Send(ctx, s.URL, c.Data, p, c.Senders)
+		if perr := stop(); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 		time.Sleep(c.Settle)
@@ -201,7 +212,12 @@ func (c *Config) phase(ctx context.Context, p Protocol, queries bool) (*Phase, [
 	var qs []QueryResult
 	if queries {
 		c.logf("%s: running %d queries (%d timed runs)", p, len(Queries), c.QueryRuns)
-		if qs, err = RunQueries(ctx, prom, strata, c.Data.Spec.StartMs, c.Data.EndMs(), c.QueryRuns); err != nil {
+		stop := c.profileCPU(ctx, strata, string(p)+"-queries")
+		qs, err = RunQueries(ctx, prom, strata, c.Data.Spec.StartMs, c.Data.EndMs(), c.QueryRuns)
+		if perr := stop(); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -269,6 +285,40 @@ func (c *Config) saveProfiles(ctx context.Context, p Protocol, s *Server, live b
 		c.logf("%s: %s %s saved in %s", p, s.Name, path, name)
 	}
 	return nil
+}
+
+// profileCPU takes CPU profiles of s in 5s slices into c.CPUProfileDir,
+// named after what, until the returned stop is called; only for Strata, and
+// only when c.CPUProfileDir is set. The slice cut short by stop is dropped.
+func (c *Config) profileCPU(ctx context.Context, s *Server, what string) (stop func() error) {
+	if c.CPUProfileDir == "" || s.Name != "strata" {
+		return func() error { return nil }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		if err := os.MkdirAll(c.CPUProfileDir, 0o755); err != nil {
+			done <- err
+			return
+		}
+		for i := 0; ; i++ {
+			name := filepath.Join(c.CPUProfileDir, fmt.Sprintf("%s-%03d.pprof", what, i))
+			err := fetchToFile(ctx, s.URL+"/debug/pprof/profile?seconds=5", name)
+			if ctx.Err() != nil {
+				_ = os.Remove(name)
+				done <- nil
+				return
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }
 
 func fetchToFile(ctx context.Context, url, name string) error {

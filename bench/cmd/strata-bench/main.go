@@ -43,6 +43,7 @@ func run() error {
 		keep      = flag.Bool("keep", false, "Keep the servers' data directories.")
 		out       = flag.String("out", "", "Write the Markdown report to this file too.")
 		profDir   = flag.String("profile-dir", "", "Save both servers' Go heap profiles and /metrics after each ingest in this directory.")
+		cpuDir    = flag.String("cpu-profile-dir", "", "Save CPU profiles of Strata during each ingest and the query set in this directory (for make pgo; the figures of such a run are skewed by the profiling).")
 		small     = flag.Bool("small", false, "Quick run: 5000 series over 20 minutes, 3 query runs.")
 	)
 	flag.Parse()
@@ -91,7 +92,8 @@ func run() error {
 	res, err := load.Run(ctx, load.Config{
 		PrometheusBin: *promBin, StrataBin: *strataBin, WorkDir: *workDir, KeepData: *keep,
 		Data: data, Senders: *senders, QueryRuns: *queryRuns, Settle: *settle, Progress: os.Stderr,
-		ProfileDir: *profDir,
+		ProfileDir:    *profDir,
+		CPUProfileDir: *cpuDir,
 	})
 	if err != nil {
 		return err
