@@ -74,6 +74,7 @@ type Engine struct {
 	limits      *limits.Overrides
 	timeout     time.Duration
 	shards      int
+	maxSamples  int
 }
 
 // New returns an engine configured by opts.
@@ -85,7 +86,7 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards}
+	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards, maxSamples: opts.MaxSamples}
 	if e.shards <= 0 {
 		e.shards = runtime.GOMAXPROCS(0)
 	}

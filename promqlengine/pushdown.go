@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -235,6 +236,18 @@ type pushdownQueryable struct {
 	specs            []*pushSpec
 	start, end, step int64 // milliseconds
 	lookback         int64 // milliseconds
+	// points counts the precomputed points the query's parts hold, against
+	// maxPoints (the engine's sample limit; 0: none).
+	points    *atomic.Int64
+	maxPoints int64
+}
+
+// hold accounts for n more precomputed points, and reports whether they stay
+// within the limit. Past it the query runs again without pushdown, where
+// the engine applies its own limit: pushdown never holds more points than
+// the engine would let a query hold.
+func (q pushdownQueryable) hold(n int) bool {
+	return q.points.Add(int64(n)) <= q.maxPoints || q.maxPoints <= 0
 }
 
 func (q pushdownQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -371,6 +384,9 @@ func (q pushdownQueryable) evaluateInstant(ctx context.Context, sp *pushSpec, se
 			continue
 		}
 		if sp.agg == 0 {
+			if !q.hold(steps) {
+				return storage.ErrSeriesSet(fmt.Errorf("%w: over the sample limit", errPushdownFallback))
+			}
 			slab = slab[steps:]
 			out = append(out, &pointSeries{lset: s.Labels(), pts: pts})
 			continue
@@ -394,6 +410,9 @@ func (q pushdownQueryable) evaluateInstant(ctx context.Context, sp *pushSpec, se
 				lb.Keep(sp.grouping...)
 			default:
 				lb.Reset(labels.EmptyLabels())
+			}
+			if !q.hold(steps) {
+				return storage.ErrSeriesSet(fmt.Errorf("%w: over the sample limit", errPushdownFallback))
 			}
 			g = len(glabels)
 			groups[key] = g
@@ -507,6 +526,9 @@ func (q pushdownQueryable) evaluate(ctx context.Context, sp *pushSpec, set stora
 		}
 		if !answered {
 			continue
+		}
+		if !q.hold(steps) {
+			return storage.ErrSeriesSet(fmt.Errorf("%w: over the sample limit", errPushdownFallback))
 		}
 		slab = slab[steps:]
 		if isRate {
@@ -625,8 +647,10 @@ func (e *Engine) newPushdownRangeQuery(ctx context.Context, q storage.Queryable,
 		lookback = opts.LookbackDelta()
 	}
 	if _, specs := pushdownRewrite(expr); len(specs) > 0 {
+		points := &atomic.Int64{}
 		wrap := func(inner storage.Queryable) storage.Queryable {
-			return pushdownQueryable{inner: inner, specs: specs, start: start.UnixMilli(), end: end.UnixMilli(), step: step.Milliseconds(), lookback: lookback.Milliseconds()}
+			return pushdownQueryable{inner: inner, specs: specs, start: start.UnixMilli(), end: end.UnixMilli(), step: step.Milliseconds(),
+				lookback: lookback.Milliseconds(), points: points, maxPoints: int64(e.maxSamples)}
 		}
 		pq, err := e.newShardedRangeQuery(ctx, e.pushdown, wrap, q, opts, qs, start, end, step)
 		if err == nil && pq == nil {

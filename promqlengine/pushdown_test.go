@@ -181,3 +181,42 @@ func TestPushdownMarkerInQuery(t *testing.T) {
 		t.Fatal("the marker label must be reserved")
 	}
 }
+
+// TestPushdownSampleLimit checks that pushdown holds no more precomputed
+// points than the engine's sample limit: past it, the query runs without
+// pushdown and answers as the engine does, error included.
+func TestPushdownSampleLimit(t *testing.T) {
+	st := promqltest.LoadedStorage(t, shardTestData(5))
+	start, end, step := time.Unix(0, 0), time.Unix(1200, 0), 30*time.Second
+	for _, tc := range []struct {
+		expr       string
+		maxSamples int
+		back       bool
+	}{
+		{`rate(c[1m])`, 1e6, false},
+		{`rate(c[1m])`, 500, true},
+		{`sum by (instance) (rate(c[1m]))`, 3000, true},
+		{`count by (mode) (g)`, 1e6, false},
+		{`count by (mode) (g)`, 100, true},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.expr, tc.maxSamples), func(t *testing.T) {
+			plain := promql.NewEngine(promql.EngineOpts{Timeout: time.Minute, MaxSamples: tc.maxSamples, LookbackDelta: 5 * time.Minute})
+			want := rangeQuery(t, plain, st, tc.expr, start, end, step)
+			// Unsharded: each part of a sharded query has the whole limit.
+			e, err := New(Options{Timeout: time.Minute, MaxSamples: tc.maxSamples, LookbackDelta: 5 * time.Minute, Shards: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := e.NewRangeQuery(context.Background(), st, nil, tc.expr, start, end, step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			fq := q.(resQuery).Query.(*fallbackQuery)
+			compareResults(t, want, q.Exec(context.Background()))
+			if back := fq.fellBack != nil; back != tc.back {
+				t.Fatalf("ran again without pushdown: %v (%v), want %v", back, fq.fellBack, tc.back)
+			}
+		})
+	}
+}
