@@ -215,6 +215,11 @@ connection so that both create them in the same order).
   series) into one part per core, evaluated concurrently; each group is
   evaluated whole in storage order, so answers stay byte-identical. Queries
   that cannot be split that way (sum, avg, quantile, topk without grouping)
-  run as one part. The binary is built with profile-guided optimisation
-  (cmd/strata/strata.pgo).
+  run as one part. Range functions over a selector (rate), instant
+  selectors, and count over an instant selector are evaluated where the
+  samples are read (promqlengine/pushdown.go): each series is read once, and
+  the upstream function is called on each step's window, a slice of it,
+  instead of going through the engine's buffered iterators; the engine
+  evaluates the rest (aggregations, arithmetic). The binary is built with
+  profile-guided optimisation (cmd/strata/strata.pgo).
 `
