@@ -21,7 +21,8 @@ import (
 // node-exporter series in a TSDB head, on the engine as Prometheus 3
 // configures it ("prometheus") and on Strata's engine ("strata"), over the
 // same head. STRATA_BENCH_HOSTS sets the number of hosts (149 series each;
-// default 100, about 15k series). Besides wall time it reports the process's
+// default 100, about 15k series); STRATA_BENCH_SHARDS sets Strata's parts per
+// query (default: one per core). Besides wall time it reports the process's
 // CPU time per query, which is what sharding cannot hide.
 func BenchmarkQuerySet(b *testing.B) {
 	hosts := 100
@@ -41,7 +42,7 @@ func BenchmarkQuerySet(b *testing.B) {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
-	strata, err := promqlengine.New(promqlengine.Options{MaxSamples: 50_000_000, Timeout: 2 * time.Minute})
+	strata, err := promqlengine.New(promqlengine.Options{MaxSamples: 50_000_000, Timeout: 2 * time.Minute, Shards: shardsFromEnv()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,4 +124,10 @@ func processCPU(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// shardsFromEnv is STRATA_BENCH_SHARDS, or 0 (one part per core).
+func shardsFromEnv() int {
+	n, _ := strconv.Atoi(os.Getenv("STRATA_BENCH_SHARDS"))
+	return n
 }
