@@ -37,8 +37,7 @@ func bytesString(b []byte) string {
 
 // flatV1 is a remote write 1.0 request decoded flat.
 type flatV1 struct {
-	key     labelKey
-	scratch []byte
+	rb      refBatch
 	labels  []prompb.Label
 	samples []prompb.Sample
 	series  []flatSeries
@@ -56,6 +55,7 @@ type flatSeries struct {
 }
 
 func (f *flatV1) reset() {
+	f.rb.reset()
 	clear(f.labels) // drop the references into the last body
 	f.labels, f.samples, f.series = f.labels[:0], f.samples[:0], f.series[:0]
 	clear(f.complex)
@@ -205,18 +205,19 @@ func sample1(b []byte) (prompb.Sample, bool) {
 
 // flatV2 is a remote write 2.0 request decoded flat.
 type flatV2 struct {
-	key     labelKey
-	scratch []byte
-	symbols []string
-	refs    []uint32
-	samples []writev2.Sample
-	series  []flatSeries
-	complex []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
+	rb        refBatch
+	symbols   []string
+	symHashes []uint64 // symHash's, by symbol; 0 when not computed yet
+	refs      []uint32
+	samples   []writev2.Sample
+	series    []flatSeries
+	complex   []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
 	// metaSeen holds the metadata entries the request stored.
 	metaSeen map[familyMetadata]struct{}
 }
 
 func (f *flatV2) reset() {
+	f.rb.reset()
 	clear(f.metaSeen)
 	clear(f.symbols)
 	f.symbols, f.refs, f.samples, f.series = f.symbols[:0], f.refs[:0], f.samples[:0], f.series[:0]
