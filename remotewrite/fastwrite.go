@@ -21,16 +21,15 @@ import (
 // rejects exactly what it rejects (same checks, same messages): it only
 // decodes differently and skips work a cache hit makes redundant.
 type fastPath struct {
-	refs       refCaches
-	v1s, v2s   sync.Pool // *flatV1, *flatV2
-	validSlice sync.Pool // *[]validSeries
+	refs     refCaches
+	v1s, v2s sync.Pool // *flatV1, *flatV2
 }
 
-// validSeries is a stored series of a 2.0 request whose metadata is stored
-// after the commit.
+// validSeries is a stored series of a 2.0 request, whose metadata is stored
+// after the commit: its index in flatV2.series and its labels.
 type validSeries struct {
-	ts writev2.TimeSeries
-	ls labels.Labels
+	idx int
+	ls  labels.Labels
 }
 
 // maxPooledSeries bounds the flat buffers kept for reuse, so that one huge
@@ -55,7 +54,7 @@ func (fp *fastPath) getV2() *flatV2 {
 	if f, ok := fp.v2s.Get().(*flatV2); ok {
 		return f
 	}
-	return &flatV2{metaSeen: map[familyMetadata]struct{}{}}
+	return &flatV2{metaSeen: map[familyMetadata]struct{}{}, metaRefSeen: map[metadataRefs]struct{}{}}
 }
 
 func (fp *fastPath) putV2(f *flatV2) {
@@ -264,76 +263,90 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 			rb.found[i].found = f.matchV2(&r, f.refs[f.series[i].lblLo:f.series[i].lblHi], adm.dropLabel)
 		}
 	}
-	vp, _ := h.fast.validSlice.Get().(*[]validSeries)
-	if vp == nil {
-		vp = new([]validSeries)
-	}
-	valid := (*vp)[:0]
-	defer func() {
-		clear(valid)
-		if cap(valid) <= maxPooledSeries {
-			*vp = valid[:0]
-			h.fast.validSlice.Put(vp)
-		}
-	}()
-	var appendErr error
-	for i, s := range f.series {
-		var ts writev2.TimeSeries
-		if s.complex > 0 {
-			ts = f.complex[s.complex-1]
-		} else {
-			ts = writev2.TimeSeries{LabelsRefs: f.refs[s.lblLo:s.lblHi], Samples: f.samples[s.smpLo:s.smpHi], Metadata: s.meta}
-		}
+	var (
+		appendErr error
+		ts        writev2.TimeSeries // a flat series, reused
+	)
+	for i := range f.series {
+		s := &f.series[i]
 		var (
+			tsp *writev2.TimeSeries
 			ls  labels.Labels
 			ref storage.SeriesRef
 			hit bool
 		)
-		if s.complex == 0 {
+		if s.complex > 0 {
+			tsp = &f.complex[s.complex-1]
+		} else {
+			ts.LabelsRefs, ts.Samples, ts.Metadata = f.refs[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi], s.meta
+			tsp = &ts
 			ls, ref, hit = rb.hit(i)
 		}
 		if !hit {
 			var ok bool
-			if ls, ok = ba.seriesV2(&ts, f.symbols); !ok {
+			if ls, ok = ba.seriesV2(tsp, f.symbols); !ok {
 				continue
 			}
-		} else if !ba.withinLimits(ls, len(ts.Samples)) { // as seriesV2 checks it
+		} else if !ba.withinLimits(ls, len(tsp.Samples)) { // as seriesV2 checks it
 			continue
 		}
 		first := ref
-		if ref, appendErr = ba.samplesV2(&ts, ls, f.symbols, ref); appendErr != nil {
+		if ref, appendErr = ba.samplesV2(tsp, ls, f.symbols, ref); appendErr != nil {
 			break
 		}
 		if s.complex == 0 {
 			rb.appended(i, ls, first, ref)
 		}
-		valid = append(valid, validSeries{ts: ts, ls: ls})
+		f.valid = append(f.valid, validSeries{idx: i, ls: ls})
 	}
 	ba.finish(appendErr)
 	cache.putMany(rb.puts)
 	if res.err == nil || res.err.code < 500 {
-		var (
-			prev     writev2.Metadata
-			prevName uint32
-		)
-		for i := range valid {
-			// Series of one family usually follow each other: a series with
-			// the metadata and metric name references of the one before
-			// carries the same entry.
-			ts := &valid[i].ts
-			name, named := nameRef(ts.LabelsRefs, f.symbols)
-			if i > 0 && named && name == prevName && ts.Metadata.Type == prev.Type && ts.Metadata.HelpRef == prev.HelpRef && ts.Metadata.UnitRef == prev.UnitRef {
-				continue
-			}
-			h.metadataV2Once(id, ts, valid[i].ls, f.symbols, f.metaSeen)
-			prev, prevName = ts.Metadata, name
-			if !named {
-				// No comparable name: never skip the next series.
-				prevName, prev.Type = 0, -1
-			}
-		}
+		h.metadataFlatV2(id, f)
 	}
 	return res, true
+}
+
+// metadataRefs identifies, within one request, the metadata entry a series
+// carries: the symbol references of its metric name, help and unit, and its
+// type. Series with the same references carry the same entry; comparing
+// references is cheaper than comparing the strings.
+type metadataRefs struct {
+	name, help, unit uint32
+	typ              writev2.Metadata_MetricType
+}
+
+// metadataFlatV2 stores the metadata of the valid series of a flat 2.0
+// request, each distinct entry once.
+func (h *Handler) metadataFlatV2(id string, f *flatV2) {
+	var (
+		prev  metadataRefs
+		named bool
+	)
+	for i := range f.valid {
+		s := &f.series[f.valid[i].idx]
+		refs, meta := f.refs[s.lblLo:s.lblHi], s.meta
+		if s.complex > 0 {
+			c := &f.complex[s.complex-1]
+			refs, meta = c.LabelsRefs, c.Metadata
+		}
+		name, ok := nameRef(refs, f.symbols)
+		mr := metadataRefs{name: name, help: meta.HelpRef, unit: meta.UnitRef, typ: meta.Type}
+		if ok {
+			// Series of one family usually follow each other: a series
+			// with the references of the one before carries its entry.
+			if named && mr == prev {
+				continue
+			}
+			if _, seen := f.metaRefSeen[mr]; seen {
+				prev, named = mr, true
+				continue
+			}
+			f.metaRefSeen[mr] = struct{}{}
+		}
+		prev, named = mr, ok
+		h.metadataV2Once(id, meta, f.valid[i].ls, f.symbols, f.metaSeen)
+	}
 }
 
 // nameRef returns the symbol reference of the metric name of a series whose
@@ -408,8 +421,8 @@ type familyMetadata struct {
 // entries per family, so repeating one changes nothing), copying the
 // strings, which point into the request body. seen holds the entries the
 // request stored so far.
-func (h *Handler) metadataV2Once(id string, ts *writev2.TimeSeries, ls labels.Labels, symbols []string, seen map[familyMetadata]struct{}) {
-	md, err := ts.ToMetadata(symbols)
+func (h *Handler) metadataV2Once(id string, meta writev2.Metadata, ls labels.Labels, symbols []string, seen map[familyMetadata]struct{}) {
+	md, err := writev2.TimeSeries{Metadata: meta}.ToMetadata(symbols)
 	if err != nil || (md.Type == model.MetricTypeUnknown && md.Help == "" && md.Unit == "") {
 		return
 	}

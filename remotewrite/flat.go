@@ -212,13 +212,20 @@ type flatV2 struct {
 	samples   []writev2.Sample
 	series    []flatSeries
 	complex   []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
-	// metaSeen holds the metadata entries the request stored.
-	metaSeen map[familyMetadata]struct{}
+	// valid are the series appended, whose metadata is stored after the
+	// commit.
+	valid []validSeries
+	// metaSeen and metaRefSeen hold the metadata entries the request stored.
+	metaSeen    map[familyMetadata]struct{}
+	metaRefSeen map[metadataRefs]struct{}
 }
 
 func (f *flatV2) reset() {
 	f.rb.reset()
 	clear(f.metaSeen)
+	clear(f.metaRefSeen)
+	clear(f.valid)
+	f.valid = f.valid[:0]
 	clear(f.symbols)
 	f.symbols, f.refs, f.samples, f.series = f.symbols[:0], f.refs[:0], f.samples[:0], f.series[:0]
 	clear(f.complex)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
@@ -407,4 +409,36 @@ func mustSnappyDecode(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestMetadataV2Interleaved checks that the metadata of a 2.0 request is
+// stored whole when families interleave and repeat, and when series of one
+// family carry different entries, sent twice so that the second request
+// hits the reference cache.
+func TestMetadataV2Interleaved(t *testing.T) {
+	e := newEnv(t)
+	gauge, counter := writev2.Metadata_METRIC_TYPE_GAUGE, writev2.Metadata_METRIC_TYPE_COUNTER
+	for i := range 2 {
+		ts := e.nowMs - int64(2-i)*1000
+		b := newV2()
+		for _, s := range []struct {
+			kv   []string
+			typ  writev2.Metadata_MetricType
+			help string
+		}{
+			{[]string{"__name__", "a", "i", "1"}, gauge, "A."},
+			{[]string{"__name__", "b_total", "i", "1"}, counter, "B."},
+			{[]string{"__name__", "a", "i", "2"}, gauge, "A."},
+			{[]string{"__name__", "b_total", "i", "2"}, counter, "B."},
+			{[]string{"__name__", "a", "i", "3"}, gauge, "A, other help."},
+			{[]string{"__name__", "a", "i", "4"}, gauge, "A."},
+		} {
+			b.meta(b.floats(s.kv, float64(ts), 1), s.typ, s.help, "")
+		}
+		assertCode(t, e.postV2(b.build()), http.StatusNoContent)
+	}
+	assertMetadata(t, e.metadataOf(t, testTenant), map[string][]metadata.Metadata{
+		"a":       {{Type: model.MetricTypeGauge, Help: "A."}, {Type: model.MetricTypeGauge, Help: "A, other help."}},
+		"b_total": {{Type: model.MetricTypeCounter, Help: "B."}},
+	})
 }
