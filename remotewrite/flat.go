@@ -1,7 +1,9 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -278,13 +280,8 @@ func (f *flatV2) series2(b []byte) bool {
 			if !ok {
 				return false
 			}
-			pr := wireReader{b: pb}
-			for !pr.done() {
-				v, ok := pr.varint()
-				if !ok {
-					return false
-				}
-				f.refs = append(f.refs, uint32(v))
+			if !f.packedRefs(pb) {
+				return false
 			}
 		case field == 1 && wt == wireVarint: // unpacked label reference
 			v, ok := r.varint()
@@ -329,8 +326,45 @@ func (f *flatV2) series2(b []byte) bool {
 	return true
 }
 
+// packedRefs appends the label references of a packed field to f.refs.
+// References below 16384 (one or two bytes) are decoded inline: a request's
+// symbols table is rarely larger.
+func (f *flatV2) packedRefs(pb []byte) bool {
+	f.refs = slices.Grow(f.refs, len(pb)) // at most one reference per byte
+	for i := 0; i < len(pb); {
+		c := pb[i]
+		if c < 0x80 {
+			f.refs = append(f.refs, uint32(c))
+			i++
+			continue
+		}
+		if i+1 < len(pb) && pb[i+1] < 0x80 {
+			f.refs = append(f.refs, uint32(c&0x7f)|uint32(pb[i+1])<<7)
+			i += 2
+			continue
+		}
+		v, n := binary.Uvarint(pb[i:])
+		if n <= 0 {
+			return false
+		}
+		f.refs = append(f.refs, uint32(v))
+		i += n
+	}
+	return true
+}
+
 func sample2(b []byte) (writev2.Sample, bool) {
 	var s writev2.Sample
+	// The usual encoding, as gogo marshals a sample with a value and a
+	// timestamp and no start timestamp: value (field 1, fixed64), then
+	// timestamp (field 2, varint) to the end.
+	if len(b) > 10 && b[0] == 1<<3|wireFixed64 && b[9] == 2<<3|wireVarint {
+		if t, n := binary.Uvarint(b[10:]); n > 0 && 10+n == len(b) {
+			s.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[1:9]))
+			s.Timestamp = int64(t)
+			return s, true
+		}
+	}
 	r := wireReader{b: b}
 	for !r.done() {
 		field, wt, ok := r.tag()

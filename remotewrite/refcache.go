@@ -249,9 +249,21 @@ type pairsReader struct {
 
 // next reports whether the next pair is name=value, and moves past it.
 func (r *pairsReader) next(name, value string) bool {
+	ln, lv := len(name), len(value)
+	if ln < 255 && lv < 255 {
+		// Both lengths in one byte, the usual case: one bounds check.
+		i, end := r.i, r.i+2+ln+lv
+		if end > len(r.b) || r.b[i] != byte(ln) || r.b[i+1+ln] != byte(lv) ||
+			string(r.b[i+1:i+1+ln]) != name || string(r.b[i+2+ln:end]) != value {
+			return false
+		}
+		r.i = end
+		return true
+	}
 	return r.str(name) && r.str(value)
 }
 
+// str reads one name or value of any length.
 func (r *pairsReader) str(s string) bool {
 	if r.i >= len(r.b) {
 		return false
