@@ -270,6 +270,33 @@ func (f *flatV2) series2(b []byte) bool {
 	s := flatSeries{lblLo: len(f.refs), smpLo: len(f.samples)}
 	r := wireReader{b: b}
 	for !r.done() {
+		// The usual fields (packed label references, samples, metadata)
+		// with a length below 128, read inline; everything else below.
+		if c := b[r.i]; (c == 1<<3|wireBytes || c == 2<<3|wireBytes || c == 5<<3|wireBytes) && r.i+1 < len(b) && b[r.i+1] < 0x80 {
+			lo := r.i + 2
+			hi := lo + int(b[r.i+1])
+			if hi > len(b) {
+				return false
+			}
+			r.i = hi
+			switch c {
+			case 1<<3 | wireBytes:
+				if !f.packedRefs(b[lo:hi]) {
+					return false
+				}
+			case 2<<3 | wireBytes:
+				smp, ok := sample2(b[lo:hi])
+				if !ok {
+					return false
+				}
+				f.samples = append(f.samples, smp)
+			default:
+				if !metadata2(b[lo:hi], &s.meta) {
+					return false
+				}
+			}
+			continue
+		}
 		field, wt, ok := r.tag()
 		if !ok {
 			return false
