@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,4 +442,43 @@ func TestMetadataV2Interleaved(t *testing.T) {
 		"a":       {{Type: model.MetricTypeGauge, Help: "A."}, {Type: model.MetricTypeGauge, Help: "A, other help."}},
 		"b_total": {{Type: model.MetricTypeCounter, Help: "B."}},
 	})
+}
+
+// TestRefCacheConcurrent has requests look up and record series at the
+// same time (run with -race): every entry found is one a request recorded
+// for its hash.
+func TestRefCacheConcurrent(t *testing.T) {
+	c := newRefCache()
+	ls := labels.FromStrings("__name__", "up")
+	const n = 2000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hs := make([]uint64, n)
+			found := make([]refLookup, n)
+			for round := range 20 {
+				var puts []refPut
+				for i := range hs {
+					hs[i] = uint64((i*7+w*13+round)%(3*n)) + 1
+				}
+				c.getMany(hs, found)
+				for i, f := range found {
+					if f.found && f.ref != storage.SeriesRef(hs[i]*10) {
+						t.Errorf("hash %d found with ref %d", hs[i], f.ref)
+						return
+					}
+					if !f.found {
+						puts = append(puts, refPut{hash: hs[i], refEntry: refEntry{ref: storage.SeriesRef(hs[i] * 10), ls: ls}})
+					}
+				}
+				c.putMany(puts)
+			}
+		}()
+	}
+	wg.Wait()
+	if c.len() == 0 || c.len() > 3*n {
+		t.Fatalf("cache holds %d series", c.len())
+	}
 }
