@@ -17,9 +17,10 @@ import (
 // the ingest path under strata-bench showed gogo's Unmarshal and the
 // garbage it leaves as the largest cost after the head's own appends.
 //
-// Strings point into the request body (unsafe.String): the body is
-// allocated per request and never reused, and what outlives the request
-// is copied (labels by labels.ScratchBuilder, metadata explicitly).
+// Strings point into the request body (unsafe.String): the body is reused
+// by a later request once this one is answered (see readBody), so what
+// outlives the request is copied (labels by labels.ScratchBuilder,
+// metadata and HA cluster and replica names explicitly).
 //
 // Only the common shape is decoded here: series with labels, float samples
 // and (2.0) metadata. A series with histograms or exemplars is decoded by
