@@ -3,6 +3,7 @@ package remotewrite
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -20,16 +21,15 @@ import (
 // rejects exactly what it rejects (same checks, same messages): it only
 // decodes differently and skips work a cache hit makes redundant.
 type fastPath struct {
-	refs       refCaches
-	v1s, v2s   sync.Pool // *flatV1, *flatV2
-	validSlice sync.Pool // *[]validSeries
+	refs     refCaches
+	v1s, v2s sync.Pool // *flatV1, *flatV2
 }
 
-// validSeries is a stored series of a 2.0 request whose metadata is stored
-// after the commit.
+// validSeries is a stored series of a 2.0 request, whose metadata is stored
+// after the commit: its index in flatV2.series and its labels.
 type validSeries struct {
-	ts writev2.TimeSeries
-	ls labels.Labels
+	idx int
+	ls  labels.Labels
 }
 
 // maxPooledSeries bounds the flat buffers kept for reuse, so that one huge
@@ -54,7 +54,7 @@ func (fp *fastPath) getV2() *flatV2 {
 	if f, ok := fp.v2s.Get().(*flatV2); ok {
 		return f
 	}
-	return &flatV2{metaSeen: map[familyMetadata]struct{}{}}
+	return &flatV2{metaSeen: map[familyMetadata]struct{}{}, metaRefSeen: map[metadataRefs]struct{}{}}
 }
 
 func (fp *fastPath) putV2(f *flatV2) {
@@ -84,31 +84,119 @@ func (h *Handler) writeV1Flat(ctx context.Context, id string, body []byte) (resu
 	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
 	ba.adm = adm
 	cache := h.fast.refs.get(adm.cacheKey(id))
+	rb := &f.rb
+	rb.start(len(f.series))
+	for i, s := range f.series {
+		if s.complex == 0 {
+			rb.hashes[i] = keyV1(f.labels[s.lblLo:s.lblHi], adm.dropLabel)
+		}
+	}
+	cache.getMany(rb.hashes, rb.found)
+	for i, s := range f.series {
+		if rb.found[i].found {
+			r := rb.encoded(i)
+			rb.found[i].found = matchV1(&r, f.labels[s.lblLo:s.lblHi], adm.dropLabel)
+		}
+	}
 	var appendErr error
-	for _, s := range f.series {
+	for i, s := range f.series {
 		if s.complex > 0 {
 			appendErr = ba.seriesV1(&f.complex[s.complex-1])
 		} else {
-			appendErr = ba.seriesV1Cached(cache, &f.key, &f.scratch, f.labels[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi])
+			appendErr = ba.seriesV1Cached(rb, i, f.labels[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi])
 		}
 		if appendErr != nil {
 			break
 		}
 	}
 	ba.finish(appendErr)
+	cache.putMany(rb.puts)
 	return res, true
+}
+
+// keyV1 is the cache key of the labels of a 1.0 series: its pairs with a
+// value, less the label the handler drops.
+func keyV1(lbls []prompb.Label, drop string) uint64 {
+	k := keySeed
+	for i := range lbls {
+		l := &lbls[i]
+		if l.Value == "" || drop != "" && l.Name == drop {
+			continue
+		}
+		k = k.add(stringHash(l.Name)).add(stringHash(l.Value))
+	}
+	return k.sum()
+}
+
+// matchV1 reports whether the labels of a 1.0 series, as keyV1 sees them,
+// are the label set r reads.
+func matchV1(r *pairsReader, lbls []prompb.Label, drop string) bool {
+	for i := range lbls {
+		l := &lbls[i]
+		if l.Value == "" || drop != "" && l.Name == drop {
+			continue
+		}
+		if !r.next(l.Name, l.Value) {
+			return false
+		}
+	}
+	return r.done()
+}
+
+// refBatch is the reference cache's part of one request: the key of each
+// series (0 for series not looked up), the verified lookups, and the
+// entries to record once the request is appended.
+type refBatch struct {
+	hashes  []uint64
+	found   []refLookup
+	puts    []refPut
+	scratch []byte
+}
+
+// start prepares the batch for n series.
+func (rb *refBatch) start(n int) {
+	rb.hashes = slices.Grow(rb.hashes[:0], n)[:n]
+	clear(rb.hashes)
+	rb.found = slices.Grow(rb.found[:0], n)[:n]
+	rb.puts = rb.puts[:0]
+}
+
+// reset drops the references to labels, for the pool.
+func (rb *refBatch) reset() {
+	clear(rb.found)
+	clear(rb.puts)
+	rb.found, rb.puts = rb.found[:0], rb.puts[:0]
+}
+
+// encoded returns a reader of the labels found for series i.
+func (rb *refBatch) encoded(i int) pairsReader {
+	rb.scratch = rb.found[i].ls.Bytes(rb.scratch)
+	return pairsReader{b: rb.scratch}
+}
+
+// hit returns the verified cache entry of series i, if there is one.
+func (rb *refBatch) hit(i int) (labels.Labels, storage.SeriesRef, bool) {
+	lk := &rb.found[i]
+	if !lk.found {
+		return labels.EmptyLabels(), 0, false
+	}
+	return lk.ls, lk.ref, true
+}
+
+// appended records that series i, whose ref was first before its samples
+// were appended and is ref after, has labels ls.
+func (rb *refBatch) appended(i int, ls labels.Labels, first, ref storage.SeriesRef) {
+	lk := &rb.found[i]
+	if rb.hashes[i] != 0 && ref != 0 && (!lk.found || ref != first || lk.fromOld) {
+		rb.puts = append(rb.puts, refPut{hash: rb.hashes[i], refEntry: refEntry{ref: ref, ls: ls}})
+	}
 }
 
 // seriesV1Cached appends the float samples of a 1.0 series without
 // exemplars or histograms, as seriesV1 does, taking labels and ref from
 // the cache when the series was seen before.
-func (ba *batch) seriesV1Cached(cache *refCache, k *labelKey, scratch *[]byte, lbls []prompb.Label, samples []prompb.Sample) error {
-	k.reset()
-	for i := range lbls {
-		k.add(lbls[i].Name, lbls[i].Value)
-	}
-	e, key, hit := cache.lookup(k, scratch)
-	ls, ref := e.ls, e.ref
+func (ba *batch) seriesV1Cached(rb *refBatch, i int, lbls []prompb.Label, samples []prompb.Sample) error {
+	ls, ref, hit := rb.hit(i)
 	if !hit {
 		ba.b.Reset()
 		for i := range lbls {
@@ -132,9 +220,7 @@ func (ba *batch) seriesV1Cached(cache *refCache, k *labelKey, scratch *[]byte, l
 			return err
 		}
 	}
-	if k.ok && ref != 0 && (!hit || ref != first) {
-		cache.put(key, ls, ref)
-	}
+	rb.appended(i, ls, first, ref)
 	return nil
 }
 
@@ -161,76 +247,106 @@ func (h *Handler) writeV2Flat(ctx context.Context, id string, body []byte) (resu
 	ba := newBatch(app, timestamp.FromTime(h.opts.Now().Add(h.opts.MaxFutureTime)), &res)
 	ba.adm = adm
 	cache := h.fast.refs.get(adm.cacheKey(id))
-	vp, _ := h.fast.validSlice.Get().(*[]validSeries)
-	if vp == nil {
-		vp = new([]validSeries)
+	rb := &f.rb
+	rb.start(len(f.series))
+	f.symHashes = slices.Grow(f.symHashes[:0], len(f.symbols))[:len(f.symbols)]
+	clear(f.symHashes)
+	for i := range f.series {
+		if s := &f.series[i]; s.complex == 0 {
+			rb.hashes[i] = f.keyV2(s, adm.dropLabel)
+		}
 	}
-	valid := (*vp)[:0]
-	defer func() {
-		clear(valid)
-		if cap(valid) <= maxPooledSeries {
-			*vp = valid[:0]
-			h.fast.validSlice.Put(vp)
+	cache.getMany(rb.hashes, rb.found)
+	for i := range f.series {
+		if rb.found[i].found {
+			r := rb.encoded(i)
+			rb.found[i].found = f.matchV2(&r, f.refs[f.series[i].lblLo:f.series[i].lblHi], adm.dropLabel)
 		}
-	}()
-	var appendErr error
-	for _, s := range f.series {
-		var ts writev2.TimeSeries
-		if s.complex > 0 {
-			ts = f.complex[s.complex-1]
-		} else {
-			ts = writev2.TimeSeries{LabelsRefs: f.refs[s.lblLo:s.lblHi], Samples: f.samples[s.smpLo:s.smpHi], Metadata: s.meta}
-		}
+	}
+	var (
+		appendErr error
+		ts        writev2.TimeSeries // a flat series, reused
+	)
+	for i := range f.series {
+		s := &f.series[i]
 		var (
+			tsp *writev2.TimeSeries
 			ls  labels.Labels
 			ref storage.SeriesRef
-			key uint64
 			hit bool
 		)
-		if s.complex == 0 {
-			key, ls, ref, hit = cachedV2(cache, &f.key, &f.scratch, &ts, f.symbols)
+		if s.complex > 0 {
+			tsp = &f.complex[s.complex-1]
+		} else {
+			ts.LabelsRefs, ts.Samples, ts.Metadata = f.refs[s.lblLo:s.lblHi], f.samples[s.smpLo:s.smpHi], s.meta
+			tsp = &ts
+			ls, ref, hit = rb.hit(i)
 		}
 		if !hit {
 			var ok bool
-			if ls, ok = ba.seriesV2(&ts, f.symbols); !ok {
+			if ls, ok = ba.seriesV2(tsp, f.symbols); !ok {
 				continue
 			}
-		} else if !ba.withinLimits(ls, len(ts.Samples)) { // as seriesV2 checks it
+		} else if !ba.withinLimits(ls, len(tsp.Samples)) { // as seriesV2 checks it
 			continue
 		}
 		first := ref
-		if ref, appendErr = ba.samplesV2(&ts, ls, f.symbols, ref); appendErr != nil {
+		if ref, appendErr = ba.samplesV2(tsp, ls, f.symbols, ref); appendErr != nil {
 			break
 		}
-		if s.complex == 0 && f.key.ok && ref != 0 && (!hit || ref != first) {
-			cache.put(key, ls, ref)
+		if s.complex == 0 {
+			rb.appended(i, ls, first, ref)
 		}
-		valid = append(valid, validSeries{ts: ts, ls: ls})
+		f.valid = append(f.valid, validSeries{idx: i, ls: ls})
 	}
 	ba.finish(appendErr)
+	cache.putMany(rb.puts)
 	if res.err == nil || res.err.code < 500 {
-		var (
-			prev     writev2.Metadata
-			prevName uint32
-		)
-		for i := range valid {
-			// Series of one family usually follow each other: a series with
-			// the metadata and metric name references of the one before
-			// carries the same entry.
-			ts := &valid[i].ts
-			name, named := nameRef(ts.LabelsRefs, f.symbols)
-			if i > 0 && named && name == prevName && ts.Metadata.Type == prev.Type && ts.Metadata.HelpRef == prev.HelpRef && ts.Metadata.UnitRef == prev.UnitRef {
-				continue
-			}
-			h.metadataV2Once(id, ts, valid[i].ls, f.symbols, f.metaSeen)
-			prev, prevName = ts.Metadata, name
-			if !named {
-				// No comparable name: never skip the next series.
-				prevName, prev.Type = 0, -1
-			}
-		}
+		h.metadataFlatV2(id, f)
 	}
 	return res, true
+}
+
+// metadataRefs identifies, within one request, the metadata entry a series
+// carries: the symbol references of its metric name, help and unit, and its
+// type. Series with the same references carry the same entry; comparing
+// references is cheaper than comparing the strings.
+type metadataRefs struct {
+	name, help, unit uint32
+	typ              writev2.Metadata_MetricType
+}
+
+// metadataFlatV2 stores the metadata of the valid series of a flat 2.0
+// request, each distinct entry once.
+func (h *Handler) metadataFlatV2(id string, f *flatV2) {
+	var (
+		prev  metadataRefs
+		named bool
+	)
+	for i := range f.valid {
+		s := &f.series[f.valid[i].idx]
+		refs, meta := f.refs[s.lblLo:s.lblHi], s.meta
+		if s.complex > 0 {
+			c := &f.complex[s.complex-1]
+			refs, meta = c.LabelsRefs, c.Metadata
+		}
+		name, ok := nameRef(refs, f.symbols)
+		mr := metadataRefs{name: name, help: meta.HelpRef, unit: meta.UnitRef, typ: meta.Type}
+		if ok {
+			// Series of one family usually follow each other: a series
+			// with the references of the one before carries its entry.
+			if named && mr == prev {
+				continue
+			}
+			if _, seen := f.metaRefSeen[mr]; seen {
+				prev, named = mr, true
+				continue
+			}
+			f.metaRefSeen[mr] = struct{}{}
+		}
+		prev, named = mr, ok
+		h.metadataV2Once(id, meta, f.valid[i].ls, f.symbols, f.metaSeen)
+	}
 }
 
 // nameRef returns the symbol reference of the metric name of a series whose
@@ -243,28 +359,55 @@ func nameRef(refs []uint32, symbols []string) (uint32, bool) {
 	return refs[1], true
 }
 
-// cachedV2 looks a 2.0 series up in the cache. It reports a hit only when
-// seriesV2 would accept the series: the labels match a cached (validated)
-// label set, and the series has samples and valid metadata references.
-// It leaves the series' key in k (k.ok false when there is none).
-func cachedV2(cache *refCache, k *labelKey, scratch *[]byte, ts *writev2.TimeSeries, symbols []string) (key uint64, ls labels.Labels, ref storage.SeriesRef, hit bool) {
-	k.reset()
-	refs := ts.LabelsRefs
-	if len(refs)%2 != 0 || len(ts.Samples)+len(ts.Histograms) == 0 ||
-		int(ts.Metadata.UnitRef) >= len(symbols) || int(ts.Metadata.HelpRef) >= len(symbols) {
-		k.ok = false
-		return 0, ls, 0, false
+// symHash returns the hash of symbol i, computing it on first use: a
+// request's symbols are each hashed once, however many series use them.
+func (f *flatV2) symHash(i uint32) uint64 {
+	if h := f.symHashes[i]; h != 0 {
+		return h
 	}
+	h := stringHash(f.symbols[i])
+	f.symHashes[i] = h
+	return h
+}
+
+// keyV2 is the cache key of a flat 2.0 series, as keyV1 computes it from
+// the same labels, or 0 when the series is not looked up: only series
+// seriesV2 would accept may hit, so those it rejects for their shape (odd
+// or out-of-range label references, no samples, metadata references out
+// of range) go through it.
+func (f *flatV2) keyV2(s *flatSeries, drop string) uint64 {
+	refs := f.refs[s.lblLo:s.lblHi]
+	if len(refs)%2 != 0 || s.smpHi == s.smpLo ||
+		int(s.meta.UnitRef) >= len(f.symbols) || int(s.meta.HelpRef) >= len(f.symbols) {
+		return 0
+	}
+	k := keySeed
 	for i := 0; i < len(refs); i += 2 {
 		n, v := refs[i], refs[i+1]
-		if int(n) >= len(symbols) || int(v) >= len(symbols) {
-			k.ok = false
-			return 0, ls, 0, false
+		if int(n) >= len(f.symbols) || int(v) >= len(f.symbols) {
+			return 0
 		}
-		k.add(symbols[n], symbols[v])
+		if f.symbols[v] == "" || drop != "" && f.symbols[n] == drop {
+			continue
+		}
+		k = k.add(f.symHash(n)).add(f.symHash(v))
 	}
-	e, key, hit := cache.lookup(k, scratch)
-	return key, e.ls, e.ref, hit
+	return k.sum()
+}
+
+// matchV2 is matchV1 for the label references of a 2.0 series, which
+// keyV2 has checked to be within the symbols table.
+func (f *flatV2) matchV2(r *pairsReader, refs []uint32, drop string) bool {
+	for i := 0; i+1 < len(refs); i += 2 {
+		name, value := f.symbols[refs[i]], f.symbols[refs[i+1]]
+		if value == "" || drop != "" && name == drop {
+			continue
+		}
+		if !r.next(name, value) {
+			return false
+		}
+	}
+	return r.done()
 }
 
 // familyMetadata is one metadata entry of a metric family.
@@ -278,8 +421,8 @@ type familyMetadata struct {
 // entries per family, so repeating one changes nothing), copying the
 // strings, which point into the request body. seen holds the entries the
 // request stored so far.
-func (h *Handler) metadataV2Once(id string, ts *writev2.TimeSeries, ls labels.Labels, symbols []string, seen map[familyMetadata]struct{}) {
-	md, err := ts.ToMetadata(symbols)
+func (h *Handler) metadataV2Once(id string, meta writev2.Metadata, ls labels.Labels, symbols []string, seen map[familyMetadata]struct{}) {
+	md, err := writev2.TimeSeries{Metadata: meta}.ToMetadata(symbols)
 	if err != nil || (md.Type == model.MetricTypeUnknown && md.Help == "" && md.Unit == "") {
 		return
 	}

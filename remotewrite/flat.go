@@ -1,7 +1,9 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -15,9 +17,10 @@ import (
 // the ingest path under strata-bench showed gogo's Unmarshal and the
 // garbage it leaves as the largest cost after the head's own appends.
 //
-// Strings point into the request body (unsafe.String): the body is
-// allocated per request and never reused, and what outlives the request
-// is copied (labels by labels.ScratchBuilder, metadata explicitly).
+// Strings point into the request body (unsafe.String): the body is reused
+// by a later request once this one is answered (see readBody), so what
+// outlives the request is copied (labels by labels.ScratchBuilder,
+// metadata and HA cluster and replica names explicitly).
 //
 // Only the common shape is decoded here: series with labels, float samples
 // and (2.0) metadata. A series with histograms or exemplars is decoded by
@@ -37,8 +40,7 @@ func bytesString(b []byte) string {
 
 // flatV1 is a remote write 1.0 request decoded flat.
 type flatV1 struct {
-	key     labelKey
-	scratch []byte
+	rb      refBatch
 	labels  []prompb.Label
 	samples []prompb.Sample
 	series  []flatSeries
@@ -56,6 +58,7 @@ type flatSeries struct {
 }
 
 func (f *flatV1) reset() {
+	f.rb.reset()
 	clear(f.labels) // drop the references into the last body
 	f.labels, f.samples, f.series = f.labels[:0], f.samples[:0], f.series[:0]
 	clear(f.complex)
@@ -205,19 +208,27 @@ func sample1(b []byte) (prompb.Sample, bool) {
 
 // flatV2 is a remote write 2.0 request decoded flat.
 type flatV2 struct {
-	key     labelKey
-	scratch []byte
-	symbols []string
-	refs    []uint32
-	samples []writev2.Sample
-	series  []flatSeries
-	complex []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
-	// metaSeen holds the metadata entries the request stored.
-	metaSeen map[familyMetadata]struct{}
+	rb        refBatch
+	symbols   []string
+	symHashes []uint64 // symHash's, by symbol; 0 when not computed yet
+	refs      []uint32
+	samples   []writev2.Sample
+	series    []flatSeries
+	complex   []writev2.TimeSeries // series with exemplars or histograms, gogo-decoded
+	// valid are the series appended, whose metadata is stored after the
+	// commit.
+	valid []validSeries
+	// metaSeen and metaRefSeen hold the metadata entries the request stored.
+	metaSeen    map[familyMetadata]struct{}
+	metaRefSeen map[metadataRefs]struct{}
 }
 
 func (f *flatV2) reset() {
+	f.rb.reset()
 	clear(f.metaSeen)
+	clear(f.metaRefSeen)
+	clear(f.valid)
+	f.valid = f.valid[:0]
 	clear(f.symbols)
 	f.symbols, f.refs, f.samples, f.series = f.symbols[:0], f.refs[:0], f.samples[:0], f.series[:0]
 	clear(f.complex)
@@ -260,6 +271,33 @@ func (f *flatV2) series2(b []byte) bool {
 	s := flatSeries{lblLo: len(f.refs), smpLo: len(f.samples)}
 	r := wireReader{b: b}
 	for !r.done() {
+		// The usual fields (packed label references, samples, metadata)
+		// with a length below 128, read inline; everything else below.
+		if c := b[r.i]; (c == 1<<3|wireBytes || c == 2<<3|wireBytes || c == 5<<3|wireBytes) && r.i+1 < len(b) && b[r.i+1] < 0x80 {
+			lo := r.i + 2
+			hi := lo + int(b[r.i+1])
+			if hi > len(b) {
+				return false
+			}
+			r.i = hi
+			switch c {
+			case 1<<3 | wireBytes:
+				if !f.packedRefs(b[lo:hi]) {
+					return false
+				}
+			case 2<<3 | wireBytes:
+				smp, ok := sample2(b[lo:hi])
+				if !ok {
+					return false
+				}
+				f.samples = append(f.samples, smp)
+			default:
+				if !metadata2(b[lo:hi], &s.meta) {
+					return false
+				}
+			}
+			continue
+		}
 		field, wt, ok := r.tag()
 		if !ok {
 			return false
@@ -270,13 +308,8 @@ func (f *flatV2) series2(b []byte) bool {
 			if !ok {
 				return false
 			}
-			pr := wireReader{b: pb}
-			for !pr.done() {
-				v, ok := pr.varint()
-				if !ok {
-					return false
-				}
-				f.refs = append(f.refs, uint32(v))
+			if !f.packedRefs(pb) {
+				return false
 			}
 		case field == 1 && wt == wireVarint: // unpacked label reference
 			v, ok := r.varint()
@@ -321,8 +354,45 @@ func (f *flatV2) series2(b []byte) bool {
 	return true
 }
 
+// packedRefs appends the label references of a packed field to f.refs.
+// References below 16384 (one or two bytes) are decoded inline: a request's
+// symbols table is rarely larger.
+func (f *flatV2) packedRefs(pb []byte) bool {
+	f.refs = slices.Grow(f.refs, len(pb)) // at most one reference per byte
+	for i := 0; i < len(pb); {
+		c := pb[i]
+		if c < 0x80 {
+			f.refs = append(f.refs, uint32(c))
+			i++
+			continue
+		}
+		if i+1 < len(pb) && pb[i+1] < 0x80 {
+			f.refs = append(f.refs, uint32(c&0x7f)|uint32(pb[i+1])<<7)
+			i += 2
+			continue
+		}
+		v, n := binary.Uvarint(pb[i:])
+		if n <= 0 {
+			return false
+		}
+		f.refs = append(f.refs, uint32(v))
+		i += n
+	}
+	return true
+}
+
 func sample2(b []byte) (writev2.Sample, bool) {
 	var s writev2.Sample
+	// The usual encoding, as gogo marshals a sample with a value and a
+	// timestamp and no start timestamp: value (field 1, fixed64), then
+	// timestamp (field 2, varint) to the end.
+	if len(b) > 10 && b[0] == 1<<3|wireFixed64 && b[9] == 2<<3|wireVarint {
+		if t, n := binary.Uvarint(b[10:]); n > 0 && 10+n == len(b) {
+			s.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[1:9]))
+			s.Timestamp = int64(t)
+			return s, true
+		}
+	}
 	r := wireReader{b: b}
 	for !r.done() {
 		field, wt, ok := r.tag()

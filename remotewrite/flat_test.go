@@ -5,14 +5,17 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/bench/load"
 )
@@ -182,47 +185,95 @@ func TestFlatDecodesPrometheusShapedRequests(t *testing.T) {
 	}
 }
 
-// TestLabelKeyLookup checks that a cached label set is found exactly when
-// the received pairs (less empty values) are its labels, in order.
-func TestLabelKeyLookup(t *testing.T) {
-	ls := labels.FromStrings("__name__", "up", "job", "node", "long", strings.Repeat("x", 300))
+// TestCacheKeyLookup checks that a cached label set is found exactly when
+// the received pairs (less empty values and the dropped HA replica label)
+// are its labels, in order, and that 1.0 and 2.0 series of the same labels
+// have the same key.
+func TestCacheKeyLookup(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	ls := labels.FromStrings("__name__", "up", "job", "node", "long", long)
 	c := newRefCache()
-	var k labelKey
-	k.reset()
-	ls.Range(func(l labels.Label) { k.add(l.Name, l.Value) })
-	c.put(xxhash.Sum64(k.buf), ls, 7)
+	c.put(hashOf("__name__", "up", "job", "node", "long", long), ls, 7)
 	for _, tc := range []struct {
 		name  string
 		pairs []string
+		drop  string
 		want  bool
 	}{
-		{"equal", []string{"__name__", "up", "job", "node", "long", strings.Repeat("x", 300)}, true},
-		{"empty values skipped", []string{"__name__", "up", "a", "", "job", "node", "long", strings.Repeat("x", 300), "z", ""}, true},
-		{"other value", []string{"__name__", "up", "job", "nodes", "long", strings.Repeat("x", 300)}, false},
-		{"fewer", []string{"__name__", "up", "job", "node"}, false},
-		{"more", []string{"__name__", "up", "job", "node", "long", strings.Repeat("x", 300), "x", "y"}, false},
-		{"other order", []string{"job", "node", "__name__", "up", "long", strings.Repeat("x", 300)}, false},
-		{"none", nil, false},
+		{"equal", []string{"__name__", "up", "job", "node", "long", long}, "", true},
+		{"empty values skipped", []string{"__name__", "up", "a", "", "job", "node", "long", long, "z", ""}, "", true},
+		{"dropped label skipped", []string{"__name__", "up", "job", "node", "long", long, "replica", "r1"}, "replica", true},
+		{"label not dropped", []string{"__name__", "up", "job", "node", "long", long, "replica", "r1"}, "", false},
+		{"other value", []string{"__name__", "up", "job", "nodes", "long", long}, "", false},
+		{"other long value", []string{"__name__", "up", "job", "node", "long", long + "y"}, "", false},
+		{"fewer", []string{"__name__", "up", "job", "node"}, "", false},
+		{"more", []string{"__name__", "up", "job", "node", "long", long, "x", "y"}, "", false},
+		{"other order", []string{"job", "node", "__name__", "up", "long", long}, "", false},
+		{"none", nil, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k.reset()
+			var lbls []prompb.Label
+			f := &flatV2{symbols: []string{""}}
+			s := flatSeries{lblLo: 0, smpHi: 1}
 			for i := 0; i < len(tc.pairs); i += 2 {
-				k.add(tc.pairs[i], tc.pairs[i+1])
+				lbls = append(lbls, prompb.Label{Name: tc.pairs[i], Value: tc.pairs[i+1]})
+				f.refs = append(f.refs, uint32(len(f.symbols)), uint32(len(f.symbols)+1))
+				f.symbols = append(f.symbols, tc.pairs[i], tc.pairs[i+1])
 			}
-			var scratch []byte
-			e, _, hit := c.lookup(&k, &scratch)
-			if hit != tc.want || hit && (e.ref != 7 || !labels.Equal(e.ls, ls)) {
-				t.Fatalf("lookup = %v, %v; want hit %v", e, hit, tc.want)
+			s.lblHi = len(f.refs)
+			f.symHashes = make([]uint64, len(f.symbols))
+			k1, k2 := keyV1(lbls, tc.drop), f.keyV2(&s, tc.drop)
+			if k1 != k2 {
+				t.Fatalf("1.0 key %x, 2.0 key %x", k1, k2)
+			}
+			var rb refBatch
+			rb.start(1)
+			rb.hashes[0] = k1
+			c.getMany(rb.hashes, rb.found)
+			hit1, hit2 := rb.found[0].found, rb.found[0].found
+			if hit1 {
+				r := rb.encoded(0)
+				hit1 = matchV1(&r, lbls, tc.drop)
+				r = rb.encoded(0)
+				hit2 = f.matchV2(&r, f.refs, tc.drop)
+			}
+			if hit1 != tc.want || hit2 != tc.want {
+				t.Fatalf("hit %v (1.0), %v (2.0); want %v", hit1, hit2, tc.want)
+			}
+			if got, ref, _ := rb.hit(0); tc.want && (ref != 7 || !labels.Equal(got, ls)) {
+				t.Fatalf("entry %v %v", got, ref)
 			}
 		})
 	}
 	// A colliding entry (another label set under the same hash) is a miss.
-	k.reset()
-	k.add("__name__", "down")
-	c.put(xxhash.Sum64(k.buf), ls, 8)
-	var scratch []byte
-	if e, _, hit := c.lookup(&k, &scratch); hit {
-		t.Fatalf("colliding entry %v taken for a hit", e)
+	h := hashOf("__name__", "down")
+	c.put(h, ls, 8)
+	var rb refBatch
+	rb.start(1)
+	rb.hashes[0] = h
+	c.getMany(rb.hashes, rb.found)
+	r := rb.encoded(0)
+	if !rb.found[0].found || matchV1(&r, []prompb.Label{{Name: "__name__", Value: "down"}}, "") {
+		t.Fatalf("colliding entry %v not found, or taken for a hit", rb.found[0])
+	}
+}
+
+// TestPairsReader checks the verification against labels' encoding,
+// lengths of 255 and more included, and that it never reads past a
+// truncated encoding.
+func TestPairsReader(t *testing.T) {
+	long := strings.Repeat("v", 255)
+	ls := labels.FromStrings("a", long)
+	enc := ls.Bytes(nil)
+	r := pairsReader{b: enc}
+	if !r.next("a", long) || !r.done() {
+		t.Fatal("pair with a 255-byte value not matched")
+	}
+	for n := range len(enc) {
+		r := pairsReader{b: enc[:n]}
+		if r.next("a", long) && r.done() {
+			t.Fatalf("truncated encoding (%d of %d bytes) matched", n, len(enc))
+		}
 	}
 }
 
@@ -230,26 +281,56 @@ func TestRefCacheGenerations(t *testing.T) {
 	c := newRefCache()
 	ls := labels.FromStrings("__name__", "up")
 	c.put(1, ls, 10)
-	for i := range c.shards {
-		c.shards[i].rotated = time.Now().Add(-2 * refCacheGeneration)
+	c.put(2, ls, 20)
+	c.rotated = time.Now().Add(-2 * refCacheGeneration)
+	c.put(3, ls, 30) // rotates: entries 1 and 2 move to the previous generation
+	if c.len() != 3 {
+		t.Fatalf("cache holds %d series, want 3", c.len())
 	}
-	c.put(2, ls, 20) // rotates shard 2: entry 1 is in another shard
-	if e, ok := c.get(1); !ok || e.ref != 10 {
-		t.Fatalf("entry 1 lost: %v %v", e, ok)
-	}
-	s := c.shard(1)
-	s.rotated = time.Now().Add(-2 * refCacheGeneration)
-	c.put(1+refCacheShards, ls, 30) // rotates shard 1: entry 1 moves to prev
 	if e, ok := c.get(1); !ok || e.ref != 10 {
 		t.Fatalf("entry 1 not found in the previous generation: %v %v", e, ok)
 	}
-	// get promoted it; two more rotations without use drop it.
-	s.rotated = time.Now().Add(-2 * refCacheGeneration)
-	c.put(1+2*refCacheShards, ls, 40)
-	s.rotated = time.Now().Add(-2 * refCacheGeneration)
-	c.put(1+3*refCacheShards, ls, 50)
-	if _, ok := c.get(1); ok {
+	// get promoted entry 1; two more rotations drop entry 2, unused.
+	c.rotated = time.Now().Add(-2 * refCacheGeneration)
+	c.put(4, ls, 40)
+	if e, ok := c.get(1); !ok || e.ref != 10 {
+		t.Fatalf("promoted entry 1 lost: %v %v", e, ok)
+	}
+	c.rotated = time.Now().Add(-2 * refCacheGeneration)
+	c.put(5, ls, 50)
+	if _, ok := c.get(2); ok {
 		t.Fatal("entry unused for two generations still cached")
+	}
+	if e, ok := c.get(1); !ok || e.ref != 10 {
+		t.Fatalf("entry 1, used in every generation, lost: %v %v", e, ok)
+	}
+}
+
+// TestRefTableGrows fills a table past several growths and finds every
+// entry, and replaces an entry put again.
+func TestRefTableGrows(t *testing.T) {
+	var tb refTable
+	ls := labels.FromStrings("__name__", "up")
+	const n = 5000
+	key := func(i uint64) uint64 { return i*0x9e3779b97f4a7c15 | 1 }
+	for i := uint64(1); i <= n; i++ {
+		tb.set(key(i), refEntry{ref: storage.SeriesRef(i), ls: ls})
+	}
+	tb.set(key(7), refEntry{ref: 70000, ls: ls})
+	if tb.n != n || tb.n*4 > len(tb.slots)*3 {
+		t.Fatalf("%d entries in %d slots", tb.n, len(tb.slots))
+	}
+	for i := uint64(1); i <= n; i++ {
+		want := storage.SeriesRef(i)
+		if i == 7 {
+			want = 70000
+		}
+		if s := tb.find(key(i)); s == nil || s.ref != want {
+			t.Fatalf("entry %d: %v", i, s)
+		}
+	}
+	if s := tb.find(2); s != nil {
+		t.Fatalf("absent key found: %v", s)
 	}
 }
 
@@ -315,12 +396,11 @@ func TestCachedSeriesAreStoredAndRejectedAlike(t *testing.T) {
 }
 
 func hashOf(kv ...string) uint64 {
-	var k labelKey
-	k.reset()
+	var lbls []prompb.Label
 	for i := 0; i < len(kv); i += 2 {
-		k.add(kv[i], kv[i+1])
+		lbls = append(lbls, prompb.Label{Name: kv[i], Value: kv[i+1]})
 	}
-	return xxhash.Sum64(k.buf)
+	return keyV1(lbls, "")
 }
 
 func mustSnappyDecode(t *testing.T, b []byte) []byte {
@@ -330,4 +410,75 @@ func mustSnappyDecode(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestMetadataV2Interleaved checks that the metadata of a 2.0 request is
+// stored whole when families interleave and repeat, and when series of one
+// family carry different entries, sent twice so that the second request
+// hits the reference cache.
+func TestMetadataV2Interleaved(t *testing.T) {
+	e := newEnv(t)
+	gauge, counter := writev2.Metadata_METRIC_TYPE_GAUGE, writev2.Metadata_METRIC_TYPE_COUNTER
+	for i := range 2 {
+		ts := e.nowMs - int64(2-i)*1000
+		b := newV2()
+		for _, s := range []struct {
+			kv   []string
+			typ  writev2.Metadata_MetricType
+			help string
+		}{
+			{[]string{"__name__", "a", "i", "1"}, gauge, "A."},
+			{[]string{"__name__", "b_total", "i", "1"}, counter, "B."},
+			{[]string{"__name__", "a", "i", "2"}, gauge, "A."},
+			{[]string{"__name__", "b_total", "i", "2"}, counter, "B."},
+			{[]string{"__name__", "a", "i", "3"}, gauge, "A, other help."},
+			{[]string{"__name__", "a", "i", "4"}, gauge, "A."},
+		} {
+			b.meta(b.floats(s.kv, float64(ts), 1), s.typ, s.help, "")
+		}
+		assertCode(t, e.postV2(b.build()), http.StatusNoContent)
+	}
+	assertMetadata(t, e.metadataOf(t, testTenant), map[string][]metadata.Metadata{
+		"a":       {{Type: model.MetricTypeGauge, Help: "A."}, {Type: model.MetricTypeGauge, Help: "A, other help."}},
+		"b_total": {{Type: model.MetricTypeCounter, Help: "B."}},
+	})
+}
+
+// TestRefCacheConcurrent has requests look up and record series at the
+// same time (run with -race): every entry found is one a request recorded
+// for its hash.
+func TestRefCacheConcurrent(t *testing.T) {
+	c := newRefCache()
+	ls := labels.FromStrings("__name__", "up")
+	const n = 2000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hs := make([]uint64, n)
+			found := make([]refLookup, n)
+			for round := range 20 {
+				var puts []refPut
+				for i := range hs {
+					hs[i] = uint64((i*7+w*13+round)%(3*n)) + 1
+				}
+				c.getMany(hs, found)
+				for i, f := range found {
+					if f.found && f.ref != storage.SeriesRef(hs[i]*10) {
+						t.Errorf("hash %d found with ref %d", hs[i], f.ref)
+						return
+					}
+					if !f.found {
+						puts = append(puts, refPut{hash: hs[i], refEntry: refEntry{ref: storage.SeriesRef(hs[i] * 10), ls: ls}})
+					}
+				}
+				c.putMany(puts)
+			}
+		}()
+	}
+	wg.Wait()
+	if c.len() == 0 || c.len() > 3*n {
+		t.Fatalf("cache holds %d series", c.len())
+	}
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/strata-tsdb/strata/bench/load"
 )
 
@@ -69,3 +72,83 @@ func processCPU(tb testing.TB) int64 {
 
 func BenchmarkIngestV1(b *testing.B) { benchIngest(b, false) }
 func BenchmarkIngestV2(b *testing.B) { benchIngest(b, true) }
+
+// benchBodiesV2 returns the decompressed 2.0 bodies of one scrape of the
+// strata-bench load (10k series, requests of 2000 samples).
+func benchBodiesV2(b *testing.B) [][]byte {
+	d, err := load.Generate(load.DataSpec{Series: 10000, IntervalMs: 15000, Steps: 1, BatchSamples: 2000, Seed: 1, StartMs: time.Now().UnixMilli()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out [][]byte
+	for _, c := range d.V2[0] {
+		body, err := snappy.Decode(nil, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, body)
+	}
+	return out
+}
+
+// BenchmarkDecodeFlatV2 measures the flat 2.0 decoder alone, per request
+// of 2000 samples.
+func BenchmarkDecodeFlatV2(b *testing.B) {
+	bodies := benchBodiesV2(b)
+	f := &flatV2{}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f.reset()
+		if !f.decode(bodies[i%len(bodies)]) {
+			b.Fatal("flat decoder gave up")
+		}
+		i++
+	}
+}
+
+// BenchmarkRefLookupV2 measures the reference cache's part of a 2.0
+// request of 2000 series, all cached: keys, lookups and verification.
+func BenchmarkRefLookupV2(b *testing.B) {
+	bodies := benchBodiesV2(b)
+	c := newRefCache()
+	fs := make([]*flatV2, len(bodies))
+	for i, body := range bodies {
+		f := &flatV2{}
+		if !f.decode(body) {
+			b.Fatal("flat decoder gave up")
+		}
+		f.rb.start(len(f.series))
+		f.symHashes = make([]uint64, len(f.symbols))
+		for j := range f.series {
+			s := &f.series[j]
+			var bl labels.ScratchBuilder
+			refs := f.refs[s.lblLo:s.lblHi]
+			for k := 0; k < len(refs); k += 2 {
+				bl.Add(f.symbols[refs[k]], f.symbols[refs[k+1]])
+			}
+			f.rb.hashes[j] = f.keyV2(s, "")
+			c.put(f.rb.hashes[j], bl.Labels(), storage.SeriesRef(j+1))
+		}
+		fs[i] = f
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f := fs[i%len(fs)]
+		i++
+		rb := &f.rb
+		rb.start(len(f.series))
+		clear(f.symHashes)
+		for j := range f.series {
+			rb.hashes[j] = f.keyV2(&f.series[j], "")
+		}
+		c.getMany(rb.hashes, rb.found)
+		for j := range f.series {
+			r := rb.encoded(j)
+			if !rb.found[j].found || !f.matchV2(&r, f.refs[f.series[j].lblLo:f.series[j].lblHi], "") {
+				b.Fatal("cached series missed")
+			}
+		}
+	}
+}

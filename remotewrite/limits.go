@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,7 +107,9 @@ func (h *Handler) admit(ctx context.Context, id string, ri requestInfo) (admissi
 	if l.AcceptHASamples && ri.first != nil {
 		// As Prometheus's external labels are on every series, the first
 		// series names the request's cluster and replica.
-		cluster, replica := ri.first(l.HAClusterLabel), ri.first(l.HAReplicaLabel)
+		// Copied: they may point into the request body, which is reused,
+		// and the tracker and the metrics keep them.
+		cluster, replica := strings.Clone(ri.first(l.HAClusterLabel)), strings.Clone(ri.first(l.HAReplicaLabel))
 		if cluster != "" && replica != "" {
 			res := h.lims.ha.Check(hatracker.Request{
 				Tenant: id, Cluster: cluster, Replica: replica,

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
@@ -468,4 +470,45 @@ func TestWriteAuthentication(t *testing.T) {
 	}
 	e.assertStored(t, "team-b", nil)
 	e.assertStored(t, defaultTenant, nil)
+}
+
+// TestReusedBodyKeepsNothing checks that nothing a request leaves behind
+// (stored labels, metadata, HA metrics) points into its body, which a later
+// request reuses: later requests of the same layout and other strings must
+// not change it.
+func TestReusedBodyKeepsNothing(t *testing.T) {
+	e, _ := newLimitsEnv(t, func(l *limits.Limits) { l.AcceptHASamples = true }, "")
+	post := func(cluster, replica, name, help string, ts int64) int {
+		b := newV2()
+		b.meta(b.floats([]string{"__name__", name, "__replica__", replica, "cluster", cluster}, float64(ts), 1), writev2.Metadata_METRIC_TYPE_GAUGE, help, "")
+		return e.postV2(b.build()).Code
+	}
+	now := e.nowMs
+	if code := post("c1", "r1", "aaa", "Help of aaa.", now); code != http.StatusNoContent {
+		t.Fatalf("status %d, want 204", code)
+	}
+	if code := post("c1", "r2", "aaa", "Help of aaa.", now); code != http.StatusAccepted {
+		t.Fatalf("status %d, want 202", code)
+	}
+	for i := range 20 {
+		if code := post("x9", "r1", "zzz", "Help of zzz.", now+int64(i)); code != http.StatusNoContent {
+			t.Fatalf("status %d, want 204", code)
+		}
+	}
+	e.assertStored(t, testTenant, map[string][]string{
+		`{__name__="aaa", cluster="c1"}`: {fs(now, 1)},
+		`{__name__="zzz", cluster="x9"}`: func() (out []string) {
+			for i := range 20 {
+				out = append(out, fs(now+int64(i), 1))
+			}
+			return out
+		}(),
+	})
+	assertMetadata(t, e.metadataOf(t, testTenant), map[string][]metadata.Metadata{
+		"aaa": {{Type: model.MetricTypeGauge, Help: "Help of aaa."}},
+		"zzz": {{Type: model.MetricTypeGauge, Help: "Help of zzz."}},
+	})
+	if got := counterValue(t, e.reg, "strata_remote_write_ha_deduplicated_samples_total", map[string]string{"tenant": testTenant, "cluster": "c1"}); got != 1 {
+		t.Errorf("deduplicated samples of cluster c1 = %v, want 1", got)
+	}
 }
