@@ -37,7 +37,7 @@ type Config struct {
 	// <ProfileDir>/<protocol>-<server>.heap.pb.gz and .metrics.txt.
 	ProfileDir string
 	// CPUProfileDir, when set, receives CPU profiles of Strata taken in
-	// 5s slices while it ingests and while it answers the query set
+	// 1s slices while it ingests and while it answers the query set
 	// (<CPUProfileDir>/<protocol>-ingest-NNN.pprof, queries-NNN.pprof), the
 	// input of the binary's profile-guided optimisation (make pgo).
 	// Profiling costs Strata CPU: the figures of such a run are not fair.
@@ -287,7 +287,7 @@ func (c *Config) saveProfiles(ctx context.Context, p Protocol, s *Server, live b
 	return nil
 }
 
-// profileCPU takes CPU profiles of s in 5s slices into c.CPUProfileDir,
+// profileCPU takes CPU profiles of s in 1s slices into c.CPUProfileDir,
 // named after what, until the returned stop is called; only for Strata, and
 // only when c.CPUProfileDir is set. The slice cut short by stop is dropped.
 func (c *Config) profileCPU(ctx context.Context, s *Server, what string) (stop func() error) {
@@ -303,7 +303,7 @@ func (c *Config) profileCPU(ctx context.Context, s *Server, what string) (stop f
 		}
 		for i := 0; ; i++ {
 			name := filepath.Join(c.CPUProfileDir, fmt.Sprintf("%s-%03d.pprof", what, i))
-			err := fetchToFile(ctx, s.URL+"/debug/pprof/profile?seconds=5", name)
+			err := fetchToFile(ctx, s.URL+"/debug/pprof/profile?seconds=1", name)
 			if ctx.Err() != nil {
 				_ = os.Remove(name)
 				done <- nil
