@@ -118,32 +118,33 @@ func New(opts Options) (*Engine, error) {
 		e.tracker = t
 		eo.ActiveQueryTracker = e.tracker
 	}
+	// Every upstream engine exports the engine's metrics
+	// (prometheus_engine_*), told apart by an "engine" label: "plain",
+	// "pushdown" (range queries with pushed-down calls, see pushdown.go)
+	// and "limits" (tenants with query limits, see limits.go).
+	reg := opts.Registerer
+	engineReg := func(name string) prometheus.Registerer {
+		if reg == nil {
+			return nil
+		}
+		return prometheus.WrapRegistererWith(prometheus.Labels{"engine": name}, reg)
+	}
+	eo.Reg = engineReg("plain")
+	e.Engine = promql.NewEngine(eo)
 	if !opts.NoPushdown {
-		// The pushdown engine runs range queries of tenants without
-		// limits; it shares the plain engine's metrics by not exporting
-		// its own (an upstream engine registers fixed metric names).
 		po := eo
-		po.Reg = nil
+		po.Reg = engineReg("pushdown")
 		po.Parser = pushdownParser{p}
 		e.pushdown = promql.NewEngine(po)
 	}
-	if opts.Limits == nil {
-		e.Engine = promql.NewEngine(eo)
-		return e, nil
+	if opts.Limits != nil {
+		// Per-query limits of tenants are query-cost overrides, enforced
+		// by the costed engine.
+		co := eo
+		co.Reg = engineReg("limits")
+		co.EnableQueryCost = true
+		e.costed = promql.NewEngine(co)
 	}
-	// Per-query limits of tenants are query-cost overrides, enforced by the
-	// costed engine. Both engines export the engine's metrics, told apart
-	// by a "limits" label.
-	reg := opts.Registerer
-	if reg != nil {
-		eo.Reg = prometheus.WrapRegistererWith(prometheus.Labels{"limits": "none"}, reg)
-	}
-	e.Engine = promql.NewEngine(eo)
-	if reg != nil {
-		eo.Reg = prometheus.WrapRegistererWith(prometheus.Labels{"limits": "tenant"}, reg)
-	}
-	eo.EnableQueryCost = true
-	e.costed = promql.NewEngine(eo)
 	return e, nil
 }
 

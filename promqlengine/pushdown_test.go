@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/promql/promqltest"
@@ -218,5 +219,53 @@ func TestPushdownSampleLimit(t *testing.T) {
 				t.Fatalf("ran again without pushdown: %v (%v), want %v", back, fq.fellBack, tc.back)
 			}
 		})
+	}
+}
+
+// TestPushdownEngineMetrics checks that pushed-down queries show in the
+// engine's metrics, told apart by the engine label.
+func TestPushdownEngineMetrics(t *testing.T) {
+	st := promqltest.LoadedStorage(t, shardTestData(2))
+	reg := prometheus.NewRegistry()
+	e, err := New(Options{Timeout: time.Minute, MaxSamples: 1e6, Registerer: reg, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, qs := range []string{`rate(c[1m])`, `vector(1)`} {
+		q, err := e.NewRangeQuery(context.Background(), st, nil, qs, time.Unix(0, 0), time.Unix(600, 0), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := q.Exec(context.Background()); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		q.Close()
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evals := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "prometheus_engine_query_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var engine, slice string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "engine":
+					engine = l.GetValue()
+				case "slice":
+					slice = l.GetValue()
+				}
+			}
+			if slice == "inner_eval" {
+				evals[engine] += m.GetSummary().GetSampleCount()
+			}
+		}
+	}
+	if evals["pushdown"] != 1 || evals["plain"] != 1 {
+		t.Fatalf("inner evaluations by engine: %v, want one pushed down and one plain", evals)
 	}
 }
