@@ -205,7 +205,7 @@ connection so that both create them in the same order).
   reload loop, every minute in Prometheus and every 10s in Strata: Prometheus's
   slower ingest had such passes during the ingest, Strata's had none before
   (about 60 MiB of full chunks at 100k series). Strata keeps beside the head
-  the series-reference cache (36 to 66 bytes per series) and decoder pools (a
+  the series-reference cache (43 to 85 bytes per series) and decoder pools (a
   few MiB); its exemplar ring (about 6 MiB per tenant) is allocated on the
   tenant's first exemplar (the load has none; Prometheus stores none by default).
 - Queries: the same PromQL engine (same version) evaluates both, over the same
