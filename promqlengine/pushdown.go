@@ -44,6 +44,11 @@ import (
 // answer is the engine's own, to the last bit; TestPushdownMatchesEngine
 // checks it over many expressions.
 //
+// The same holds for plain instant selectors (each step's value is the
+// latest sample within the lookback, unless it is a stale marker, as the
+// engine picks it) and for count and group directly over one, whose
+// answers are small integers, the same in any order of addition.
+//
 // The rewritten call becomes a vector selector with the call's matchers and
 // a marker matcher naming the call (pushdownLabel="<index>"). The engine
 // that runs pushed-down queries parses with pushdownParser, which makes that
@@ -56,8 +61,10 @@ import (
 // arguments other than number literals, absent_over_time (whose answer is
 // not per series), and queries that mention the marker label. A series
 // with histogram samples, or two series whose answers would carry the same
-// labels (which the engine merges), make the query run again without
-// pushdown (errPushdownFallback), as do per-step statistics.
+// labels (which the engine merges), or more precomputed points than the
+// engine's sample limit, make the query run again without pushdown
+// (errPushdownFallback); queries asking for per-step statistics are not
+// pushed down.
 
 // pushdownLabel is the marker matcher's label name.
 const pushdownLabel = "__strata_pushdown__"
@@ -65,9 +72,8 @@ const pushdownLabel = "__strata_pushdown__"
 // errPushdownFallback asks for the query to be evaluated without pushdown.
 var errPushdownFallback = errors.New("range function pushdown does not apply")
 
-// pushdownFuncs are the range functions evaluated where samples are read.
-// Each takes its range vector as its only argument, or as its last with
-// number literals before it.
+// pushdownFuncs are the range functions evaluated where samples are read,
+// when their other arguments, if any, are number literals.
 var pushdownFuncs = map[string]bool{
 	"rate": true, "increase": true, "irate": true, "delta": true, "idelta": true,
 	"deriv": true, "resets": true, "changes": true, "predict_linear": true,
