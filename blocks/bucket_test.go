@@ -164,78 +164,85 @@ func localBlockDirs(t *testing.T, dir, id string) []string {
 	return out
 }
 
-func TestShipAndQueryFromBucket(t *testing.T) {
+// forEachBucket runs f as a subtest over each kind of bucket: the
+// filesystem, and a real MinIO server (skipped under -short).
+func forEachBucket(t *testing.T, f func(t *testing.T, bkt objstore.Bucket)) {
 	for kind, newBucket := range bucketKinds {
 		t.Run(kind, func(t *testing.T) {
 			if kind == "minio" && testing.Short() {
 				t.Skip("needs a MinIO server")
 			}
-			bkt := newBucket(t)
-			dir := t.TempDir()
-			s := openBucketStore(t, dir, bkt, nil)
-			_, n := writeHours(t, s.Store, "team-a", 6)
-			before := readAll(t, s.Store, "team-a")
-			evalEnd := time.Now().Truncate(time.Minute) // fixed: answers must be comparable
-			answers := promqlAnswers(t, s.Store, "team-a", evalEnd)
-			if got := countSamples(before); got != n {
-				t.Fatalf("head holds %d samples, wrote %d", got, n)
-			}
-			if err := s.Flush(context.Background()); err != nil {
-				t.Fatalf("flush: %v", err)
-			}
-			shipped := bucketBlockIDs(t, bkt, "team-a")
-			if len(shipped) < 3 {
-				t.Fatalf("6h of data shipped as %d blocks, want at least 3 (2h each)", len(shipped))
-			}
-			if got := testutil.ToFloat64(s.m("strata_shipper_pending_blocks")); got != 0 {
-				t.Fatalf("pending blocks after flush = %v", got)
-			}
-			equalSamples(t, "after flush", readAll(t, s.Store, "team-a"), before)
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-
-			// Disaster 1: the local blocks are lost, the WAL survives.
-			for _, b := range localBlockDirs(t, dir, "team-a") {
-				if err := os.RemoveAll(filepath.Join(dir, "tenants", "team-a", b)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s = openBucketStore(t, dir, bkt, nil)
-			if err := s.SyncBucket(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			equalSamples(t, "without local blocks", readAll(t, s.Store, "team-a"), before)
-			equalAnswers(t, "without local blocks", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
-			// Nothing is shipped twice after the restart.
-			if err := s.Ship(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if got := bucketBlockIDs(t, bkt, "team-a"); len(got) != len(shipped) {
-				t.Fatalf("bucket holds %d blocks after restart, want %d", len(got), len(shipped))
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-
-			// Disaster 2: the whole data directory is lost after a flush.
-			dir2 := t.TempDir()
-			s = openBucketStore(t, dir2, bkt, nil)
-			defer s.Close()
-			if err := s.SyncBucket(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			equalSamples(t, "from the bucket alone", readAll(t, s.Store, "team-a"), before)
-			equalAnswers(t, "from the bucket alone", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
-			if got := testutil.ToFloat64(s.m("strata_block_cache_misses_total")); got < float64(len(shipped)) {
-				t.Fatalf("cache misses = %v, want >= %d (every block downloaded)", got, len(shipped))
-			}
-			equalSamples(t, "from the cache", readAll(t, s.Store, "team-a"), before)
-			if got := testutil.ToFloat64(s.m("strata_block_cache_hits_total")); got < float64(len(shipped)) {
-				t.Fatalf("cache hits = %v, want >= %d on the second read", got, len(shipped))
-			}
+			f(t, newBucket(t))
 		})
 	}
+}
+
+func TestShipAndQueryFromBucket(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, bkt objstore.Bucket) {
+		dir := t.TempDir()
+		s := openBucketStore(t, dir, bkt, nil)
+		_, n := writeHours(t, s.Store, "team-a", 6)
+		before := readAll(t, s.Store, "team-a")
+		evalEnd := time.Now().Truncate(time.Minute) // fixed: answers must be comparable
+		answers := promqlAnswers(t, s.Store, "team-a", evalEnd)
+		if got := countSamples(before); got != n {
+			t.Fatalf("head holds %d samples, wrote %d", got, n)
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		shipped := bucketBlockIDs(t, bkt, "team-a")
+		if len(shipped) < 3 {
+			t.Fatalf("6h of data shipped as %d blocks, want at least 3 (2h each)", len(shipped))
+		}
+		if got := testutil.ToFloat64(s.m("strata_shipper_pending_blocks")); got != 0 {
+			t.Fatalf("pending blocks after flush = %v", got)
+		}
+		equalSamples(t, "after flush", readAll(t, s.Store, "team-a"), before)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		// Disaster 1: the local blocks are lost, the WAL survives.
+		for _, b := range localBlockDirs(t, dir, "team-a") {
+			if err := os.RemoveAll(filepath.Join(dir, "tenants", "team-a", b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s = openBucketStore(t, dir, bkt, nil)
+		if err := s.SyncBucket(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		equalSamples(t, "without local blocks", readAll(t, s.Store, "team-a"), before)
+		equalAnswers(t, "without local blocks", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
+		// Nothing is shipped twice after the restart.
+		if err := s.Ship(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := bucketBlockIDs(t, bkt, "team-a"); len(got) != len(shipped) {
+			t.Fatalf("bucket holds %d blocks after restart, want %d", len(got), len(shipped))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		// Disaster 2: the whole data directory is lost after a flush.
+		dir2 := t.TempDir()
+		s = openBucketStore(t, dir2, bkt, nil)
+		defer s.Close()
+		if err := s.SyncBucket(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		equalSamples(t, "from the bucket alone", readAll(t, s.Store, "team-a"), before)
+		equalAnswers(t, "from the bucket alone", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
+		if got := testutil.ToFloat64(s.m("strata_block_cache_misses_total")); got < float64(len(shipped)) {
+			t.Fatalf("cache misses = %v, want >= %d (every block downloaded)", got, len(shipped))
+		}
+		equalSamples(t, "from the cache", readAll(t, s.Store, "team-a"), before)
+		if got := testutil.ToFloat64(s.m("strata_block_cache_hits_total")); got < float64(len(shipped)) {
+			t.Fatalf("cache hits = %v, want >= %d on the second read", got, len(shipped))
+		}
+	})
 }
 
 // m returns the store's metric name, summed over all its series.

@@ -163,71 +163,65 @@ func remoteWriteHours(t *testing.T, url, id string, hours int) int {
 // bit for bit, PromQL answers must not change, and the bucket must hold the
 // encoded objects.
 func TestRemoteWriteShipQueryBucketForm(t *testing.T) {
-	for kind, newBucket := range bucketKinds {
-		t.Run(kind, func(t *testing.T) {
-			if kind == "minio" && testing.Short() {
-				t.Skip("needs a MinIO server")
-			}
-			bkt := newBucket(t)
-			dir := t.TempDir()
-			s := openBucketStore(t, dir, bkt, nil)
-			srv := httptest.NewServer(remotewrite.NewHandler(s.Store, remotewrite.Options{Tenants: tenant.Resolver{Default: "anonymous"}}))
-			defer srv.Close()
-			n := remoteWriteHours(t, srv.URL, "team-a", 5)
-			before := readBits(t, s.Store, "team-a")
-			evalEnd := time.Now().Truncate(time.Minute)
-			answers := promqlAnswers(t, s.Store, "team-a", evalEnd)
-			got := 0
-			for _, ss := range before {
-				got += len(ss)
-			}
-			if got != n {
-				t.Fatalf("head holds %d samples, sent %d", got, n)
-			}
-			if err := s.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			shipped := bucketBlockIDs(t, bkt, "team-a")
-			if len(shipped) < 2 {
-				t.Fatalf("5h shipped as %d blocks", len(shipped))
-			}
-			for _, b := range shipped {
-				objs := objectsOf(t, bkt, path.Join("team-a", b))
-				for _, want := range []string{"index.zst", "chunks/000001.sc", "meta.json"} {
-					if !contains(objs, want) {
-						t.Fatalf("block %s in the bucket: objects %v lack %s", b, objs, want)
-					}
-				}
-				if contains(objs, "index") || contains(objs, "chunks/000001") {
-					t.Fatalf("block %s in the bucket: plain objects %v", b, objs)
+	forEachBucket(t, func(t *testing.T, bkt objstore.Bucket) {
+		dir := t.TempDir()
+		s := openBucketStore(t, dir, bkt, nil)
+		srv := httptest.NewServer(remotewrite.NewHandler(s.Store, remotewrite.Options{Tenants: tenant.Resolver{Default: "anonymous"}}))
+		defer srv.Close()
+		n := remoteWriteHours(t, srv.URL, "team-a", 5)
+		before := readBits(t, s.Store, "team-a")
+		evalEnd := time.Now().Truncate(time.Minute)
+		answers := promqlAnswers(t, s.Store, "team-a", evalEnd)
+		got := 0
+		for _, ss := range before {
+			got += len(ss)
+		}
+		if got != n {
+			t.Fatalf("head holds %d samples, sent %d", got, n)
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		shipped := bucketBlockIDs(t, bkt, "team-a")
+		if len(shipped) < 2 {
+			t.Fatalf("5h shipped as %d blocks", len(shipped))
+		}
+		for _, b := range shipped {
+			objs := objectsOf(t, bkt, path.Join("team-a", b))
+			for _, want := range []string{"index.zst", "chunks/000001.sc", "meta.json"} {
+				if !contains(objs, want) {
+					t.Fatalf("block %s in the bucket: objects %v lack %s", b, objs, want)
 				}
 			}
-			// A plain block as shipped before the bucket form, under another tenant.
-			local := localBlockDirs(t, dir, "team-a")
-			uploadPlain(t, bkt, "legacy", filepath.Join(dir, "tenants", "team-a", local[0]))
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
+			if contains(objs, "index") || contains(objs, "chunks/000001") {
+				t.Fatalf("block %s in the bucket: plain objects %v", b, objs)
 			}
+		}
+		// A plain block as shipped before the bucket form, under another tenant.
+		local := localBlockDirs(t, dir, "team-a")
+		uploadPlain(t, bkt, "legacy", filepath.Join(dir, "tenants", "team-a", local[0]))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 
-			// The data directory is lost: everything comes from the bucket.
-			s = openBucketStore(t, t.TempDir(), bkt, nil)
-			defer s.Close()
-			if err := s.SyncBucket(context.Background()); err != nil {
-				t.Fatal(err)
+		// The data directory is lost: everything comes from the bucket.
+		s = openBucketStore(t, t.TempDir(), bkt, nil)
+		defer s.Close()
+		if err := s.SyncBucket(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		equalBits(t, "from the bucket form", readBits(t, s.Store, "team-a"), before)
+		equalAnswers(t, "from the bucket form", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
+		legacy := readBits(t, s.Store, "legacy")
+		if len(legacy) != len(before) {
+			t.Fatalf("plain block read from the bucket: %d series, want %d", len(legacy), len(before))
+		}
+		for k, ss := range legacy {
+			if len(ss) == 0 || len(ss) > len(before[k]) {
+				t.Fatalf("plain block: series %s has %d samples of %d", k, len(ss), len(before[k]))
 			}
-			equalBits(t, "from the bucket form", readBits(t, s.Store, "team-a"), before)
-			equalAnswers(t, "from the bucket form", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
-			legacy := readBits(t, s.Store, "legacy")
-			if len(legacy) != len(before) {
-				t.Fatalf("plain block read from the bucket: %d series, want %d", len(legacy), len(before))
-			}
-			for k, ss := range legacy {
-				if len(ss) == 0 || len(ss) > len(before[k]) {
-					t.Fatalf("plain block: series %s has %d samples of %d", k, len(ss), len(before[k]))
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func objectsOf(t *testing.T, bkt objstore.Bucket, prefix string) []string {
