@@ -113,7 +113,8 @@ func countSamples(all map[string][]sample) int {
 	return n
 }
 
-func equalSamples(t *testing.T, what string, got, want map[string][]sample) {
+// equalSamples fails unless got holds the same series and samples as want.
+func equalSamples[S comparable](t *testing.T, what string, got, want map[string][]S) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d series, want %d", what, len(got), len(want))

@@ -63,24 +63,6 @@ func readBits(t *testing.T, s *blocks.Store, id string) map[string][]bitSample {
 	return out
 }
 
-func equalBits(t *testing.T, what string, got, want map[string][]bitSample) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d series, want %d", what, len(got), len(want))
-	}
-	for k, w := range want {
-		g := got[k]
-		if len(g) != len(w) {
-			t.Fatalf("%s: series %s has %d samples, want %d", what, k, len(g), len(w))
-		}
-		for i := range w {
-			if g[i] != w[i] {
-				t.Fatalf("%s: series %s sample %d = %v, want %v", what, k, i, g[i], w[i])
-			}
-		}
-	}
-}
-
 // remoteWriteHours sends hours of one node exporter's series at 15s ending
 // now through the remote-write handler, plus one series of awkward floats
 // (random, -0, ±Inf, a stale marker) that the bucket form keeps raw or as
@@ -210,7 +192,7 @@ func TestRemoteWriteShipQueryBucketForm(t *testing.T) {
 		if err := s.SyncBucket(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		equalBits(t, "from the bucket form", readBits(t, s.Store, "team-a"), before)
+		equalSamples(t, "from the bucket form", readBits(t, s.Store, "team-a"), before)
 		equalAnswers(t, "from the bucket form", promqlAnswers(t, s.Store, "team-a", evalEnd), answers)
 		legacy := readBits(t, s.Store, "legacy")
 		if len(legacy) != len(before) {
