@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -87,7 +88,8 @@ type relabeled struct {
 func (r relabeled) Labels() labels.Labels { return r.ls }
 
 // onesSet turns every sample of every series into a float 1: the count
-// aggregate of raw data.
+// aggregate of raw data. Stale markers stay stale markers: queries skip
+// them, as the downsampler does.
 type onesSet struct{ storage.SeriesSet }
 
 func (s onesSet) At() storage.Series { return onesSeries{s.SeriesSet.At()} }
@@ -98,23 +100,28 @@ func (s onesSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	return &onesIterator{it: s.Series.Iterator(nil)}
 }
 
-type onesIterator struct{ it chunkenc.Iterator }
+type onesIterator struct {
+	it chunkenc.Iterator
+	v  float64
+}
 
-func (o *onesIterator) Next() chunkenc.ValueType {
-	if o.it.Next() == chunkenc.ValNone {
+func (o *onesIterator) at(vt chunkenc.ValueType) chunkenc.ValueType {
+	switch vt {
+	case chunkenc.ValNone:
 		return chunkenc.ValNone
+	case chunkenc.ValFloat:
+		if _, v := o.it.At(); value.IsStaleNaN(v) {
+			o.v = v
+			return chunkenc.ValFloat
+		}
 	}
+	o.v = 1
 	return chunkenc.ValFloat
 }
 
-func (o *onesIterator) Seek(t int64) chunkenc.ValueType {
-	if o.it.Seek(t) == chunkenc.ValNone {
-		return chunkenc.ValNone
-	}
-	return chunkenc.ValFloat
-}
-
-func (o *onesIterator) At() (int64, float64) { return o.it.AtT(), 1 }
+func (o *onesIterator) Next() chunkenc.ValueType        { return o.at(o.it.Next()) }
+func (o *onesIterator) Seek(t int64) chunkenc.ValueType { return o.at(o.it.Seek(t)) }
+func (o *onesIterator) At() (int64, float64)            { return o.it.AtT(), o.v }
 func (o *onesIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	panic("onesIterator: not a histogram")
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -24,22 +25,76 @@ import (
 // written one, and lists the tenant's blocks otherwise. Blocks the shipper
 // uploads are added at once and kept until an index or listing shows them,
 // so a flushed block is queryable without waiting for the compactor.
+//
+// Invariant: a block leaves the view once the bucket shows it marked or
+// gone, however it entered: an added block leaves it when an index marks
+// it, or when an index or listing that began after its upload (less
+// clockSkew) does not show it: the compactor merged it, marked it and
+// deleted it between two syncs. A query that finds a block missing from
+// the bucket drops it at once (Forget) and reads the tenant's index again.
 type bucketBlocks struct {
 	bkt    objstore.Bucket
 	logger *slog.Logger
 	m      *storeMetrics
+	now    func() time.Time
 
 	mu      sync.RWMutex
 	tenants map[string]map[ulid.ULID]*blockmeta.Meta
-	added   map[string]map[ulid.ULID]*blockmeta.Meta // shipped here, not yet seen by a sync
+	added   map[string]map[ulid.ULID]addedBlock // shipped here, not yet seen by a sync
+	// held maps each tenant's blocks that other blocks of the view hold
+	// (the sources of merged and downsampled blocks); replaced, never
+	// changed, so that readers may keep it.
+	held map[string]map[ulid.ULID]bool
 }
 
-func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics) *bucketBlocks {
+// addedBlock is a block this process shipped, and when its upload ended.
+type addedBlock struct {
+	meta *blockmeta.Meta
+	at   time.Time
+}
+
+// clockSkew is how far the compactor's clock may be behind this process's
+// for a block shipped here to be taken as gone when a listing that began
+// after it does not show it.
+const clockSkew = time.Minute
+
+func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics, now func() time.Time) *bucketBlocks {
 	return &bucketBlocks{
-		bkt: bkt, logger: logger, m: m,
+		bkt: bkt, logger: logger, m: m, now: now,
 		tenants: map[string]map[ulid.ULID]*blockmeta.Meta{},
-		added:   map[string]map[ulid.ULID]*blockmeta.Meta{},
+		added:   map[string]map[ulid.ULID]addedBlock{},
+		held:    map[string]map[ulid.ULID]bool{},
 	}
+}
+
+// HeldElsewhere returns whether a block of the tenant is held by another
+// block of the view (a merge of it, or one downsampled from it), as of now.
+func (b *bucketBlocks) HeldElsewhere(tenantID string) func(ulid.ULID) bool {
+	b.mu.RLock()
+	held := b.held[tenantID]
+	b.mu.RUnlock()
+	return func(id ulid.ULID) bool { return held[id] }
+}
+
+// updateHeld recomputes the tenant's held blocks. The caller holds b.mu.
+func (b *bucketBlocks) updateHeld(tenantID string) {
+	held := map[ulid.ULID]bool{}
+	for u, m := range b.tenants[tenantID] {
+		for _, src := range m.Compaction.Sources {
+			if src != u {
+				held[src] = true
+			}
+		}
+	}
+	b.held[tenantID] = held
+}
+
+// tenantView is a tenant's blocks as one read of the bucket showed them.
+type tenantView struct {
+	blocks map[ulid.ULID]*blockmeta.Meta
+	marked map[ulid.ULID]bool
+	// listedAt is when the listing behind the view began; zero when unknown.
+	listedAt time.Time
 }
 
 // Sync refreshes every tenant's block list. Blocks gone (deleted, or
@@ -59,11 +114,11 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 	seen := map[string]bool{}
 	for _, id := range tenants {
 		seen[id] = true
-		blocks, err := b.readTenant(ctx, id)
+		v, err := b.readTenant(ctx, id)
 		if err != nil {
 			return err
 		}
-		b.replace(id, blocks, gone)
+		b.replace(id, v, gone)
 	}
 	b.mu.Lock()
 	for id, blocks := range b.tenants {
@@ -74,38 +129,52 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 			gone(id, u)
 		}
 		delete(b.tenants, id)
+		delete(b.held, id)
 		b.m.bucketBlocks.DeleteLabelValues(id)
 	}
 	b.mu.Unlock()
 	return nil
 }
 
-// readTenant returns the tenant's blocks from its bucket index, or from a
-// listing when there is no index yet.
-func (b *bucketBlocks) readTenant(ctx context.Context, id string) (map[ulid.ULID]*blockmeta.Meta, error) {
+// SyncTenant refreshes one tenant's block list.
+func (b *bucketBlocks) SyncTenant(ctx context.Context, id string, gone func(tenant string, id ulid.ULID)) error {
+	v, err := b.readTenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	b.replace(id, v, gone)
+	return nil
+}
+
+// readTenant returns the tenant's blocks: those a listing of the bucket
+// shows, less those the bucket index marks for deletion and those another
+// listed block covers (blockmeta.Covers). The index spares a GET of the
+// meta.json of every block it lists; the listing shows what it cannot: the
+// blocks shipped or written since the compactor last wrote it (after a
+// restart, this process's own), and the blocks deleted since.
+func (b *bucketBlocks) readTenant(ctx context.Context, id string) (tenantView, error) {
+	v := tenantView{marked: map[ulid.ULID]bool{}, blocks: map[ulid.ULID]*blockmeta.Meta{}}
+	known := map[ulid.ULID]*blockmeta.Meta{}
+	b.mu.RLock()
+	for u, m := range b.tenants[id] {
+		known[u] = m
+	}
+	b.mu.RUnlock()
 	ix, err := blockmeta.ReadIndex(ctx, b.bkt, id)
 	switch {
 	case err == nil:
-		marked := make(map[ulid.ULID]bool, len(ix.Marked))
 		for _, u := range ix.Marked {
-			marked[u] = true
+			v.marked[u] = true
 		}
-		out := make(map[ulid.ULID]*blockmeta.Meta, len(ix.Blocks))
 		for _, m := range ix.Blocks {
-			if !marked[m.ULID] {
-				out[m.ULID] = m
-			}
+			known[m.ULID] = m
 		}
-		return out, nil
 	case !b.bkt.IsNotFound(err):
-		b.logger.Warn("unreadable bucket index, listing blocks instead", "tenant", id, "err", err)
+		b.logger.Warn("unreadable bucket index, reading blocks' meta.json instead", "tenant", id, "err", err)
 	}
-	return b.listTenant(ctx, id)
-}
-
-func (b *bucketBlocks) listTenant(ctx context.Context, id string) (map[ulid.ULID]*blockmeta.Meta, error) {
+	v.listedAt = b.now()
 	var ids []ulid.ULID
-	err := b.bkt.Iter(ctx, id+"/", func(name string) error {
+	err = b.bkt.Iter(ctx, id+"/", func(name string) error {
 		u, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
 		if err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, u)
@@ -113,18 +182,14 @@ func (b *bucketBlocks) listTenant(ctx context.Context, id string) (map[ulid.ULID
 		return nil
 	}, false)
 	if err != nil {
-		return nil, fmt.Errorf("list blocks of tenant %q: %w", id, err)
+		return v, fmt.Errorf("list blocks of tenant %q: %w", id, err)
 	}
-	b.mu.RLock()
-	known := make(map[ulid.ULID]*blockmeta.Meta, len(b.tenants[id]))
-	for u, m := range b.tenants[id] {
-		known[u] = m
-	}
-	b.mu.RUnlock()
-	out := make(map[ulid.ULID]*blockmeta.Meta, len(ids))
 	for _, u := range ids {
+		if v.marked[u] {
+			continue
+		}
 		if m, ok := known[u]; ok {
-			out[u] = m
+			v.blocks[u] = m
 			continue
 		}
 		m, err := blockmeta.Read(ctx, b.bkt, id, u)
@@ -132,29 +197,64 @@ func (b *bucketBlocks) listTenant(ctx context.Context, id string) (map[ulid.ULID
 			continue // incomplete upload: no meta.json yet
 		}
 		if err != nil {
-			return nil, err
+			return v, err
 		}
-		// Blocks marked for deletion are kept: a listing is not atomic, and
-		// may miss a merged block uploaded after it began while seeing the
-		// marks of its sources, written later. Their data is also in the
-		// block that replaces them, and the merge returns it once. Only the
-		// bucket index, written with both at once, hides marked blocks.
-		out[u] = m
+		// Blocks marked for deletion since the index was written are
+		// kept: their marks are not read. The blocks that replace them
+		// cover them, and their data is held elsewhere.
+		v.blocks[u] = m
 	}
-	return out, nil
+	dropCovered(v.blocks)
+	return v, nil
+}
+
+// dropCovered removes from blocks every block another one covers: the
+// sources of a merge and the downsampled blocks of a raw block merged
+// since, still in the bucket until the compactor deletes them. Readers
+// must not merge them with their replacement: downsampled aggregates of
+// part of a window are not the window's.
+func dropCovered(blocks map[ulid.ULID]*blockmeta.Meta) {
+	all := make([]*blockmeta.Meta, 0, len(blocks))
+	for _, m := range blocks {
+		all = append(all, m)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].MinTime < all[j].MinTime })
+	for i, a := range all {
+		// Only blocks starting no later than a can cover it.
+		for _, c := range all[:i+1] {
+			if c != a && blockmeta.Covers(c, a) {
+				delete(blocks, a.ULID)
+				break
+			}
+		}
+		for _, c := range all[i+1:] {
+			if c.MinTime > a.MinTime {
+				break
+			}
+			if blockmeta.Covers(c, a) {
+				delete(blocks, a.ULID)
+				break
+			}
+		}
+	}
 }
 
 // replace installs a tenant's freshly read block list, keeping blocks the
-// shipper added that the list does not show yet.
-func (b *bucketBlocks) replace(id string, next map[ulid.ULID]*blockmeta.Meta, gone func(string, ulid.ULID)) {
+// shipper added that the list does not show yet, and dropping those it
+// shows marked or gone.
+func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.ULID)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for u, m := range b.added[id] {
-		if _, ok := next[u]; ok {
-			delete(b.added[id], u)
-			continue
+	next := v.blocks
+	for u, a := range b.added[id] {
+		switch {
+		case next[u] != nil:
+			delete(b.added[id], u) // the bucket shows it: no longer ours to keep
+		case v.marked[u], !v.listedAt.IsZero() && a.at.Before(v.listedAt.Add(-clockSkew)):
+			delete(b.added[id], u) // merged into another block, or deleted
+		default:
+			next[u] = a.meta
 		}
-		next[u] = m
 	}
 	for u := range b.tenants[id] {
 		if _, ok := next[u]; !ok {
@@ -162,6 +262,7 @@ func (b *bucketBlocks) replace(id string, next map[ulid.ULID]*blockmeta.Meta, go
 		}
 	}
 	b.tenants[id] = next
+	b.updateHeld(id)
 	b.m.bucketBlocks.WithLabelValues(id).Set(float64(len(next)))
 }
 
@@ -173,11 +274,23 @@ func (b *bucketBlocks) Add(tenantID string, m *blockmeta.Meta) {
 		b.tenants[tenantID] = map[ulid.ULID]*blockmeta.Meta{}
 	}
 	if b.added[tenantID] == nil {
-		b.added[tenantID] = map[ulid.ULID]*blockmeta.Meta{}
+		b.added[tenantID] = map[ulid.ULID]addedBlock{}
 	}
 	b.tenants[tenantID][m.ULID] = m
-	b.added[tenantID][m.ULID] = m
+	b.added[tenantID][m.ULID] = addedBlock{meta: m, at: b.now()}
 	b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))
+}
+
+// Forget drops a block the bucket no longer has from the view.
+func (b *bucketBlocks) Forget(tenantID string, id ulid.ULID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.added[tenantID], id)
+	if _, ok := b.tenants[tenantID][id]; ok {
+		delete(b.tenants[tenantID], id)
+		b.updateHeld(tenantID)
+		b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))
+	}
 }
 
 // Blocks returns the tenant's bucket blocks overlapping [mint, maxt], of

@@ -47,7 +47,12 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 	if s.bucket == nil {
 		return nil
 	}
-	return s.bucket.Sync(ctx, func(tenantID string, id ulid.ULID) { s.cache.Drop(tenantID, id) })
+	start := s.opts.Now()
+	if err := s.bucket.Sync(ctx, func(tenantID string, id ulid.ULID) { s.cache.Drop(tenantID, id) }); err != nil {
+		return err
+	}
+	s.m.lastSync.Set(float64(start.UnixNano()) / 1e9)
+	return nil
 }
 
 // Flush cuts everything in every tenant's head, in-order and out-of-order,

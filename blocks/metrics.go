@@ -11,6 +11,7 @@ type storeMetrics struct {
 	pendingBlocks  *prometheus.GaugeVec
 	bucketBlocks   *prometheus.GaugeVec
 	syncFailures   prometheus.Counter
+	lastSync       prometheus.Gauge
 	cacheHits      prometheus.Counter
 	cacheMisses    prometheus.Counter
 	cacheBytes     prometheus.Gauge
@@ -40,6 +41,10 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		syncFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_bucket_sync_failures_total",
 			Help: "Failed syncs of the bucket's block list.",
+		}),
+		lastSync: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_bucket_last_sync_timestamp_seconds",
+			Help: "When the bucket's block list was last read whole (a sync that began then succeeded).",
 		}),
 		cacheHits: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_block_cache_hits_total",

@@ -97,37 +97,26 @@ type span struct {
 
 // remoteBlocks chooses the bucket blocks to read and which part of each.
 //
-// Local data (head and local blocks, raw) is always read, and its time range
-// is taken from the bucket. The rest of [q.mint, q.maxt] is filled one
+// Local data (the head, and the local blocks in opened) is read besides,
+// and its time range is not taken from the bucket: the bucket holds none of
+// its samples (localReads leaves out the local blocks the bucket holds in
+// other blocks), but may hold other samples of the same time range, such
+// as out-of-order ones shipped from an earlier head. Bucket copies of the
+// opened local blocks are left out. The query's range is filled one
 // resolution at a time: first the resolutions the query allows (ctx's max
-// resolution), coarsest first, then finer data never allowed is not needed,
-// then coarser ones, finest first, where nothing allowed exists any more
-// (raw data past retention). Each time range is read from one resolution
-// only, so aggregates are never counted twice, and blocks of one resolution
-// may overlap each other (their identical samples are merged).
-//
-// The local TSDB querier must be opened before its block list is read: a
-// block deleted locally in between is then served from the bucket (and
-// de-duplicated by the merge) instead of being missing from both.
-func (q *tenantQuerier) remoteBlocks(ctx context.Context, id string, t *tenantDB) []span {
+// resolution), coarsest first, then coarser ones, finest first, where
+// nothing allowed exists any more (raw data past retention). Each time range
+// is read from one resolution only, so aggregates are never counted twice,
+// and blocks of one resolution may overlap each other (their identical
+// samples are merged).
+func (q *tenantQuerier) remoteBlocks(ctx context.Context, id string, opened map[ulid.ULID]bool) []span {
 	if q.s.bucket == nil {
 		return nil
 	}
 	var covered intervals
-	have := map[ulid.ULID]struct{}{}
-	if t != nil {
-		for _, b := range t.db.Blocks() {
-			m := b.Meta()
-			have[m.ULID] = struct{}{}
-			covered = covered.add(m.MinTime, m.MaxTime-1)
-		}
-		if h := t.db.Head(); h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
-			covered = covered.add(h.MinTime(), h.MaxTime())
-		}
-	}
 	byRes := map[int64][]*blockmeta.Meta{}
 	for _, m := range q.s.bucket.Blocks(id, q.mint, q.maxt) {
-		if _, ok := have[m.ULID]; !ok {
+		if !opened[m.ULID] {
 			byRes[m.Resolution()] = append(byRes[m.Resolution()], m)
 		}
 	}
@@ -150,6 +139,23 @@ func (q *tenantQuerier) remoteBlocks(ctx context.Context, id string, t *tenantDB
 		}
 	}
 	return out
+}
+
+// openLocal opens the tenant's local querier over [mint, maxt] through f,
+// leaving out the local blocks the bucket holds elsewhere, and returns the
+// local blocks it reads.
+//
+// Which blocks the bucket holds is taken before the local querier opens,
+// and the bucket's blocks are chosen after: a local block deleted in
+// between (only shipped blocks are, and the store's view of the bucket
+// shows a block from its upload on) is then read from the bucket, not
+// missed.
+func (q *tenantQuerier) openLocal(id string, t *tenantDB, f func() error) (map[ulid.ULID]bool, error) {
+	var held func(ulid.ULID) bool
+	if q.s.bucket != nil {
+		held = q.s.bucket.HeldElsewhere(id)
+	}
+	return t.local.open(held, f)
 }
 
 // resolutionOrder is the order resolutions are read in for a query allowing
@@ -230,11 +236,49 @@ func (q *tenantQuerier) acquire(ctx context.Context, id string, spans []span) ([
 		e, err := q.s.cache.Acquire(ctx, id, meta.ULID)
 		if err != nil {
 			q.release(entries)
+			if q.s.opts.Bucket.IsNotFound(err) {
+				err = &blockGoneError{id: meta.ULID, err: err}
+			}
 			return nil, fmt.Errorf("read block %s of tenant %q from the bucket: %w", meta.ULID, id, err)
 		}
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// blockGoneError says a block of the view is no longer in the bucket.
+type blockGoneError struct {
+	id  ulid.ULID
+	err error
+}
+
+func (e *blockGoneError) Error() string { return e.err.Error() }
+func (e *blockGoneError) Unwrap() error { return e.err }
+
+// maxReplans bounds how often one querier plans its bucket blocks again
+// after finding one gone.
+const maxReplans = 3
+
+// remoteEntries chooses the bucket blocks to read and opens them. A block
+// found gone from the bucket (the compactor replaced and deleted it while
+// this view still showed it) is dropped from the view, the tenant's index
+// read again, and the blocks chosen anew: background work never fails a
+// query.
+func (q *tenantQuerier) remoteEntries(ctx context.Context, id string, opened map[ulid.ULID]bool) ([]span, []*cacheEntry, error) {
+	for attempt := 0; ; attempt++ {
+		spans := q.remoteBlocks(ctx, id, opened)
+		entries, err := q.acquire(ctx, id, spans)
+		var gone *blockGoneError
+		if err == nil || attempt == maxReplans || !errors.As(err, &gone) {
+			return spans, entries, err
+		}
+		q.s.logger.Info("block gone from the bucket, reading the tenant's index again", "tenant", id, "block", gone.id)
+		q.s.bucket.Forget(id, gone.id)
+		q.s.cache.Drop(id, gone.id)
+		if err := q.s.bucket.SyncTenant(ctx, id, func(tenantID string, u ulid.ULID) { q.s.cache.Drop(tenantID, u) }); err != nil {
+			return nil, nil, fmt.Errorf("read the block list of tenant %q again: %w", id, err)
+		}
+	}
 }
 
 func (q *tenantQuerier) release(entries []*cacheEntry) {
@@ -259,15 +303,19 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 		return sq, nil
 	}
 	var qs []storage.Querier
+	var opened map[ulid.ULID]bool
 	if t != nil {
-		lq, err := t.db.Querier(q.mint, q.maxt)
+		var lq storage.Querier
+		opened, err = q.openLocal(id, t, func() (err error) {
+			lq, err = t.db.Querier(q.mint, q.maxt)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
 		qs = append(qs, aggrQuerier{Querier: lq})
 	}
-	spans := q.remoteBlocks(ctx, id, t)
-	entries, err := q.acquire(ctx, id, spans)
+	spans, entries, err := q.remoteEntries(ctx, id, opened)
 	if err != nil {
 		closeAll(qs)
 		return nil, err
@@ -279,7 +327,7 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 			q.release(entries)
 			return nil, err
 		}
-		qs = append(qs, aggrQuerier{Querier: spanQuerier{bq}, downsampled: spans[i].meta.Resolution() > 0})
+		qs = append(qs, aggrQuerier{Querier: spanQuerier{bq, spans[i].mint, spans[i].maxt}, downsampled: spans[i].meta.Resolution() > 0})
 	}
 	if len(qs) == 0 {
 		return nil, nil
@@ -300,18 +348,49 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	return sq, nil
 }
 
-// spanQuerier reads a bucket block within its span only, whatever the
-// select's hints say: spans of blocks of different resolutions meet inside
-// a query's range, and samples of one must not show in the other's.
-type spanQuerier struct{ storage.Querier }
+// spanQuerier reads a bucket block within its span [mint, maxt] only,
+// whatever the select's hints say: spans of blocks of different resolutions
+// meet inside a query's range, and samples of one must not show in the
+// other's. A TSDB block querier reads the hints' Start and End instead of
+// its own range when hints are given, so they are clamped to the span, and
+// trimming is never disabled.
+type spanQuerier struct {
+	storage.Querier
+	mint, maxt int64
+}
+
+// clampHints returns hints limited to [mint, maxt] with trimming on, and
+// false when nothing of the span is asked for.
+func clampHints(hints *storage.SelectHints, mint, maxt int64) (*storage.SelectHints, bool) {
+	if hints == nil {
+		return nil, true
+	}
+	h := *hints
+	h.DisableTrimming = false
+	h.Start, h.End = max(h.Start, mint), min(h.End, maxt)
+	return &h, h.Start <= h.End
+}
 
 func (q spanQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	if hints != nil && hints.DisableTrimming {
-		h := *hints
-		h.DisableTrimming = false
-		hints = &h
+	h, ok := clampHints(hints, q.mint, q.maxt)
+	if !ok {
+		return storage.EmptySeriesSet()
 	}
-	return q.Querier.Select(ctx, sortSeries, hints, ms...)
+	return q.Querier.Select(ctx, sortSeries, h, ms...)
+}
+
+// spanChunkQuerier is spanQuerier for chunks.
+type spanChunkQuerier struct {
+	storage.ChunkQuerier
+	mint, maxt int64
+}
+
+func (q spanChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	h, ok := clampHints(hints, q.mint, q.maxt)
+	if !ok {
+		return storage.EmptyChunkSeriesSet()
+	}
+	return q.ChunkQuerier.Select(ctx, sortSeries, h, ms...)
 }
 
 func closeAll[Q interface{ Close() error }](qs []Q) {
@@ -378,15 +457,19 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 		return cq, nil
 	}
 	var qs []storage.ChunkQuerier
+	var opened map[ulid.ULID]bool
 	if t != nil {
-		lq, err := t.db.ChunkQuerier(q.mint, q.maxt)
+		var lq storage.ChunkQuerier
+		opened, err = q.openLocal(id, t, func() (err error) {
+			lq, err = t.db.ChunkQuerier(q.mint, q.maxt)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
 		qs = append(qs, lq)
 	}
-	spans := q.remoteBlocks(ctx, id, t)
-	entries, err := q.acquire(ctx, id, spans)
+	spans, entries, err := q.remoteEntries(ctx, id, opened)
 	if err != nil {
 		closeAll(qs)
 		return nil, err
@@ -397,9 +480,11 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 			// Remote read of downsampled data returns each window's mean,
 			// re-encoded as chunks.
 			sq, qerr := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
-			bq, err = seriesToChunkQuerier{aggrQuerier{Querier: sq, downsampled: true}}, qerr
+			bq, err = seriesToChunkQuerier{aggrQuerier{Querier: spanQuerier{sq, spans[i].mint, spans[i].maxt}, downsampled: true}}, qerr
 		} else {
-			bq, err = tsdb.NewBlockChunkQuerier(e.block, spans[i].mint, spans[i].maxt)
+			var cq storage.ChunkQuerier
+			cq, err = tsdb.NewBlockChunkQuerier(e.block, spans[i].mint, spans[i].maxt)
+			bq = spanChunkQuerier{cq, spans[i].mint, spans[i].maxt}
 		}
 		if err != nil {
 			closeAll(qs)
@@ -470,7 +555,16 @@ func (s *Store) ReadsDownsampled(ctx context.Context, mint, maxt int64) bool {
 	if err != nil {
 		return false
 	}
-	for _, sp := range q.remoteBlocks(ctx, id, t) {
+	opened := map[ulid.ULID]bool{}
+	if t != nil && s.bucket != nil {
+		held := s.bucket.HeldElsewhere(id)
+		for _, b := range t.db.Blocks() {
+			if id := b.Meta().ULID; !held(id) {
+				opened[id] = true
+			}
+		}
+	}
+	for _, sp := range q.remoteBlocks(ctx, id, opened) {
 		if sp.meta.Resolution() > 0 {
 			return true
 		}

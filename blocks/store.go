@@ -109,6 +109,7 @@ type tenantDB struct {
 	db      *tsdb.DB
 	meta    *MetadataStore
 	shipper *shipper // nil without a bucket
+	local   *localReads
 
 	exemplarsSized atomic.Bool // the exemplar ring has its configured size (exemplars.go)
 	exemplarsMu    sync.Mutex
@@ -152,7 +153,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if opts.Bucket != nil {
-		s.bucket = newBucketBlocks(opts.Bucket, opts.Logger, s.m)
+		s.bucket = newBucketBlocks(opts.Bucket, opts.Logger, s.m, opts.Now)
 		c, err := newBlockCache(opts.CacheDir, opts.CacheMaxBytes, opts.Bucket, opts.Logger, s.m)
 		if err != nil {
 			return nil, err
@@ -224,6 +225,8 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	if s.opts.WALCompression {
 		o.WALCompression = "snappy"
 	}
+	local := &localReads{}
+	local.install(o)
 	var seriesCB SeriesCallback
 	if s.opts.SeriesCallback != nil {
 		seriesCB = s.opts.SeriesCallback(id)
@@ -242,7 +245,7 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open metadata of tenant %q: %w", id, err)
 	}
-	t := &tenantDB{id: id, db: db, meta: meta, shipper: shp}
+	t := &tenantDB{id: id, db: db, meta: meta, shipper: shp, local: local}
 	t.exemplarsSized.Store(s.opts.MaxExemplars <= 0 || o.MaxExemplars > 0)
 	s.tenants[id] = t
 	s.logger.Info("tenant opened", "tenant", id, "duration", time.Since(start))

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -51,11 +53,12 @@ type Options struct {
 	// Dir is the compactor's working directory.
 	Dir string
 	// Levels are the block ranges merged into, ascending, starting with
-	// the range blocks are cut at (default 2h, 12h, 24h).
+	// the range blocks are cut at (LevelsFor; default 2h, 12h, 24h). Each
+	// is a multiple of the one before; the last is the window raw data is
+	// downsampled in.
 	Levels []time.Duration
-	// Retention is the default retention; TenantRetention overrides it.
-	Retention       Retention
-	TenantRetention map[string]Retention
+	// Retention returns a tenant's retention (DefaultRetention when nil).
+	Retention func(tenant string) Retention
 	// DeletionDelay is how long a replaced block stays in the bucket after
 	// it is marked: longer than any query may hold it and than queriers take
 	// to read a new bucket index.
@@ -68,6 +71,11 @@ type Options struct {
 	PartialUploadAge time.Duration
 	// Owner names this compactor in tenant locks.
 	Owner string
+	// LockTTL is how long a tenant's lock outlives its last renewal
+	// (default 10m): a crashed compactor holds a tenant that long. A run
+	// renews it every LockTTL/4 and stops changing the bucket once it
+	// cannot.
+	LockTTL time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -87,7 +95,10 @@ type metrics struct {
 	downsampled    *prometheus.CounterVec
 	marked         *prometheus.CounterVec
 	deleted        *prometheus.CounterVec
+	unmarked       *prometheus.CounterVec
 	lastSuccess    *prometheus.GaugeVec
+	awaiting       *prometheus.GaugeVec
+	held           *prometheus.GaugeVec
 }
 
 // New returns a compactor.
@@ -96,7 +107,18 @@ func New(o Options) (*Compactor, error) {
 		return nil, errors.New("compactor needs a bucket and a directory")
 	}
 	if len(o.Levels) == 0 {
-		o.Levels = []time.Duration{2 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+		o.Levels, _ = LevelsFor(2 * time.Hour)
+	}
+	for i := 1; i < len(o.Levels); i++ {
+		if o.Levels[i]%o.Levels[i-1] != 0 {
+			return nil, fmt.Errorf("compactor level %v is not a multiple of %v", o.Levels[i], o.Levels[i-1])
+		}
+	}
+	if o.Retention == nil {
+		o.Retention = func(string) Retention { return DefaultRetention }
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 10 * time.Minute
 	}
 	if o.DeletionDelay <= 0 {
 		o.DeletionDelay = time.Hour
@@ -128,7 +150,10 @@ func New(o Options) (*Compactor, error) {
 		downsampled: f.NewCounterVec(prometheus.CounterOpts{Name: "strata_compactor_downsampled_blocks_total", Help: "Downsampled blocks written, by tenant and resolution."}, []string{"tenant", "resolution"}),
 		marked:      f.NewCounterVec(prometheus.CounterOpts{Name: "strata_compactor_blocks_marked_total", Help: "Blocks marked for deletion, by tenant and reason."}, []string{"tenant", "reason"}),
 		deleted:     f.NewCounterVec(prometheus.CounterOpts{Name: "strata_compactor_blocks_deleted_total", Help: "Blocks deleted from the bucket, by tenant."}, []string{"tenant"}),
+		unmarked:    f.NewCounterVec(prometheus.CounterOpts{Name: "strata_compactor_blocks_unmarked_total", Help: "Blocks marked for deletion by retention whose data no coarser resolution held yet, given back their place instead of being deleted, by tenant."}, []string{"tenant"}),
 		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_last_success_timestamp_seconds", Help: "When a tenant's compaction last succeeded."}, []string{"tenant"}),
+		awaiting:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_awaiting_downsampling", Help: "Raw blocks whose data no 1m or 1h block holds yet after the tenant's last run, by tenant and whether their window is still open (state=open) or complete (state=ready; downsampled by the next run, or failing)."}, []string{"tenant", "state"}),
+		held:        f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_retention_held", Help: "Blocks past their resolution's retention kept because a coarser resolution that is still kept does not hold their data yet, by tenant and resolution, after the tenant's last run."}, []string{"tenant", "resolution"}),
 	}
 	return &Compactor{o: o, logger: o.Logger.With("component", "compactor"), metrics: m}, nil
 }
@@ -175,17 +200,28 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 			c.metrics.lastSuccess.WithLabelValues(id).SetToCurrentTime()
 		}
 	}()
-	ok, err := tryLock(ctx, c.o.Bucket, id, c.o.Owner, c.o.Now(), 2*time.Hour)
+	l, err := acquireLease(ctx, c.o.Bucket, id, c.o.Owner, c.o.LockTTL, c.o.Now)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if l == nil {
 		c.logger.Info("tenant locked by another compactor, skipping", "tenant", id)
 		return nil
 	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.keep(runCtx, cancel)
+	}()
 	defer func() {
-		if uerr := unlock(context.WithoutCancel(ctx), c.o.Bucket, id, c.o.Owner); uerr != nil {
-			c.logger.Warn("releasing compaction lock failed", "tenant", id, "err", uerr)
+		cancel(nil)
+		wg.Wait()
+		if l.check() == nil {
+			if uerr := l.release(context.WithoutCancel(ctx)); uerr != nil {
+				c.logger.Warn("releasing compaction lock failed", "tenant", id, "err", uerr)
+			}
 		}
 	}()
 	work := filepath.Join(c.o.Dir, id)
@@ -194,8 +230,8 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	}
 	defer os.RemoveAll(work)
 
-	t := &tenantRun{c: c, id: id, work: work}
-	if err := t.load(ctx); err != nil {
+	t := &tenantRun{c: c, id: id, work: work, lease: l, ret: c.o.Retention(id), now: c.o.Now(), nothingToDownsample: map[ulid.ULID]bool{}}
+	if err := t.load(runCtx); err != nil {
 		return err
 	}
 	steps := []struct {
@@ -204,36 +240,56 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	}{
 		{"delete marked blocks", t.deleteMarked},
 		{"repair", t.repair},
-		{"retention", t.applyRetention},
 		{"compact", t.compact},
 		{"downsample", t.downsample},
+		// Downsampled blocks of a raw block that a late block was merged
+		// into are held by the new ones now.
+		{"repair", t.repair},
+		{"retention", t.applyRetention},
+		{"write index", t.writeIndex},
 	}
 	for _, s := range steps {
-		if err := s.f(ctx); err != nil {
+		if err := s.f(runCtx); err != nil {
+			if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w (%w)", err, cause)
+			}
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	return t.writeIndex(ctx)
+	t.report()
+	return nil
 }
 
 // tenantRun is one compaction run of one tenant.
 type tenantRun struct {
-	c    *Compactor
-	id   string
-	work string
+	c     *Compactor
+	id    string
+	work  string
+	lease *lease
+	ret   Retention
+	// now is the time the run started: every decision of the run is made
+	// as of this one time.
+	now time.Time
 
-	live    map[ulid.ULID]*blockmeta.Meta // complete and not marked
-	marks   map[ulid.ULID]*DeletionMark
-	partial map[ulid.ULID]bool // no meta.json
+	live       map[ulid.ULID]*blockmeta.Meta // complete and not marked
+	marks      map[ulid.ULID]*DeletionMark
+	markedMeta map[ulid.ULID]*blockmeta.Meta
+	partial    map[ulid.ULID]bool // no meta.json
+	// nothingToDownsample are raw blocks this run found without float
+	// samples to downsample (stale markers only, say).
+	nothingToDownsample map[ulid.ULID]bool
+	// listedAt is when the run began listing the bucket.
+	listedAt time.Time
 }
 
 // load lists the tenant's blocks with their metadata and marks.
 func (t *tenantRun) load(ctx context.Context) error {
+	t.listedAt = t.c.o.Now()
 	inv, err := LoadInventory(ctx, t.c.o.Bucket, t.id)
 	if err != nil {
 		return err
 	}
-	t.live, t.marks, t.partial = inv.Live, inv.Marks, inv.Partial
+	t.live, t.marks, t.markedMeta, t.partial = inv.Live, inv.Marks, inv.MarkedMeta, inv.Partial
 	return nil
 }
 
@@ -304,11 +360,15 @@ func Tenants(ctx context.Context, bkt objstore.Bucket) ([]string, error) {
 }
 
 func (t *tenantRun) mark(ctx context.Context, id ulid.ULID, reason string) error {
+	if err := t.lease.check(); err != nil {
+		return err
+	}
 	if err := markForDeletion(ctx, t.c.o.Bucket, t.id, id, reason, t.c.o.Now()); err != nil {
 		return err
 	}
 	t.c.metrics.marked.WithLabelValues(t.id, reason).Inc()
 	t.marks[id] = &DeletionMark{ID: id, DeletionTime: t.c.o.Now().Unix(), Reason: reason, Version: 1}
+	t.markedMeta[id] = t.live[id]
 	delete(t.live, id)
 	return nil
 }
@@ -316,21 +376,42 @@ func (t *tenantRun) mark(ctx context.Context, id ulid.ULID, reason string) error
 // deleteMarked deletes blocks marked longer ago than the deletion delay, and
 // abandoned partial uploads. meta.json goes first, so a block interrupted
 // while being deleted is a partial upload for the next run.
+//
+// A block marked by retention is deleted only if the rule that marked it
+// still holds: a coarser resolution holds its data, or it is past every
+// resolution's retention. One whose data nothing else holds (marked by an
+// older release, or before a retention was lengthened) is unmarked and
+// live again, to be downsampled before it goes.
 func (t *tenantRun) deleteMarked(ctx context.Context) error {
-	now := t.c.o.Now()
-	for id, m := range t.marks {
-		if now.Sub(time.Unix(m.DeletionTime, 0)) < t.c.o.DeletionDelay {
+	h := holdingsOf(t.live)
+	ids := make([]ulid.ULID, 0, len(t.marks))
+	for id := range t.marks {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
+	for _, id := range ids {
+		m := t.marks[id]
+		if meta := t.markedMeta[id]; m.Reason == reasonRetention && meta != nil {
+			if missing := t.unheld(h, meta); len(missing) > 0 {
+				if err := t.unmark(ctx, id, meta, missing); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if t.now.Sub(time.Unix(m.DeletionTime, 0)) < t.c.o.DeletionDelay {
 			continue
 		}
 		if err := t.deleteBlock(ctx, id); err != nil {
 			return err
 		}
 		delete(t.marks, id)
+		delete(t.markedMeta, id)
 	}
 	for id := range t.partial {
 		// A ULID holds its creation time: an upload begun long ago has
 		// been abandoned.
-		if now.Sub(ulid.Time(id.Time())) < t.c.o.PartialUploadAge {
+		if t.now.Sub(ulid.Time(id.Time())) < t.c.o.PartialUploadAge {
 			continue
 		}
 		t.c.logger.Info("deleting abandoned partial upload", "tenant", t.id, "block", id)
@@ -342,10 +423,33 @@ func (t *tenantRun) deleteMarked(ctx context.Context) error {
 	return nil
 }
 
+// reasonRetention is the reason of deletion marks written by retention.
+const reasonRetention = "retention"
+
+// unmark removes the deletion mark of block id, which is live again.
+func (t *tenantRun) unmark(ctx context.Context, id ulid.ULID, m *blockmeta.Meta, missing []int64) error {
+	if err := t.lease.check(); err != nil {
+		return err
+	}
+	if err := t.c.o.Bucket.Delete(ctx, path.Join(t.id, id.String(), DeletionMarkFile)); err != nil && !t.c.o.Bucket.IsNotFound(err) {
+		return fmt.Errorf("unmark block %s: %w", id, err)
+	}
+	t.c.logger.Warn("block marked by retention holds data no coarser resolution has; unmarked, to be downsampled first",
+		"tenant", t.id, "block", id, "resolution", resName(m.Resolution()), "missing", resNames(missing), "mint", m.MinTime, "maxt", m.MaxTime)
+	t.c.metrics.unmarked.WithLabelValues(t.id).Inc()
+	delete(t.marks, id)
+	delete(t.markedMeta, id)
+	t.live[id] = m
+	return nil
+}
+
 func (t *tenantRun) deleteBlock(ctx context.Context, id ulid.ULID) error {
+	if err := t.lease.check(); err != nil {
+		return err
+	}
 	bkt := t.c.o.Bucket
 	prefix := path.Join(t.id, id.String())
-	if err := bkt.Delete(ctx, path.Join(prefix, blockmeta.MetaFilename)); err != nil {
+	if err := bkt.Delete(ctx, path.Join(prefix, blockmeta.MetaFilename)); err != nil && !bkt.IsNotFound(err) {
 		return err
 	}
 	var names []string
@@ -353,7 +457,7 @@ func (t *tenantRun) deleteBlock(ctx context.Context, id ulid.ULID) error {
 		return err
 	}
 	for _, n := range names {
-		if err := bkt.Delete(ctx, n); err != nil {
+		if err := bkt.Delete(ctx, n); err != nil && !bkt.IsNotFound(err) {
 			return err
 		}
 	}
@@ -364,11 +468,16 @@ func (t *tenantRun) deleteBlock(ctx context.Context, id ulid.ULID) error {
 
 // repair marks blocks whose data another live block of the same resolution
 // already holds: the leftovers of a run that crashed between uploading a
-// merged block and marking its sources.
+// merged block and marking its sources, and the downsampled blocks of a
+// raw block that a late block was merged into.
 func (t *tenantRun) repair(ctx context.Context) error {
-	for id, m := range t.live {
+	for _, id := range t.sortedLive() {
+		m, ok := t.live[id]
+		if !ok {
+			continue
+		}
 		for oid, o := range t.live {
-			if oid == id || o.Resolution() != m.Resolution() || !covers(o, m) {
+			if oid == id || o.Resolution() != m.Resolution() || !blockmeta.Covers(o, m) {
 				continue
 			}
 			t.c.logger.Info("marking block already held by a larger one", "tenant", t.id, "block", id, "by", oid)
@@ -381,58 +490,104 @@ func (t *tenantRun) repair(ctx context.Context) error {
 	return nil
 }
 
-// covers reports whether block a holds all of block b's data so that b
-// can go: a's time range and sources include b's, and a is the larger of
-// the two (more sources or a wider range), or, for two equal blocks, the
-// one with the greater ULID, so exactly one of two equals survives.
-func covers(a, b *blockmeta.Meta) bool {
-	if a.MinTime > b.MinTime || a.MaxTime < b.MaxTime {
-		return false
+// sortedLive returns the live blocks' IDs in time order.
+func (t *tenantRun) sortedLive() []ulid.ULID {
+	ids := make([]ulid.ULID, 0, len(t.live))
+	for id := range t.live {
+		ids = append(ids, id)
 	}
-	src := make(map[ulid.ULID]bool, len(a.Compaction.Sources))
-	for _, s := range a.Compaction.Sources {
-		src[s] = true
+	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
+	return ids
+}
+
+// unheld returns the coarser resolutions that must hold block m's data
+// before m may be deleted for retention and do not: those whose retention
+// m is not past yet. A block without float samples has nothing a coarser
+// resolution could hold.
+func (t *tenantRun) unheld(h holdings, m *blockmeta.Meta) []int64 {
+	if !hasFloats(m) || t.nothingToDownsample[m.ULID] {
+		return nil
 	}
-	for _, s := range b.Compaction.Sources {
-		if !src[s] {
-			return false
+	var missing []int64
+	for _, c := range coarser(m.Resolution()) {
+		if !t.ret.expired(c, m, t.now) && !h.holds(c, m) {
+			missing = append(missing, c)
 		}
 	}
-	larger := len(a.Compaction.Sources) > len(b.Compaction.Sources) || a.MaxTime-a.MinTime > b.MaxTime-b.MinTime
-	equal := len(a.Compaction.Sources) == len(b.Compaction.Sources) && a.MaxTime-a.MinTime == b.MaxTime-b.MinTime
-	return larger || equal && a.ULID.Compare(b.ULID) > 0
+	return missing
 }
 
-func (t *tenantRun) retention() Retention {
-	if r, ok := t.c.o.TenantRetention[t.id]; ok {
-		return r
-	}
-	return t.c.o.Retention
-}
-
-// applyRetention marks blocks entirely older than their resolution's retention.
+// applyRetention marks blocks entirely older than their resolution's
+// retention, once the coarser resolutions still kept hold their data.
+// Blocks held back show in strata_compactor_blocks_retention_held and the log.
 func (t *tenantRun) applyRetention(ctx context.Context) error {
-	now := t.c.o.Now()
-	r := t.retention()
-	for id, m := range t.live {
-		keep := r.For(m.Resolution())
-		if keep > 0 && m.MaxTime < now.Add(-keep).UnixMilli() {
-			if err := t.mark(ctx, id, "retention"); err != nil {
-				return err
-			}
+	h := holdingsOf(t.live)
+	held := map[int64]int{}
+	for _, id := range t.sortedLive() {
+		m := t.live[id]
+		if !t.ret.expired(m.Resolution(), m, t.now) {
+			continue
 		}
+		if missing := t.unheld(h, m); len(missing) > 0 {
+			held[m.Resolution()]++
+			t.c.logger.Warn("block past retention kept: a coarser resolution does not hold its data yet",
+				"tenant", t.id, "block", id, "resolution", resName(m.Resolution()), "missing", resNames(missing), "mint", m.MinTime, "maxt", m.MaxTime)
+			continue
+		}
+		if err := t.mark(ctx, id, reasonRetention); err != nil {
+			return err
+		}
+	}
+	for _, res := range []int64{blockmeta.ResRaw, blockmeta.Res1m, blockmeta.Res1h} {
+		t.c.metrics.held.WithLabelValues(t.id, resName(res)).Set(float64(held[res]))
 	}
 	return nil
 }
 
-// compact merges, level by level, the blocks of each resolution that fall in
+// report sets the gauges of what the run left waiting.
+func (t *tenantRun) report() {
+	top := t.c.o.Levels[len(t.c.o.Levels)-1].Milliseconds()
+	cutoff := t.now.Add(-t.c.o.CompactionDelay).UnixMilli()
+	h := holdingsOf(t.live)
+	var open, ready int
+	for _, m := range t.live {
+		if m.Resolution() != blockmeta.ResRaw || len(t.unheld(h, m)) == 0 {
+			continue
+		}
+		if settled(m, top, cutoff) {
+			ready++
+		} else {
+			open++
+		}
+	}
+	t.c.metrics.awaiting.WithLabelValues(t.id, "open").Set(float64(open))
+	t.c.metrics.awaiting.WithLabelValues(t.id, "ready").Set(float64(ready))
+}
+
+func resName(res int64) string {
+	if res == blockmeta.ResRaw {
+		return "raw"
+	}
+	return (time.Duration(res) * time.Millisecond).String()
+}
+
+func resNames(rs []int64) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = resName(r)
+	}
+	return strings.Join(names, ",")
+}
+
+// compact merges, level by level, the blocks of each resolution that fit in
 // one window of the level's range, once the window is complete. Blocks that
 // overlap are merged vertically, their identical samples kept once.
 func (t *tenantRun) compact(ctx context.Context) error {
+	cutoff := t.now.Add(-t.c.o.CompactionDelay).UnixMilli()
 	for _, level := range t.c.o.Levels[1:] {
 		rng := level.Milliseconds()
 		for {
-			group := t.nextGroup(rng)
+			group := t.nextGroup(rng, cutoff)
 			if group == nil {
 				break
 			}
@@ -441,8 +596,10 @@ func (t *tenantRun) compact(ctx context.Context) error {
 			}
 		}
 	}
-	// Overlapping blocks that no level window holds (say, an out-of-order
-	// block across a window boundary) are merged as they are.
+	// Overlapping blocks in a window not complete yet (an out-of-order
+	// block beside an in-order one) are merged as they are. Blocks cut
+	// from heads fit the block duration's windows, so overlapping blocks
+	// share a window of some level and the merge fits it too.
 	for {
 		group := t.overlapping()
 		if group == nil {
@@ -454,21 +611,18 @@ func (t *tenantRun) compact(ctx context.Context) error {
 	}
 }
 
-// nextGroup returns blocks of one resolution inside one complete window of
-// range rng, when there are at least two, or one that overlaps another.
-func (t *tenantRun) nextGroup(rng int64) []*blockmeta.Meta {
-	cutoff := t.c.o.Now().Add(-t.c.o.CompactionDelay).UnixMilli()
+// nextGroup returns the blocks of one resolution that fit one complete
+// window of range rng (ending at or before cutoff), when there are at
+// least two.
+func (t *tenantRun) nextGroup(rng, cutoff int64) []*blockmeta.Meta {
 	type key struct {
 		res, start int64
 	}
 	groups := map[key][]*blockmeta.Meta{}
 	for _, m := range t.live {
-		start := m.MinTime - mod(m.MinTime, rng)
-		if m.MaxTime > start+rng || m.MaxTime-m.MinTime >= rng {
-			continue // spans a window boundary, or is already this big
-		}
-		if start+rng > cutoff {
-			continue // the window is not complete yet
+		start, fits := levelWindow(m, rng)
+		if !fits || start+rng > cutoff {
+			continue
 		}
 		k := key{m.Resolution(), start}
 		groups[k] = append(groups[k], m)
@@ -488,7 +642,9 @@ func (t *tenantRun) nextGroup(rng int64) []*blockmeta.Meta {
 		}
 		return keys[i].res < keys[j].res
 	})
-	return groups[keys[0]]
+	g := groups[keys[0]]
+	sort.Slice(g, func(i, j int) bool { return g[i].ULID.Compare(g[j].ULID) < 0 })
+	return g
 }
 
 // overlapping returns a set of live blocks of one resolution that overlap
@@ -498,7 +654,12 @@ func (t *tenantRun) overlapping() []*blockmeta.Meta {
 	for _, m := range t.live {
 		all = append(all, m)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].MinTime < all[j].MinTime })
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].MinTime != all[j].MinTime {
+			return all[i].MinTime < all[j].MinTime
+		}
+		return all[i].ULID.Compare(all[j].ULID) < 0
+	})
 	for i, a := range all {
 		group := []*blockmeta.Meta{a}
 		maxT := a.MaxTime
@@ -518,6 +679,26 @@ func (t *tenantRun) overlapping() []*blockmeta.Meta {
 	return nil
 }
 
+// mergeFunc returns how the samples of a group's blocks are merged. Raw
+// blocks, and downsampled blocks of the same raw data, hold identical
+// samples where they overlap: one is kept. Downsampled blocks of disjoint
+// raw blocks hold partial aggregates of the same windows: they are combined.
+func mergeFunc(group []*blockmeta.Meta) storage.VerticalSeriesMergeFunc {
+	if group[0].Resolution() == blockmeta.ResRaw {
+		return storage.ChainedSeriesMerge
+	}
+	seen := map[ulid.ULID]bool{}
+	for _, m := range group {
+		for _, s := range m.Compaction.Sources {
+			if seen[s] {
+				return storage.ChainedSeriesMerge
+			}
+			seen[s] = true
+		}
+	}
+	return mergeDisjointAggregates
+}
+
 // merge downloads the group, writes the merged block, uploads it, and only
 // then marks the sources for deletion.
 func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
@@ -535,7 +716,7 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 		return err
 	}
 	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, t.c.logger, []int64{t.c.o.Levels[0].Milliseconds()}, nil, tsdb.LeveledCompactorOptions{
-		MergeFunc:                   storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge),
+		MergeFunc:                   storage.NewCompactingChunkSeriesMerger(mergeFunc(group)),
 		EnableOverlappingCompaction: true,
 	})
 	if err != nil {
@@ -556,12 +737,11 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 			source = blockmeta.SourceDownsample
 		}
 		m.Strata = &blockmeta.Ext{Resolution: res, Source: source}
-		if err := blockmeta.Upload(ctx, t.c.o.Bucket, t.id, dir, m); err != nil {
+		if err := t.upload(ctx, dir, m); err != nil {
 			return err
 		}
-		t.live[m.ULID] = m
 		t.c.metrics.compacted.WithLabelValues(t.id).Inc()
-		t.c.logger.Info("blocks merged", "tenant", t.id, "block", m.ULID, "sources", len(group), "resolution", res, "mint", m.MinTime, "maxt", m.MaxTime)
+		t.c.logger.Info("blocks merged", "tenant", t.id, "block", m.ULID, "sources", len(group), "resolution", resName(res), "mint", m.MinTime, "maxt", m.MaxTime)
 	}
 	for _, m := range group {
 		if err := t.mark(ctx, m.ULID, "compacted"); err != nil {
@@ -575,31 +755,43 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 	return nil
 }
 
+// upload uploads the block in dir, as long as the run holds its lease.
+func (t *tenantRun) upload(ctx context.Context, dir string, m *blockmeta.Meta) error {
+	if err := t.lease.check(); err != nil {
+		return err
+	}
+	if err := blockmeta.Upload(ctx, t.c.o.Bucket, t.id, dir, m); err != nil {
+		return err
+	}
+	t.live[m.ULID] = m
+	return nil
+}
+
 // download copies block id of the tenant into the work directory.
 func (t *tenantRun) download(ctx context.Context, id ulid.ULID) (string, error) {
 	dir := filepath.Join(t.work, "src", id.String())
 	return dir, blockmeta.Download(ctx, t.c.o.Bucket, t.id, id, dir)
 }
 
-// downsample writes the 1m and 1h blocks of every raw block of the largest
-// level that has none yet.
+// downsample writes the 1m and 1h blocks of every raw block whose top-level
+// window is complete (compact has merged the window's blocks by then),
+// whatever the span of its samples, unless blocks of that resolution hold
+// its data already. Windows are downsampled oldest first.
 func (t *tenantRun) downsample(ctx context.Context) error {
 	top := t.c.o.Levels[len(t.c.o.Levels)-1].Milliseconds()
-	have := map[[3]int64]bool{}
-	for _, m := range t.live {
-		have[[3]int64{m.Resolution(), m.MinTime, m.MaxTime}] = true
-	}
+	cutoff := t.now.Add(-t.c.o.CompactionDelay).UnixMilli()
+	h := holdingsOf(t.live)
 	var todo []*blockmeta.Meta
 	for _, m := range t.live {
-		if m.Resolution() == blockmeta.ResRaw && m.MaxTime-m.MinTime >= top {
+		if m.Resolution() == blockmeta.ResRaw && settled(m, top, cutoff) && hasFloats(m) {
 			todo = append(todo, m)
 		}
 	}
 	sort.Slice(todo, func(i, j int) bool { return todo[i].MinTime < todo[j].MinTime })
 	for _, m := range todo {
 		var dir string
-		for _, res := range []int64{blockmeta.Res1m, blockmeta.Res1h} {
-			if have[[3]int64{res, m.MinTime, m.MaxTime}] {
+		for _, res := range coarser(blockmeta.ResRaw) {
+			if h.holds(res, m) {
 				continue
 			}
 			if dir == "" {
@@ -610,18 +802,18 @@ func (t *tenantRun) downsample(ctx context.Context) error {
 			}
 			dm, err := Downsample(ctx, t.c.logger, m, dir, filepath.Join(t.work, "down"), res)
 			if err != nil {
-				return fmt.Errorf("downsample block %s to %dms: %w", m.ULID, res, err)
+				return fmt.Errorf("downsample block %s to %s: %w", m.ULID, resName(res), err)
 			}
 			if dm == nil {
+				t.nothingToDownsample[m.ULID] = true
 				continue
 			}
-			if err := blockmeta.Upload(ctx, t.c.o.Bucket, t.id, filepath.Join(t.work, "down", dm.ULID.String()), dm); err != nil {
+			if err := t.upload(ctx, filepath.Join(t.work, "down", dm.ULID.String()), dm); err != nil {
 				return err
 			}
-			t.live[dm.ULID] = dm
-			have[[3]int64{res, m.MinTime, m.MaxTime}] = true
+			h.add(dm)
 			t.c.metrics.downsampled.WithLabelValues(t.id, fmt.Sprint(time.Duration(res)*time.Millisecond)).Inc()
-			t.c.logger.Info("block downsampled", "tenant", t.id, "source", m.ULID, "block", dm.ULID, "resolution", time.Duration(res)*time.Millisecond)
+			t.c.logger.Info("block downsampled", "tenant", t.id, "source", m.ULID, "block", dm.ULID, "resolution", resName(res), "mint", dm.MinTime, "maxt", dm.MaxTime)
 			_ = os.RemoveAll(filepath.Join(t.work, "down", dm.ULID.String()))
 		}
 		if dir != "" {
@@ -633,7 +825,10 @@ func (t *tenantRun) downsample(ctx context.Context) error {
 
 // writeIndex writes the tenant's bucket index from this run's view.
 func (t *tenantRun) writeIndex(ctx context.Context) error {
-	ix := &blockmeta.Index{UpdatedAt: t.c.o.Now().Unix()}
+	if err := t.lease.check(); err != nil {
+		return err
+	}
+	ix := &blockmeta.Index{UpdatedAt: t.c.o.Now().Unix(), ListedAt: t.listedAt.UnixMilli()}
 	for _, m := range t.live {
 		ix.Blocks = append(ix.Blocks, m)
 	}

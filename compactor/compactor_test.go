@@ -262,7 +262,7 @@ func TestCompactDownsampleRetain(t *testing.T) {
 
 	now := d.end.Add(5 * time.Hour)
 	newCompactor := func(ret compactor.Retention, now time.Time) *compactor.Compactor {
-		c, err := compactor.New(compactor.Options{Bucket: bkt, Dir: t.TempDir(), Retention: ret, Now: func() time.Time { return now }})
+		c, err := compactor.New(compactor.Options{Bucket: bkt, Dir: t.TempDir(), Retention: func(string) compactor.Retention { return ret }, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}

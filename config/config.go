@@ -99,19 +99,7 @@ type CompactorConfig struct {
 	Interval        model.Duration `yaml:"interval"`
 	DeletionDelay   model.Duration `yaml:"deletion_delay"`
 	CompactionDelay model.Duration `yaml:"compaction_delay"`
-	RetentionRaw    model.Duration `yaml:"retention_raw"`
-	Retention1m     model.Duration `yaml:"retention_1m"`
-	Retention1h     model.Duration `yaml:"retention_1h"`
-	// TenantRetention overrides retention per tenant (YAML only):
-	//   tenant_retention: {team-a: {raw: 14d, 1m: 60d, 1h: 2y}}
-	TenantRetention map[string]TenantRetention `yaml:"tenant_retention" help:"Retention per resolution of the tenant named by the key, instead of the -compactor.retention-* defaults."`
-}
-
-// TenantRetention is one tenant's retention per resolution; 0 keeps forever.
-type TenantRetention struct {
-	Raw   model.Duration `yaml:"raw" help:"How long the tenant's raw data is kept; 0 keeps it forever."`
-	Res1m model.Duration `yaml:"1m" help:"How long the tenant's 1m-resolution data is kept; 0 keeps it forever."`
-	Res1h model.Duration `yaml:"1h" help:"How long the tenant's 1h-resolution data is kept; 0 keeps it forever."`
+	// Retention is a per-tenant limit: -limits.retention-raw, -1m, -1h.
 }
 
 // WriteConfig configures the remote-write receiver.
@@ -185,9 +173,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	durationVar(fs, &c.Compactor.Interval, "compactor.interval", 5*time.Minute, "How often the compactor runs.")
 	durationVar(fs, &c.Compactor.DeletionDelay, "compactor.deletion-delay", time.Hour, "How long replaced blocks stay in the bucket after being marked; longer than any query and than -storage.bucket-sync-interval.")
 	durationVar(fs, &c.Compactor.CompactionDelay, "compactor.compaction-delay", 4*time.Hour, "How long after a time window ends before its blocks are merged (all its blocks shipped by then).")
-	durationVar(fs, &c.Compactor.RetentionRaw, "compactor.retention-raw", 7*24*time.Hour, "How long raw data is kept in the bucket; 0 keeps it forever.")
-	durationVar(fs, &c.Compactor.Retention1m, "compactor.retention-1m", 30*24*time.Hour, "How long 1m-resolution data is kept; 0 keeps it forever.")
-	durationVar(fs, &c.Compactor.Retention1h, "compactor.retention-1h", 365*24*time.Hour, "How long 1h-resolution data is kept; 0 keeps it forever.")
 
 	fs.Int64Var(&c.Write.MaxBodyBytes, "remote-write.max-body-bytes", 64<<20, "Largest accepted remote-write body, compressed and decompressed; larger ones get 413.")
 	durationVar(fs, &c.Write.MaxFutureTime, "remote-write.max-future-time", 10*time.Minute, "How far in the future a sample's timestamp may be.")
@@ -265,8 +250,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Storage.Path == "":
 		return errors.New("storage.path must be set")
-	case c.Storage.BlockDuration <= 0:
-		return errors.New("storage.block-duration must be positive")
+	case c.Storage.BlockDuration <= 0 || (24*time.Hour)%time.Duration(c.Storage.BlockDuration) != 0:
+		return errors.New("storage.block-duration must divide 24h (1h, 2h, 3h, ..., 24h, or 5m, 10m, 30m...): the compactor merges blocks into 12h and 24h windows")
 	case c.Storage.OutOfOrderWindow < 0:
 		return errors.New("storage.out-of-order-window must not be negative")
 	case c.Write.MaxBodyBytes <= 0:

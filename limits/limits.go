@@ -78,6 +78,18 @@ type Limits struct {
 	// MaxQueryQueueWait is how long a query waits for one of its tenant's
 	// MaxConcurrentQueries slots.
 	MaxQueryQueueWait model.Duration `yaml:"max_query_queue_wait"`
+
+	// Retention in the bucket, per resolution; 0 keeps data forever. The
+	// compactor reads them at every run, so a change in the overrides file
+	// takes effect on the next one. Data past its resolution's retention is
+	// deleted only once every coarser resolution still kept holds it.
+
+	// RetentionRaw is how long raw data is kept.
+	RetentionRaw model.Duration `yaml:"retention_raw"`
+	// Retention1m is how long 1m-resolution data is kept.
+	Retention1m model.Duration `yaml:"retention_1m"`
+	// Retention1h is how long 1h-resolution data is kept.
+	Retention1h model.Duration `yaml:"retention_1h"`
 }
 
 // RegisterFlags registers a flag for every limit on fs, with its default,
@@ -105,6 +117,10 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	durationVar(fs, &l.MaxQueryLength, "limits.max-query-length", 0, "Longest time range of a range query; 0 is unlimited. Over it, 400 (bad_data).")
 	fs.IntVar(&l.MaxConcurrentQueries, "limits.max-concurrent-queries", 0, "Queries of one tenant evaluated at once; 0 is unlimited.")
 	durationVar(fs, &l.MaxQueryQueueWait, "limits.max-query-queue-wait", 10*time.Second, "How long a query waits for one of its tenant's concurrent-query slots before it gets 503 (errorType unavailable).")
+
+	durationVar(fs, &l.RetentionRaw, "limits.retention-raw", 7*24*time.Hour, "How long a tenant's raw data is kept in the bucket; 0 keeps it forever. Raw data past it is deleted once its 1m and 1h blocks are written.")
+	durationVar(fs, &l.Retention1m, "limits.retention-1m", 30*24*time.Hour, "How long a tenant's 1m-resolution data is kept; 0 keeps it forever. Deleted past it once its 1h blocks are written.")
+	durationVar(fs, &l.Retention1h, "limits.retention-1h", 365*24*time.Hour, "How long a tenant's 1h-resolution data is kept; 0 keeps it forever.")
 }
 
 func durationVar(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
@@ -130,7 +146,8 @@ func (l *Limits) Validate() error {
 		l.MaxLabelNamesPerSeries < 0, l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0,
 		l.MaxExemplarsPerSeries < 0, l.HAFailoverBufferBytes < 0, l.MaxQuerySeries < 0, l.MaxQuerySamples < 0, l.MaxConcurrentQueries < 0:
 		return fmt.Errorf("limits must not be negative")
-	case l.QueryTimeout < 0, l.MaxQueryLength < 0, l.MaxQueryQueueWait < 0, l.HAFailoverTimeout < 0:
+	case l.QueryTimeout < 0, l.MaxQueryLength < 0, l.MaxQueryQueueWait < 0, l.HAFailoverTimeout < 0,
+		l.RetentionRaw < 0, l.Retention1m < 0, l.Retention1h < 0:
 		return fmt.Errorf("limit durations must not be negative")
 	case l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == ""):
 		return fmt.Errorf("ha_cluster_label and ha_replica_label must be set when accept_ha_samples is")

@@ -158,7 +158,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	var comp *compactor.Compactor
 	if cfg.Compactor.Enabled {
 		// Options only: a compactor holds nothing until it runs.
-		if comp, err = newCompactor(cfg, bkt, logger, reg); err != nil {
+		if comp, err = newCompactor(cfg, bkt, overrides, logger, reg); err != nil {
 			_ = engine.Close()
 			_ = store.Close()
 			_ = bkt.Close()
@@ -373,18 +373,31 @@ func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (ma
 	return out, nil
 }
 
-// newCompactor builds the compactor configured by cfg.
-func newCompactor(cfg *config.Config, bkt objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+// newCompactor builds the compactor configured by cfg, its levels from the
+// block duration and each tenant's retention from its limits.
+func newCompactor(cfg *config.Config, bkt objstore.Bucket, overrides *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	c := cfg.Compactor
-	tenants := map[string]compactor.Retention{}
-	for id, r := range c.TenantRetention {
-		tenants[id] = compactor.Retention{Raw: time.Duration(r.Raw), Res1m: time.Duration(r.Res1m), Res1h: time.Duration(r.Res1h)}
+	levels, err := compactor.LevelsFor(time.Duration(cfg.Storage.BlockDuration))
+	if err != nil {
+		return nil, err
+	}
+	// The lock owner names this host and data directory, not this process:
+	// a compactor restarted after a crash takes its tenants' locks back at
+	// once instead of waiting for them to expire.
+	host, _ := os.Hostname()
+	dir, err := filepath.Abs(cfg.Storage.Path)
+	if err != nil {
+		return nil, err
 	}
 	return compactor.New(compactor.Options{
-		Bucket:          bkt,
-		Dir:             filepath.Join(cfg.Storage.Path, "compactor"),
-		Retention:       compactor.Retention{Raw: time.Duration(c.RetentionRaw), Res1m: time.Duration(c.Retention1m), Res1h: time.Duration(c.Retention1h)},
-		TenantRetention: tenants,
+		Bucket: bkt,
+		Dir:    filepath.Join(cfg.Storage.Path, "compactor"),
+		Levels: levels,
+		Owner:  host + ":" + dir,
+		Retention: func(id string) compactor.Retention {
+			l := overrides.For(id)
+			return compactor.Retention{Raw: time.Duration(l.RetentionRaw), Res1m: time.Duration(l.Retention1m), Res1h: time.Duration(l.Retention1h)}
+		},
 		DeletionDelay:   time.Duration(c.DeletionDelay),
 		CompactionDelay: time.Duration(c.CompactionDelay),
 		Logger:          logger,

@@ -272,3 +272,27 @@ func downloadFile(ctx context.Context, bkt objstore.Bucket, name, obj, dst strin
 	}
 	return f.Close()
 }
+
+// Covers reports whether block a holds all of block b's data, so that b
+// may be left out of a reader's view and deleted: both have the same
+// resolution, a's time range and sources include b's, and a is the larger
+// of the two (more sources or a wider range), or, for two equal blocks,
+// the one with the greater ULID, so exactly one of two equals survives.
+func Covers(a, b *Meta) bool {
+	if a.Resolution() != b.Resolution() || a.MinTime > b.MinTime || a.MaxTime < b.MaxTime {
+		return false
+	}
+	src := make(map[ulid.ULID]bool, len(a.Compaction.Sources))
+	for _, s := range a.Compaction.Sources {
+		src[s] = true
+	}
+	for _, s := range b.Compaction.Sources {
+		if !src[s] {
+			return false
+		}
+	}
+	larger := len(a.Compaction.Sources) > len(b.Compaction.Sources) || a.MaxTime-a.MinTime > b.MaxTime-b.MinTime
+	equal := len(a.Compaction.Sources) == len(b.Compaction.Sources) && a.MaxTime-a.MinTime == b.MaxTime-b.MinTime
+	return larger || equal && a.ULID.Compare(b.ULID) > 0
+}
+

@@ -22,6 +22,11 @@ const IndexFilename = "bucket-index.json.gz"
 type Index struct {
 	Version   int     `json:"version"`
 	UpdatedAt int64   `json:"updated_at"` // Unix seconds
+	// ListedAt is when the compactor began listing the blocks the index
+	// shows (Unix milliseconds; 0 in indexes written before it was kept).
+	// A block whose meta.json was uploaded before then and that the index
+	// neither lists nor marks is gone from the bucket.
+	ListedAt int64 `json:"listed_at,omitempty"`
 	Blocks    []*Meta `json:"blocks"`
 	// Marked lists blocks marked for deletion: readers skip them, as the
 	// blocks that replace them are in Blocks.
