@@ -98,9 +98,9 @@ func (s fsample) Copy() chunks.Sample           { return s }
 // errIterator is an iterator that failed.
 type errIterator struct{ err error }
 
-func (e errIterator) Next() chunkenc.ValueType                    { return chunkenc.ValNone }
-func (e errIterator) Seek(int64) chunkenc.ValueType               { return chunkenc.ValNone }
-func (e errIterator) At() (int64, float64)                        { return 0, 0 }
+func (e errIterator) Next() chunkenc.ValueType                                       { return chunkenc.ValNone }
+func (e errIterator) Seek(int64) chunkenc.ValueType                                  { return chunkenc.ValNone }
+func (e errIterator) At() (int64, float64)                                           { return 0, 0 }
 func (e errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) { return 0, nil }
 func (e errIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
 	return 0, nil

@@ -572,7 +572,7 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 			spans = nil
 			for _, back := range []time.Duration{0, 2, 4, 6} {
 				to := upTo.Add(-back * 24 * time.Hour)
-				if to.Add(-6*time.Hour).After(latest(start, now.Add(-6*24*time.Hour-12*time.Hour))) {
+				if to.Add(-6 * time.Hour).After(latest(start, now.Add(-6*24*time.Hour-12*time.Hour))) {
 					spans = append(spans, [2]time.Time{to.Add(-6 * time.Hour), to})
 				}
 			}

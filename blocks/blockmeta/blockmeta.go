@@ -295,4 +295,3 @@ func Covers(a, b *Meta) bool {
 	equal := len(a.Compaction.Sources) == len(b.Compaction.Sources) && a.MaxTime-a.MinTime == b.MaxTime-b.MinTime
 	return larger || equal && a.ULID.Compare(b.ULID) > 0
 }
-

@@ -20,14 +20,14 @@ const IndexFilename = "bucket-index.json.gz"
 // them with one GET. The compactor writes it after every run; blocks shipped
 // since are missing from it until the next run (their shipper knows them).
 type Index struct {
-	Version   int     `json:"version"`
-	UpdatedAt int64   `json:"updated_at"` // Unix seconds
+	Version   int   `json:"version"`
+	UpdatedAt int64 `json:"updated_at"` // Unix seconds
 	// ListedAt is when the compactor began listing the blocks the index
 	// shows (Unix milliseconds; 0 in indexes written before it was kept).
 	// A block whose meta.json was uploaded before then and that the index
 	// neither lists nor marks is gone from the bucket.
-	ListedAt int64 `json:"listed_at,omitempty"`
-	Blocks    []*Meta `json:"blocks"`
+	ListedAt int64   `json:"listed_at,omitempty"`
+	Blocks   []*Meta `json:"blocks"`
 	// Marked lists blocks marked for deletion: readers skip them, as the
 	// blocks that replace them are in Blocks.
 	Marked []ulid.ULID `json:"marked,omitempty"`
