@@ -1,10 +1,10 @@
 package blocks
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -97,48 +97,121 @@ type span struct {
 
 // remoteBlocks chooses the bucket blocks to read and which part of each.
 //
-// Local data (the head, and the local blocks in opened) is read besides,
-// and its time range is not taken from the bucket: the bucket holds none of
-// its samples (localReads leaves out the local blocks the bucket holds in
-// other blocks), but may hold other samples of the same time range, such
-// as out-of-order ones shipped from an earlier head. Bucket copies of the
-// opened local blocks are left out. The query's range is filled one
-// resolution at a time: first the resolutions the query allows (ctx's max
-// resolution), coarsest first, then coarser ones, finest first, where
-// nothing allowed exists any more (raw data past retention). Each time range
-// is read from one resolution only, so aggregates are never counted twice,
-// and blocks of one resolution may overlap each other (their identical
-// samples are merged).
+// Local data (the head, and the local blocks in opened) is read besides:
+// the bucket holds none of its samples (localReads leaves out the local
+// blocks the bucket holds in other blocks), and bucket copies of the opened
+// blocks are left out.
+//
+// A block's sources (meta.json) name the raw blocks whose data it holds, in
+// whatever resolution. The query's range is cut at every block boundary,
+// and each piece is given blocks in resolution order: first the
+// resolutions the query allows (ctx's max resolution), coarsest first, then
+// coarser ones, finest first, for data nothing allowed holds any more (raw
+// data past retention). A block whose sources the blocks given the piece
+// already hold adds nothing there and is not read; one that holds all the
+// sources of some of them replaces those; one whose sources are new (a
+// late or out-of-order block beside older data of the same time) is read
+// besides. So every raw sample is read once, from one resolution, and
+// aggregates are never counted twice, whatever the spans of the blocks.
+// (The compactor only merges blocks whose sources are disjoint or nested,
+// so two blocks' sources never partly overlap.)
 func (q *tenantQuerier) remoteBlocks(ctx context.Context, id string, opened map[ulid.ULID]bool) []span {
 	if q.s.bucket == nil {
 		return nil
 	}
-	var covered intervals
 	byRes := map[int64][]*blockmeta.Meta{}
+	end := q.maxt // pieces are [cuts[i], cuts[i+1]), the last ending after maxt
+	if end < math.MaxInt64 {
+		end++
+	}
+	cuts := []int64{q.mint, end}
 	for _, m := range q.s.bucket.Blocks(id, q.mint, q.maxt) {
-		if !opened[m.ULID] {
-			byRes[m.Resolution()] = append(byRes[m.Resolution()], m)
+		if opened[m.ULID] {
+			continue
+		}
+		byRes[m.Resolution()] = append(byRes[m.Resolution()], m)
+		if m.MinTime > q.mint {
+			cuts = append(cuts, m.MinTime)
+		}
+		if m.MaxTime < end {
+			cuts = append(cuts, m.MaxTime)
 		}
 	}
-	var out []span
-	for _, res := range resolutionOrder(blockmeta.MaxResolution(ctx)) {
-		gaps := covered.gaps(q.mint, q.maxt)
-		if len(gaps) == 0 {
-			break
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	// pieces[i] is [cuts[i], cuts[i+1]), and chosen[i] the blocks read there.
+	chosen := make([][]*blockmeta.Meta, len(cuts)-1)
+	srcs := map[ulid.ULID]map[ulid.ULID]bool{}
+	sourcesOf := func(m *blockmeta.Meta) map[ulid.ULID]bool {
+		if set, ok := srcs[m.ULID]; ok {
+			return set
 		}
+		set := make(map[ulid.ULID]bool, len(m.Compaction.Sources)+1)
+		for _, s := range m.Compaction.Sources {
+			set[s] = true
+		}
+		if len(set) == 0 {
+			set[m.ULID] = true
+		}
+		srcs[m.ULID] = set
+		return set
+	}
+	for _, res := range resolutionOrder(blockmeta.MaxResolution(ctx)) {
 		for _, m := range byRes[res] {
-			for _, g := range gaps {
-				lo, hi := max(g.lo, m.MinTime), min(g.hi, m.MaxTime-1)
-				if lo <= hi {
-					out = append(out, span{meta: m, mint: lo, maxt: hi})
+			ms := sourcesOf(m)
+			first, _ := slices.BinarySearch(cuts, max(m.MinTime, q.mint))
+			for i := first; i < len(chosen) && cuts[i] < m.MaxTime; i++ {
+				keep := chosen[i][:0:0]
+				add := true
+				for _, c := range chosen[i] {
+					cs := sourcesOf(c)
+					switch {
+					case subset(ms, cs):
+						add = false // its data is read already
+						keep = append(keep, c)
+					case subset(cs, ms):
+						// m holds all of c's data and more: m replaces c.
+					default:
+						keep = append(keep, c)
+					}
 				}
+				if add {
+					keep = append(keep, m)
+				}
+				chosen[i] = keep
 			}
 		}
-		for _, m := range byRes[res] {
-			covered = covered.add(m.MinTime, m.MaxTime-1)
+	}
+	// Adjacent pieces given the same block make one span.
+	var out []span
+	open := map[ulid.ULID]int{} // block -> index in out of its span ending at the previous piece
+	for i, blocks := range chosen {
+		next := map[ulid.ULID]int{}
+		for _, m := range blocks {
+			if j, ok := open[m.ULID]; ok {
+				out[j].maxt = cuts[i+1] - 1
+				next[m.ULID] = j
+				continue
+			}
+			out = append(out, span{meta: m, mint: cuts[i], maxt: cuts[i+1] - 1})
+			next[m.ULID] = len(out) - 1
 		}
+		open = next
 	}
 	return out
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b map[ulid.ULID]bool) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	for x := range a {
+		if !b[x] {
+			return false
+		}
+	}
+	return true
 }
 
 // openLocal opens the tenant's local querier over [mint, maxt] through f,
@@ -171,61 +244,6 @@ func resolutionOrder(maxRes int64) []int64 {
 		}
 	}
 	return append(allowed, coarser...)
-}
-
-// intervals is a sorted list of disjoint closed time intervals.
-type intervals []interval
-
-type interval struct{ lo, hi int64 }
-
-// add returns iv with [lo, hi] added, merging touching intervals.
-func (iv intervals) add(lo, hi int64) intervals {
-	out := make(intervals, 0, len(iv)+1)
-	placed := false
-	for _, x := range iv {
-		switch {
-		case x.hi+1 < lo:
-			out = append(out, x)
-		case hi+1 < x.lo:
-			if !placed {
-				out = append(out, interval{lo, hi})
-				placed = true
-			}
-			out = append(out, x)
-		default:
-			lo, hi = min(lo, x.lo), max(hi, x.hi)
-		}
-	}
-	if !placed {
-		out = append(out, interval{lo, hi})
-	}
-	slices.SortFunc(out, func(a, b interval) int { return cmp.Compare(a.lo, b.lo) })
-	return out
-}
-
-// gaps returns the parts of [lo, hi] that iv does not cover.
-func (iv intervals) gaps(lo, hi int64) []interval {
-	var out []interval
-	cur := lo
-	for _, x := range iv {
-		if x.hi < cur {
-			continue
-		}
-		if x.lo > hi {
-			break
-		}
-		if x.lo > cur {
-			out = append(out, interval{cur, x.lo - 1})
-		}
-		cur = x.hi + 1
-		if cur > hi {
-			return out
-		}
-	}
-	if cur <= hi {
-		out = append(out, interval{cur, hi})
-	}
-	return out
 }
 
 // acquire opens the bucket blocks for reading; release undoes it.
@@ -320,14 +338,29 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 		closeAll(qs)
 		return nil, err
 	}
+	// The downsampled blocks of one resolution read at the same time hold
+	// disjoint raw data (remoteBlocks): their aggregates of one window add
+	// up, as the compactor will add them when it merges the blocks.
+	downsampled := map[int64][]storage.Querier{}
 	for i, e := range entries {
 		bq, err := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
 		if err != nil {
 			closeAll(qs)
+			for _, ds := range downsampled {
+				closeAll(ds)
+			}
 			q.release(entries)
 			return nil, err
 		}
-		qs = append(qs, aggrQuerier{Querier: spanQuerier{bq, spans[i].mint, spans[i].maxt}, downsampled: spans[i].meta.Resolution() > 0})
+		sq := spanQuerier{bq, spans[i].mint, spans[i].maxt}
+		if res := spans[i].meta.Resolution(); res > 0 {
+			downsampled[res] = append(downsampled[res], sq)
+			continue
+		}
+		qs = append(qs, aggrQuerier{Querier: sq})
+	}
+	for _, ds := range downsampled {
+		qs = append(qs, aggrQuerier{Querier: storage.NewMergeQuerier(ds, nil, blockmeta.MergeDisjointAggregates), downsampled: true})
 	}
 	if len(qs) == 0 {
 		return nil, nil

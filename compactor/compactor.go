@@ -218,7 +218,7 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	defer func() {
 		cancel(nil)
 		wg.Wait()
-		if l.check() == nil {
+		if l.expired() == nil {
 			if uerr := l.release(context.WithoutCancel(ctx)); uerr != nil {
 				c.logger.Warn("releasing compaction lock failed", "tenant", id, "err", uerr)
 			}
@@ -360,7 +360,7 @@ func Tenants(ctx context.Context, bkt objstore.Bucket) ([]string, error) {
 }
 
 func (t *tenantRun) mark(ctx context.Context, id ulid.ULID, reason string) error {
-	if err := t.lease.check(); err != nil {
+	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
 	if err := markForDeletion(ctx, t.c.o.Bucket, t.id, id, reason, t.c.o.Now()); err != nil {
@@ -428,7 +428,7 @@ const reasonRetention = "retention"
 
 // unmark removes the deletion mark of block id, which is live again.
 func (t *tenantRun) unmark(ctx context.Context, id ulid.ULID, m *blockmeta.Meta, missing []int64) error {
-	if err := t.lease.check(); err != nil {
+	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
 	if err := t.c.o.Bucket.Delete(ctx, path.Join(t.id, id.String(), DeletionMarkFile)); err != nil && !t.c.o.Bucket.IsNotFound(err) {
@@ -444,7 +444,7 @@ func (t *tenantRun) unmark(ctx context.Context, id ulid.ULID, m *blockmeta.Meta,
 }
 
 func (t *tenantRun) deleteBlock(ctx context.Context, id ulid.ULID) error {
-	if err := t.lease.check(); err != nil {
+	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
 	bkt := t.c.o.Bucket
@@ -679,30 +679,82 @@ func (t *tenantRun) overlapping() []*blockmeta.Meta {
 	return nil
 }
 
-// mergeFunc returns how the samples of a group's blocks are merged. Raw
-// blocks, and downsampled blocks of the same raw data, hold identical
-// samples where they overlap: one is kept. Downsampled blocks of disjoint
-// raw blocks hold partial aggregates of the same windows: they are combined.
-func mergeFunc(group []*blockmeta.Meta) storage.VerticalSeriesMergeFunc {
+// mergeFunc returns how the series of a group's blocks are merged. Raw
+// blocks hold identical samples where they overlap: one is kept.
+// Downsampled blocks of disjoint raw blocks hold partial aggregates of the
+// same windows: they are combined. Downsampled blocks whose sources partly
+// overlap (which no run writes) are merged as raw ones, with a warning.
+func (t *tenantRun) mergeFunc(group []*blockmeta.Meta) storage.VerticalChunkSeriesMergeFunc {
+	chained := storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)
 	if group[0].Resolution() == blockmeta.ResRaw {
-		return storage.ChainedSeriesMerge
+		return chained
 	}
 	seen := map[ulid.ULID]bool{}
 	for _, m := range group {
 		for _, s := range m.Compaction.Sources {
 			if seen[s] {
-				return storage.ChainedSeriesMerge
+				t.c.logger.Warn("downsampled blocks with partly shared sources merged keeping one aggregate per window", "tenant", t.id, "source", s)
+				return chained
 			}
 			seen[s] = true
 		}
 	}
-	return mergeDisjointAggregates
+	// The compacting merger hands the sample merge series without labels:
+	// the aggregate is taken from the chunk series' labels.
+	return func(series ...storage.ChunkSeries) storage.ChunkSeries {
+		aggr := series[0].Labels().Get(blockmeta.AggrLabel)
+		return storage.NewCompactingChunkSeriesMerger(func(ss ...storage.Series) storage.Series {
+			return blockmeta.MergeDisjointAggregatesOf(aggr, ss...)
+		})(series...)
+	}
+}
+
+// heldInGroup splits a group of downsampled blocks into those no other
+// member holds, and those whose sources another member's include (an older
+// downsampling of part of the same raw data; of two alike, the one with the
+// smaller ULID).
+func heldInGroup(group []*blockmeta.Meta) (keep, held []*blockmeta.Meta) {
+	for _, m := range group {
+		ms := holdings{}
+		ms.add(m)
+		isHeld := false
+		for _, o := range group {
+			if o == m {
+				continue
+			}
+			os := holdings{}
+			os.add(o)
+			if os.holds(o.Resolution(), m) && (!ms.holds(m.Resolution(), o) || o.ULID.Compare(m.ULID) > 0) {
+				isHeld = true
+				break
+			}
+		}
+		if isHeld {
+			held = append(held, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	return keep, held
 }
 
 // merge downloads the group, writes the merged block, uploads it, and only
 // then marks the sources for deletion.
 func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 	res := group[0].Resolution()
+	if res > 0 {
+		var held []*blockmeta.Meta
+		group, held = heldInGroup(group)
+		for _, m := range held {
+			t.c.logger.Info("marking downsampled block another one holds", "tenant", t.id, "block", m.ULID)
+			if err := t.mark(ctx, m.ULID, "duplicate"); err != nil {
+				return err
+			}
+		}
+		if len(group) < 2 {
+			return nil
+		}
+	}
 	var dirs []string
 	for _, m := range group {
 		dir, err := t.download(ctx, m.ULID)
@@ -716,7 +768,7 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 		return err
 	}
 	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, t.c.logger, []int64{t.c.o.Levels[0].Milliseconds()}, nil, tsdb.LeveledCompactorOptions{
-		MergeFunc:                   storage.NewCompactingChunkSeriesMerger(mergeFunc(group)),
+		MergeFunc:                   t.mergeFunc(group),
 		EnableOverlappingCompaction: true,
 	})
 	if err != nil {
@@ -757,7 +809,7 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 
 // upload uploads the block in dir, as long as the run holds its lease.
 func (t *tenantRun) upload(ctx context.Context, dir string, m *blockmeta.Meta) error {
-	if err := t.lease.check(); err != nil {
+	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
 	if err := blockmeta.Upload(ctx, t.c.o.Bucket, t.id, dir, m); err != nil {
@@ -825,7 +877,7 @@ func (t *tenantRun) downsample(ctx context.Context) error {
 
 // writeIndex writes the tenant's bucket index from this run's view.
 func (t *tenantRun) writeIndex(ctx context.Context) error {
-	if err := t.lease.check(); err != nil {
+	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
 	ix := &blockmeta.Index{UpdatedAt: t.c.o.Now().Unix(), ListedAt: t.listedAt.UnixMilli()}

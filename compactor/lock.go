@@ -80,9 +80,10 @@ var errLeaseLost = errors.New("compaction lock lost")
 
 // lease is a tenant's compaction lock held for the length of one run. keep
 // renews it every ttl/4 while the run works; check, called before every
-// change the run makes to the bucket (upload, mark, delete), fails once the
-// lock may have expired or passed to another owner, so that two runs never
-// change one tenant's blocks at the same time however long a run takes.
+// change the run makes to the bucket (upload, mark, delete), reads the lock
+// back and fails once it may have expired or passed to another owner, so
+// that two runs never change one tenant's blocks at the same time however
+// long a run takes or however far clocks drift.
 //
 // Invariant: the lock in the bucket is ours at least until expires; expires
 // is set from the time a renewal began, before its write.
@@ -125,7 +126,7 @@ func (l *lease) keep(ctx context.Context, lost func(error)) {
 			if ctx.Err() != nil {
 				return
 			}
-			if l.check() != nil {
+			if l.expired() != nil {
 				lost(err)
 				return
 			}
@@ -146,7 +147,7 @@ func (l *lease) renew(ctx context.Context) error {
 	}
 	if cur == nil || cur.Owner != l.owner {
 		l.fail(fmt.Errorf("%w: tenant %q's lock is held by %v", errLeaseLost, l.tenant, ownerOf(cur)))
-		return l.check()
+		return l.expired()
 	}
 	ok, err := tryLock(ctx, l.bkt, l.tenant, l.owner, start, l.ttl)
 	if err != nil {
@@ -154,7 +155,7 @@ func (l *lease) renew(ctx context.Context) error {
 	}
 	if !ok {
 		l.fail(fmt.Errorf("%w: tenant %q's lock was taken while renewing it", errLeaseLost, l.tenant))
-		return l.check()
+		return l.expired()
 	}
 	l.mu.Lock()
 	l.expires = start.Add(l.ttl)
@@ -177,9 +178,25 @@ func (l *lease) fail(err error) {
 	}
 }
 
-// check returns an error once the lease is lost, or has less than a
-// quarter of its time left (room for one more bucket operation).
-func (l *lease) check() error {
+// check returns an error once the lease is lost, has less than a quarter
+// of its time left (room for one more bucket operation), or the lock in the
+// bucket names another owner.
+func (l *lease) check(ctx context.Context) error {
+	if err := l.expired(); err != nil {
+		return err
+	}
+	cur, err := readLock(ctx, l.bkt, path.Join(l.tenant, lockFile))
+	if err != nil {
+		return err
+	}
+	if cur == nil || cur.Owner != l.owner {
+		l.fail(fmt.Errorf("%w: tenant %q's lock is held by %v", errLeaseLost, l.tenant, ownerOf(cur)))
+	}
+	return l.expired()
+}
+
+// expired is check without reading the bucket.
+func (l *lease) expired() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lost != nil {

@@ -311,11 +311,11 @@ type lhCheck struct {
 	query string
 	tol   float64 // relative; 0 is exact
 	// full, when set, names the count query that decides which points are
-	// compared: only windows holding at least fullCount raw samples. Rate
-	// and increase extrapolate to a window's edges from the spacing of its
-	// samples; where a series starts, stops or pauses inside a window, that
-	// spacing is what downsampled data no longer has (Thanos has the same
-	// limit). Every other point is compared.
+	// compared: only windows holding fullCount raw samples, one a minute,
+	// with no gap. Rate and increase extrapolate to a window's edges from
+	// the spacing of its samples; where a series starts, stops or pauses
+	// inside a window, that spacing is what downsampled data no longer has
+	// (Thanos has the same limit). Every other point is compared.
 	full      string
 	fullCount float64
 }
@@ -336,11 +336,11 @@ func lhChecks(rng string, perWindow float64) []lhCheck {
 		lhCheck{query: fmt.Sprintf(`avg_over_time(node_memory_MemAvailable_bytes[%s])`, rng), tol: 1e-9},
 		lhCheck{query: fmt.Sprintf(`avg_over_time(node_filesystem_avail_bytes[%s])`, rng), tol: 1e-9},
 		lhCheck{query: fmt.Sprintf(`increase(http_requests_total[%s])`, rng), tol: 0.01,
-			full: fmt.Sprintf(`count_over_time(http_requests_total[%s])`, rng), fullCount: perWindow * 0.97},
+			full: fmt.Sprintf(`count_over_time(http_requests_total[%s])`, rng), fullCount: perWindow},
 		lhCheck{query: fmt.Sprintf(`rate(node_cpu_seconds_total[%s])`, rng), tol: 0.01,
-			full: fmt.Sprintf(`count_over_time(node_cpu_seconds_total[%s])`, rng), fullCount: perWindow * 0.97},
+			full: fmt.Sprintf(`count_over_time(node_cpu_seconds_total[%s])`, rng), fullCount: perWindow},
 		lhCheck{query: fmt.Sprintf(`sum by (instance) (rate(node_network_receive_bytes_total[%s]))`, rng), tol: 0.01,
-			full: fmt.Sprintf(`sum by (instance) (count_over_time(node_network_receive_bytes_total[%s]))`, rng), fullCount: perWindow * 0.97},
+			full: fmt.Sprintf(`sum by (instance) (count_over_time(node_network_receive_bytes_total[%s]))`, rng), fullCount: perWindow},
 	)
 }
 

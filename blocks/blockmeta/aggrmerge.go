@@ -1,4 +1,4 @@
-package compactor
+package blockmeta
 
 import (
 	"math"
@@ -8,13 +8,13 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-
-	"github.com/strata-tsdb/strata/blocks/blockmeta"
 )
 
-// mergeDisjointAggregates merges the aggregate series of downsampled blocks
+// MergeDisjointAggregates merges the aggregate series of downsampled blocks
 // made from disjoint raw data (different source blocks of one window: a
-// late block downsampled after the window's raw data left retention). Two
+// late block downsampled after the window's raw data left retention): the
+// compactor merges such blocks with it, and a reader that reads both before
+// the compactor has must too. Two
 // aggregates of one window, stamped alike, are combined as the raw samples
 // would have been: counts and sums added, the least minimum, the greatest
 // maximum. Counter samples are raw samples: they are merged as raw data is,
@@ -22,17 +22,27 @@ import (
 //
 // It must never be used for blocks that share a source: their aggregates
 // describe the same samples, and adding them would count them twice.
-func mergeDisjointAggregates(series ...storage.Series) storage.Series {
+func MergeDisjointAggregates(series ...storage.Series) storage.Series {
+	if len(series) == 0 {
+		return nil
+	}
+	return MergeDisjointAggregatesOf(series[0].Labels().Get(AggrLabel), series...)
+}
+
+// MergeDisjointAggregatesOf is MergeDisjointAggregates for series of
+// aggregate aggr (a value of AggrLabel), whatever their labels say: TSDB's
+// compacting chunk merger passes series without labels.
+func MergeDisjointAggregatesOf(aggr string, series ...storage.Series) storage.Series {
 	if len(series) < 2 {
 		return storage.ChainedSeriesMerge(series...)
 	}
 	var combine func(a, b float64) float64
-	switch series[0].Labels().Get(blockmeta.AggrLabel) {
-	case blockmeta.AggrCount, blockmeta.AggrSum:
+	switch aggr {
+	case AggrCount, AggrSum:
 		combine = func(a, b float64) float64 { return a + b }
-	case blockmeta.AggrMin:
+	case AggrMin:
 		combine = math.Min
-	case blockmeta.AggrMax:
+	case AggrMax:
 		combine = math.Max
 	default:
 		return storage.ChainedSeriesMerge(series...)
