@@ -396,4 +396,3 @@ func (b *stealingBucket) Upload(ctx context.Context, name string, r io.Reader) e
 	}
 	return nil
 }
-
