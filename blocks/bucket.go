@@ -27,11 +27,12 @@ import (
 // so a flushed block is queryable without waiting for the compactor.
 //
 // Invariant: a block leaves the view once the bucket shows it marked or
-// gone, however it entered: an added block leaves it when an index marks
-// it, or when an index or listing that began after its upload (less
-// clockSkew) does not show it: the compactor merged it, marked it and
-// deleted it between two syncs. A query that finds a block missing from
-// the bucket drops it at once (Forget) and reads the tenant's index again.
+// gone, however it entered: an added block leaves it when the index marks
+// it, or when a listing that began after its upload does not show it (the
+// compactor merged, marked and deleted it between two syncs; a listing
+// shows every object written before it began). A query that finds a block
+// missing from the bucket drops it at once (Forget) and reads the tenant's
+// blocks again.
 type bucketBlocks struct {
 	bkt    objstore.Bucket
 	logger *slog.Logger
@@ -52,11 +53,6 @@ type addedBlock struct {
 	meta *blockmeta.Meta
 	at   time.Time
 }
-
-// clockSkew is how far the compactor's clock may be behind this process's
-// for a block shipped here to be taken as gone when a listing that began
-// after it does not show it.
-const clockSkew = time.Minute
 
 func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics, now func() time.Time) *bucketBlocks {
 	return &bucketBlocks{
@@ -93,7 +89,8 @@ func (b *bucketBlocks) updateHeld(tenantID string) {
 type tenantView struct {
 	blocks map[ulid.ULID]*blockmeta.Meta
 	marked map[ulid.ULID]bool
-	// listedAt is when the listing behind the view began; zero when unknown.
+	// listedAt is when the listing behind the view began, by this
+	// process's clock.
 	listedAt time.Time
 }
 
@@ -250,7 +247,7 @@ func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.U
 		switch {
 		case next[u] != nil:
 			delete(b.added[id], u) // the bucket shows it: no longer ours to keep
-		case v.marked[u], !v.listedAt.IsZero() && a.at.Before(v.listedAt.Add(-clockSkew)):
+		case v.marked[u], a.at.Before(v.listedAt):
 			delete(b.added[id], u) // merged into another block, or deleted
 		default:
 			next[u] = a.meta

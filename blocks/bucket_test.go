@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 	"github.com/strata-tsdb/strata/objstore/miniotest"
@@ -450,5 +454,86 @@ func TestMinioOutage(t *testing.T) {
 	}
 	if got := countSamples(readAll(t, s.Store, "t2")); got != n2 {
 		t.Fatalf("from the bucket: %d samples of tenant t2, want %d", got, n2)
+	}
+}
+
+// TestQueriesSurviveBlocksReplaced replaces a tenant's blocks in the bucket
+// behind a store's back, as a compactor does (a merged copy uploaded, the
+// originals deleted), so that the store's view still names deleted blocks:
+// the next query reads the replacement instead of failing, and the view
+// lets go of the deleted blocks, whichever way they entered it.
+func TestQueriesSurviveBlocksReplaced(t *testing.T) {
+	bkt := bucketKinds["filesystem"](t)
+	ctx := context.Background()
+	writer := openBucketStore(t, t.TempDir(), bkt, nil)
+	defer writer.Close()
+	writeHours(t, writer.Store, "team-a", 4)
+	want := readAll(t, writer.Store, "team-a")
+	if err := writer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reader := openBucketStore(t, t.TempDir(), bkt, nil)
+	defer reader.Close()
+	if err := reader.SyncBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equalSamples(t, "before", readAll(t, reader.Store, "team-a"), want)
+
+	// The compactor's work: every block merged into one, then deleted.
+	old := bucketBlockIDs(t, bkt, "team-a")
+	mergeBlocks(t, bkt, "team-a", old)
+	for _, id := range old {
+		var names []string
+		if err := bkt.Iter(ctx, "team-a/"+id+"/", func(n string) error { names = append(names, n); return nil }, true); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := bkt.Delete(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The reader's view (listed) and the writer's (shipped, added) still
+	// name the deleted blocks; the writer also has them locally.
+	equalSamples(t, "after the blocks were replaced", readAll(t, reader.Store, "team-a"), want)
+	if err := writer.SyncBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(writer.m("strata_bucket_blocks")); got != 1 {
+		t.Fatalf("the writer's view holds %v blocks after a sync, want the merged one", got)
+	}
+}
+
+// mergeBlocks downloads the tenant's blocks ids, merges them with TSDB's
+// compactor and uploads the result, its sources named as the compactor
+// names them.
+func mergeBlocks(t *testing.T, bkt objstore.Bucket, id string, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	work := t.TempDir()
+	var dirs []string
+	for _, b := range ids {
+		dir := filepath.Join(work, b)
+		if err := blockmeta.Download(ctx, bkt, id, ulid.MustParse(b), dir); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	comp, err := tsdb.NewLeveledCompactor(ctx, nil, slog.New(slog.DiscardHandler), []int64{(2 * time.Hour).Milliseconds()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(work, "out")
+	merged, err := comp.Compact(out, dirs, nil)
+	if err != nil || len(merged) != 1 {
+		t.Fatalf("merge: %v, %d blocks", err, len(merged))
+	}
+	m, err := blockmeta.ReadDir(filepath.Join(out, merged[0].String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Strata = &blockmeta.Ext{Source: blockmeta.SourceCompactor}
+	if err := blockmeta.Upload(ctx, bkt, id, filepath.Join(out, merged[0].String()), m); err != nil {
+		t.Fatal(err)
 	}
 }

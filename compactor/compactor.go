@@ -278,13 +278,10 @@ type tenantRun struct {
 	// nothingToDownsample are raw blocks this run found without float
 	// samples to downsample (stale markers only, say).
 	nothingToDownsample map[ulid.ULID]bool
-	// listedAt is when the run began listing the bucket.
-	listedAt time.Time
 }
 
 // load lists the tenant's blocks with their metadata and marks.
 func (t *tenantRun) load(ctx context.Context) error {
-	t.listedAt = t.c.o.Now()
 	inv, err := LoadInventory(ctx, t.c.o.Bucket, t.id)
 	if err != nil {
 		return err
@@ -880,7 +877,7 @@ func (t *tenantRun) writeIndex(ctx context.Context) error {
 	if err := t.lease.check(ctx); err != nil {
 		return err
 	}
-	ix := &blockmeta.Index{UpdatedAt: t.c.o.Now().Unix(), ListedAt: t.listedAt.UnixMilli()}
+	ix := &blockmeta.Index{UpdatedAt: t.c.o.Now().Unix()}
 	for _, m := range t.live {
 		ix.Blocks = append(ix.Blocks, m)
 	}

@@ -16,18 +16,13 @@ import (
 // IndexFilename is the per-tenant bucket index, at <tenant>/bucket-index.json.gz.
 const IndexFilename = "bucket-index.json.gz"
 
-// Index lists a tenant's blocks and deletion marks, so that a querier learns
-// them with one GET. The compactor writes it after every run; blocks shipped
-// since are missing from it until the next run (their shipper knows them).
+// Index lists a tenant's blocks and deletion marks, so that a querier that
+// lists the bucket reads the meta.json of only the blocks written since.
+// The compactor writes it after every run.
 type Index struct {
-	Version   int   `json:"version"`
-	UpdatedAt int64 `json:"updated_at"` // Unix seconds
-	// ListedAt is when the compactor began listing the blocks the index
-	// shows (Unix milliseconds; 0 in indexes written before it was kept).
-	// A block whose meta.json was uploaded before then and that the index
-	// neither lists nor marks is gone from the bucket.
-	ListedAt int64   `json:"listed_at,omitempty"`
-	Blocks   []*Meta `json:"blocks"`
+	Version   int     `json:"version"`
+	UpdatedAt int64   `json:"updated_at"` // Unix seconds
+	Blocks    []*Meta `json:"blocks"`
 	// Marked lists blocks marked for deletion: readers skip them, as the
 	// blocks that replace them are in Blocks.
 	Marked []ulid.ULID `json:"marked,omitempty"`

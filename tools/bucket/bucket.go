@@ -27,6 +27,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -51,6 +52,13 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	cfg.RegisterFlags(fs)
 	dataDir := fs.String("storage.path", "./data", "Data directory; the default filesystem bucket is <storage.path>/bucket.")
 	tenantID := fs.String("tenant", "", "Only this tenant.")
+	blockDuration := fs.Duration("storage.block-duration", 2*time.Hour, "The server's block duration, which sets the compactor's windows (verify).")
+	delay := fs.Duration("compactor.compaction-delay", 4*time.Hour, "The server's compaction delay (verify).")
+	lim := limits.Defaults()
+	ret := compactor.Retention{Raw: time.Duration(lim.RetentionRaw), Res1m: time.Duration(lim.Retention1m), Res1h: time.Duration(lim.Retention1h)}
+	fs.DurationVar(&ret.Raw, "limits.retention-raw", ret.Raw, "Raw data's retention (verify: resolutions that must hold older data).")
+	fs.DurationVar(&ret.Res1m, "limits.retention-1m", ret.Res1m, "1m data's retention (verify).")
+	fs.DurationVar(&ret.Res1h, "limits.retention-1h", ret.Res1h, "1h data's retention (verify).")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -72,7 +80,12 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		err = Inspect(ctx, bkt, *tenantID, fs.Arg(0), stdout)
 	case "verify":
 		var problems []string
-		problems, err = Verify(ctx, bkt, *tenantID)
+		levels, lerr := compactor.LevelsFor(*blockDuration)
+		if lerr != nil {
+			fmt.Fprintln(stderr, "strata tools bucket:", lerr)
+			return 2
+		}
+		problems, err = Verify(ctx, bkt, *tenantID, VerifyOptions{Levels: levels, CompactionDelay: *delay, Retention: ret, Now: time.Now()})
 		for _, p := range problems {
 			fmt.Fprintln(stdout, "PROBLEM:", p)
 		}
@@ -179,12 +192,22 @@ func Inspect(ctx context.Context, bkt objstore.Bucket, tenantID, block string, w
 	}, true)
 }
 
+// VerifyOptions are the server settings Verify judges coverage by.
+type VerifyOptions struct {
+	Levels          []time.Duration // compactor.LevelsFor the block duration
+	CompactionDelay time.Duration
+	Retention       compactor.Retention
+	Now             time.Time
+}
+
 // Verify checks every block of the tenants and returns the problems found:
 // unreadable metadata, missing index or chunks, partial uploads, blocks of
-// one resolution that overlap, and a bucket index that disagrees with the
-// blocks. Marked blocks and recent partial uploads are normal and reported
-// only when stale.
-func Verify(ctx context.Context, bkt objstore.Bucket, only string) ([]string, error) {
+// one resolution that overlap, a bucket index that disagrees with the
+// blocks, and coverage holes: data whose windows are complete that a
+// coarser resolution the retention keeps does not hold (compactor.Holes).
+// Marked blocks and recent partial uploads are normal and reported only
+// when stale.
+func Verify(ctx context.Context, bkt objstore.Bucket, only string, o VerifyOptions) ([]string, error) {
 	ids, err := tenants(ctx, bkt, only)
 	if err != nil {
 		return nil, err
@@ -232,6 +255,14 @@ func Verify(ctx context.Context, bkt objstore.Bucket, only string) ([]string, er
 					report("%s: blocks %s and %s of resolution %s overlap (queries merge them; the compactor will)", id, a.ULID, b.ULID, resolution(a))
 				}
 			}
+		}
+		for _, h := range compactor.Holes(inv, o.Levels, o.CompactionDelay, o.Retention, o.Now) {
+			var missing []string
+			for _, r := range h.Missing {
+				missing = append(missing, (time.Duration(r) * time.Millisecond).String())
+			}
+			report("%s/%s: coverage hole: its %s data [%s, %s) is held by no %s block (the compactor downsamples it on its next run; if this stays, its runs fail)",
+				id, h.Block.ULID, resolution(h.Block), ts(h.Block.MinTime), ts(h.Block.MaxTime), strings.Join(missing, " or "))
 		}
 		ix, err := blockmeta.ReadIndex(ctx, bkt, id)
 		switch {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
+	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -80,8 +81,17 @@ func TestListInspectVerify(t *testing.T) {
 		t.Errorf("inspect output:\n%s", out.String())
 	}
 
-	if problems, err := Verify(ctx, bkt, ""); err != nil || len(problems) != 0 {
+	levels, _ := compactor.LevelsFor(2 * time.Hour)
+	opts := VerifyOptions{Levels: levels, CompactionDelay: 4 * time.Hour, Retention: compactor.DefaultRetention, Now: start.Add(3 * time.Hour)}
+	if problems, err := Verify(ctx, bkt, "", opts); err != nil || len(problems) != 0 {
 		t.Fatalf("healthy bucket: problems %v, err %v", problems, err)
+	}
+	// Two days on, the day is complete and nothing downsampled it.
+	later := opts
+	later.Now = start.Add(48 * time.Hour)
+	problems, err := Verify(ctx, bkt, "", later)
+	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "coverage hole") || !strings.Contains(problems[0], "1m0s or 1h0m0s") {
+		t.Fatalf("a day nothing downsampled: problems %q, err %v; want one coverage hole", problems, err)
 	}
 	// Break it: an overlapping block, a block without chunks, an old partial upload.
 	b := putBlock(t, bkt, "team", start.Add(time.Hour), 10)
@@ -93,7 +103,7 @@ func TestListInspectVerify(t *testing.T) {
 	if err := bkt.Upload(ctx, "team/"+old.String()+"/index", strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := Verify(ctx, bkt, "")
+	problems, err = Verify(ctx, bkt, "", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
