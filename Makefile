@@ -10,7 +10,7 @@ GO ?= go
 # from the tree, which Go's test cache cannot see, so a cached pass could be stale.
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run deps test test-unit vet fmt-check fuzz clean bench docs pgo
+.PHONY: all build run deps test test-unit test-long-horizon vet fmt-check fuzz clean bench docs pgo
 
 all: build
 
@@ -48,6 +48,14 @@ fmt-check:
 test: deps fmt-check vet
 	$(GO) test $(GOTEST_FLAGS) ./...
 	$(MAKE) -C grafana-plugin test
+
+# The long-horizon test (e2e/longhorizon_test.go) over more simulated days
+# than make test's 42: 400 by default, past the 1h resolution's retention.
+# It runs the strata binary beside Prometheus 3 fed the same remote-write
+# traffic and compares every hour of the history after compactor runs.
+LONG_HORIZON_DAYS ?= 400
+test-long-horizon: deps
+	STRATA_LONG_HORIZON_DAYS=$(LONG_HORIZON_DAYS) $(GO) test -race -count=1 -timeout 4h -run TestLongHorizon -v ./e2e/
 
 # Unit tests only: no external programs.
 test-unit:

@@ -435,6 +435,7 @@ func (s *lhSender) send(t *testing.T, req *prompb.WriteRequest) {
 
 func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 	requireE2E(t)
+	testStart := time.Now()
 	days := longHorizonDays(t)
 	promBin := prometheus3Bin(t)
 
@@ -543,8 +544,9 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 		if req := gen.flushHeld(); req != nil {
 			snd.send(t, req)
 		}
-		settle()
 		now := time.Now()
+		settle()
+		settled := time.Now()
 		// Within the 1h resolution's retention, less a day: past it
 		// Strata deletes what Prometheus (retention 5y) keeps.
 		from := latest(start, now.Add(-364*24*time.Hour))
@@ -581,8 +583,8 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 			c2, _ := lhCompare(t, sapi, papi, name+" raw", rawChecks, sp[0].Truncate(time.Minute).Add(time.Minute), sp[1].Truncate(time.Minute), time.Minute)
 			c += c2
 		}
-		t.Logf("%s (history up to %s, %d requests, %d samples): %d points compared, %d rate points at a series' start, stop or gap skipped",
-			name, upTo.UTC().Format(time.RFC3339), snd.requests, snd.samples, c, s)
+		t.Logf("%s (history up to %s, %d requests, %d samples; settled in %s, compared in %s, %s since the start): %d points compared, %d rate points at a series' start, stop or gap skipped",
+			name, upTo.UTC().Format(time.RFC3339), snd.requests, snd.samples, settled.Sub(now).Round(time.Second), time.Since(settled).Round(time.Second), time.Since(testStart).Round(time.Second), c, s)
 		if t.Failed() {
 			ls, _ := exec.Command(strataBin, "tools", "bucket", "ls", "-storage.path", dir).CombinedOutput()
 			if os.Getenv("STRATA_LONG_HORIZON_DIR") != "" {
