@@ -14,7 +14,7 @@ func TestExplore(t *testing.T) {
 	if specs == "" {
 		t.Skip()
 	}
-	files, err := Load(corpusDir(t))
+	files, err := Load(corpusDir())
 	if err != nil {
 		t.Fatal(err)
 	}

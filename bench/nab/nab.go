@@ -25,8 +25,11 @@
 package nab
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -44,7 +47,9 @@ type File struct {
 	Windows [][2]int64 // anomaly windows [start, end], milliseconds, inclusive
 }
 
-// Load reads every file named in dir/labels/combined_windows.json from dir/data.
+// Load reads every file named in dir/labels/combined_windows.json from
+// dir/data, as NAB lays them out: data/<category>/<name>.csv, or the same
+// gzip-compressed with a .gz suffix (as in testdata).
 func Load(dir string) ([]File, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "labels", "combined_windows.json"))
 	if err != nil {
@@ -61,12 +66,7 @@ func Load(dir string) ([]File, error) {
 	sort.Strings(names)
 	files := make([]File, 0, len(names))
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(dir, "data", n))
-		if err != nil {
-			return nil, fmt.Errorf("NAB data: %w", err)
-		}
-		pts, err := detect.ReadCSV(f)
-		_ = f.Close()
+		pts, err := readData(filepath.Join(dir, "data", n))
 		if err != nil {
 			return nil, fmt.Errorf("NAB file %s: %w", n, err)
 		}
@@ -85,6 +85,28 @@ func Load(dir string) ([]File, error) {
 		files = append(files, file)
 	}
 	return files, nil
+}
+
+// readData reads the CSV file at path, or path.gz decompressed.
+func readData(path string) ([]detect.Point, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(path + ".gz")
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s.gz: %w", path, err)
+		}
+		return detect.ReadCSV(zr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return detect.ReadCSV(f)
 }
 
 // Profile is one of NAB's application profiles.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -77,18 +76,14 @@ func TestScoreFalsePositiveAfterWindow(t *testing.T) {
 	}
 }
 
-// corpusDir is the NAB subset: $STRATA_NAB, or shared/nab beside the repository.
-func corpusDir(t testing.TB) string {
+// corpusDir is the NAB corpus the tests score: $STRATA_NAB (a folder with
+// NAB's data/ and labels/, such as a full NAB checkout), or the subset in
+// testdata.
+func corpusDir() string {
 	if d := os.Getenv("STRATA_NAB"); d != "" {
 		return d
 	}
-	for _, d := range []string{"../../../shared/nab", "../../shared/nab"} {
-		if _, err := os.Stat(filepath.Join(d, "labels", "combined_windows.json")); err == nil {
-			return d
-		}
-	}
-	t.Fatal("NAB corpus not found: set STRATA_NAB to the folder holding data/ and labels/")
-	return ""
+	return "testdata"
 }
 
 // Detectors are every detector the benchmark scores.
@@ -113,7 +108,7 @@ func TestNAB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scores the whole NAB corpus")
 	}
-	files, err := Load(corpusDir(t))
+	files, err := Load(corpusDir())
 	if err != nil {
 		t.Fatal(err)
 	}
