@@ -85,9 +85,9 @@ import (
 // Cold start: NaN for the first `warmup` samples; a histogram of few samples
 // cannot call anything rarer than 1 in that many, so early scores are
 // conservative. The rule evaluator feeds `history` from the store first.
-// Cost per series: about 1.9 KiB of state (two histograms of 96 float32
+// Cost per series: about 1.8 KiB of state (two histograms of 96 float32
 // bins, 48 seasonal slots of 13 B, the window, a dozen numbers; see
-// BenchmarkSurprise), O(bins) work per sample.
+// BenchmarkDetectors), O(bins) work per sample: about 0.8 µs.
 func init() {
 	register(&Kind{
 		Name: "surprise",
