@@ -44,12 +44,13 @@ import (
 //
 // An incident is reported once: a surprise of `onset` or more (default
 // 2.65, 1 in ~450) starts a rest of `rest` samples during which the score is
-// 0 unless a deviation is at least ten times rarer than the one that started
-// it (which then starts a new rest). The detector keeps learning meanwhile.
-// So an alert on `score > 1` fires for the evaluation that crosses it and is
-// resolved at the next one unless the incident keeps getting worse:
-// alerting rules should set `keep_firing_for`. Between onset/surprise and 1
-// the score shows near misses.
+// 0, unless a deviation is at least ten times rarer than the one that
+// started it, or reaches score 1 while the rest was started by a near miss
+// (below 1); either reports the score and starts a new rest. The detector
+// keeps learning meanwhile. So an alert on `score > 1` fires for the
+// evaluation that crosses it and is resolved at the next one unless the
+// incident keeps getting worse: alerting rules should set `keep_firing_for`.
+// Between onset/surprise and 1 the score shows near misses.
 //
 // The band is the range of values the sample could have taken and scored
 // below 1 (rest aside): for the level expert, the values that would keep the
@@ -82,9 +83,11 @@ import (
 // The defaults are one parameter set for every series; bench/nab reports how
 // they score on the Numenta Anomaly Benchmark, per kind of series.
 //
-// Cold start: NaN for the first `warmup` samples; a histogram of few samples
-// cannot call anything rarer than 1 in that many, so early scores are
-// conservative. The rule evaluator feeds `history` from the store first.
+// Cold start: NaN for the first `warmup` samples; the histograms learn from
+// the second half of them on (before, the baselines and the noise they
+// measure deviations against are still settling). A histogram of few
+// samples cannot call anything rarer than 1 in that many from what it holds,
+// so early alerts need deviations well beyond everything seen. The rule evaluator feeds `history` from the store first.
 // Cost per series: about 1.8 KiB of state (two histograms of 96 float32
 // bins, 48 seasonal slots of 13 B, the window, a dozen numbers; see
 // BenchmarkDetectors), O(bins) work per sample: about 0.8 µs.
@@ -385,7 +388,10 @@ func (d *surpriseDet) Observe(t int64, v float64) Result {
 		}
 		score := s / d.f.surprise
 		switch {
-		case d.sinceTop < d.f.rest && s < d.restLevel+restBreakthrough:
+		case d.sinceTop < d.f.rest && s < d.restLevel+restBreakthrough &&
+			!(d.restLevel < d.f.surprise && s >= d.f.surprise):
+			// Resting, unless ten times rarer than the onset, or the first
+			// alert after a near miss started the rest.
 			score = 0
 		case s >= d.f.onset:
 			d.sinceTop, d.restLevel = -1, s
@@ -420,7 +426,9 @@ func (d *surpriseDet) band(slot *slotStat, w float64) (lower, upper float64) {
 }
 
 func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, levelDev, seasonDev float64, seasonOK bool) {
-	if d.n > 0 {
+	// The first half of the warm-up teaches the baselines and the noise
+	// only: deviations measured against them are not yet meaningful.
+	if d.n >= d.f.warmup/2 {
 		d.level.add(levelDev)
 		if seasonOK {
 			d.seasonal.add(seasonDev)

@@ -103,12 +103,13 @@ func Detectors(t testing.TB) []Detector {
 }
 
 // TestNAB scores every detector on the corpus and prints the tables the
-// README reports (go test ./bench/nab -run TestNAB -v): the three profiles,
-// then each category's standard score with its detected windows and false
-// positives.
+// README reports (NAB_TABLE=1 go test ./bench/nab -run TestNAB -v): the three
+// profiles, then each category's standard score with its detected windows
+// and false positives. It is opt-in: the isolation forest alone takes
+// minutes under -race; TestNABDefaultFloor guards the default detector.
 func TestNAB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scores the whole NAB corpus")
+	if os.Getenv("NAB_TABLE") == "" {
+		t.Skip("set NAB_TABLE=1 to score every detector")
 	}
 	files, err := Load(corpusDir())
 	if err != nil {
@@ -159,7 +160,7 @@ func TestNAB(t *testing.T) {
 }
 
 // TestNABDefaultFloor fails when the default detector's corpus scores drop
-// below floors just under what it reaches (66.31, 56.09, 71.48 when set).
+// below floors just under what it reaches (69.72, 60.61, 74.26 when set).
 // Each window is worth about 1.5 points, so a floor a point below the score
 // catches the loss of one window.
 func TestNABDefaultFloor(t *testing.T) {
@@ -183,7 +184,7 @@ func TestNABDefaultFloor(t *testing.T) {
 		scores[i] = d.Scores(f)
 	}
 	res := Score(files, scores)
-	floors := map[string]float64{"standard": 65.3, "reward_low_FP_rate": 55.1, "reward_low_FN_rate": 70.5}
+	floors := map[string]float64{"standard": 68.7, "reward_low_FP_rate": 59.6, "reward_low_FN_rate": 73.2}
 	for _, r := range res {
 		if r.Normalized < floors[r.Profile] {
 			t.Errorf("%s: %s scores %.2f, below its floor %.1f", detect.Default, r.Profile, r.Normalized, floors[r.Profile])
