@@ -89,7 +89,7 @@ import (
 // samples cannot call anything rarer than 1 in that many from what it holds,
 // so early alerts need deviations well beyond everything seen. The rule evaluator feeds `history` from the store first.
 // Cost per series: about 1.8 KiB of state (two histograms of 96 float32
-// bins, 48 seasonal slots of 13 B, the window, a dozen numbers; see
+// bins, 48 seasonal slots of 16 B, the window, a dozen numbers; see
 // BenchmarkDetectors), O(bins) work per sample: about 0.8 µs.
 func init() {
 	register(&Kind{
