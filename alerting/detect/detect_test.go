@@ -80,6 +80,8 @@ func TestDetectorsFlagSpikesNotNoise(t *testing.T) {
 		{"adaptive", map[string]string{"half_life": "30m", "k": "4"}, series(3*1440, 100, 20, 2, 2), 0.01},
 		{"seasonal", nil, series(5*1440, 100, 50, 2, 3), 0.02},
 		{"iforest", nil, series(3*1440, 100, 0, 5, 4), 0.05},
+		{"surprise", nil, series(3*1440, 100, 0, 5, 5), 0.01},
+		{"surprise", nil, series(5*1440, 100, 50, 2, 6), 0.01},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := mustNew(t, tc.name, tc.params).New()
@@ -116,7 +118,7 @@ func TestDetectorsFlagSpikesNotNoise(t *testing.T) {
 }
 
 func TestColdStartAndInvalidSamples(t *testing.T) {
-	for _, name := range []string{"adaptive", "seasonal", "iforest"} {
+	for _, name := range []string{"adaptive", "seasonal", "iforest", "surprise"} {
 		t.Run(name, func(t *testing.T) {
 			d := mustNew(t, name, nil).New()
 			if r := d.Observe(1000, 5); !math.IsNaN(r.Score) {
@@ -189,7 +191,7 @@ func TestStatic(t *testing.T) {
 
 func TestDeterministic(t *testing.T) {
 	pts := series(2000, 50, 10, 3, 9)
-	for _, name := range []string{"adaptive", "seasonal", "iforest"} {
+	for _, name := range []string{"adaptive", "seasonal", "iforest", "surprise"} {
 		f := mustNew(t, name, nil)
 		a, b := Score(f, pts), Score(f, pts)
 		for i := range a {

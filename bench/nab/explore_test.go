@@ -1,20 +1,26 @@
 package nab
 
 import (
+	"fmt"
+	"math"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/strata-tsdb/strata/alerting/detect"
 )
 
-// TestExplore scores detector specs given in $NAB_SPECS ("name k=v k=v;...").
+// TestExplore scores detector specs given in $NAB_SPECS ("name k=v k=v;..."),
+// with each category's standard score, TP and FP; NAB_DETAIL=1 adds each
+// file's windows and false positives, NAB_PEAKS=1 each file's highest scores
+// inside and outside windows.
 func TestExplore(t *testing.T) {
 	specs := os.Getenv("NAB_SPECS")
 	if specs == "" {
 		t.Skip()
 	}
-	files, err := Load(corpusDir(t))
+	files, err := Load(corpusDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +41,112 @@ func TestExplore(t *testing.T) {
 			scores[i] = d.Scores(f)
 		}
 		res := Score(files, scores)
-		t.Logf("%-50s %6.2f %6.2f %6.2f  (TP %d FP %d thr %.4f)", sp, res[0].Normalized, res[1].Normalized, res[2].Normalized, res[0].TP, res[0].FP, res[0].Threshold)
+		cats := ""
+		for _, c := range res[0].Categories {
+			cats += fmt.Sprintf(" %s %.1f/%d/%d", c.Name, c.Normalized, c.TP, c.FP)
+		}
+		if os.Getenv("NAB_PEAKS") != "" {
+			raw := make([][]float64, len(files))
+			for fi, f := range files {
+				for _, r := range detect.Score(fac, f.Points) {
+					raw[fi] = append(raw[fi], r.Score)
+				}
+			}
+			peaks(t, files, raw)
+		}
+		if os.Getenv("NAB_DETAIL") != "" {
+			detail(t, files, scores, res[0].Threshold)
+		}
+		t.Logf("%-50s %6.2f %6.2f %6.2f  (TP %d FP %d thr %.4f)%s", sp, res[0].Normalized, res[1].Normalized, res[2].Normalized, res[0].TP, res[0].FP, res[0].Threshold, cats)
+	}
+}
+
+// detail prints, per file, each window's first detection (row offset from the
+// window's start, relative position) and the false positives, at threshold thr.
+func detail(t *testing.T, files []File, scores [][]float64, thr float64) {
+	for fi, f := range files {
+		lb := label(f)
+		var ws []string
+		fp := 0
+		first := map[int]int{}
+		starts := map[int]int{}
+		ends := map[int]int{}
+		for j := range f.Points {
+			if w := lb.window[j]; w >= 0 {
+				if _, ok := starts[w]; !ok {
+					starts[w] = j
+				}
+				ends[w] = j
+			}
+			if !lb.scored[j] || !(scores[fi][j] >= thr) {
+				continue
+			}
+			if w := lb.window[j]; w >= 0 {
+				if _, ok := first[w]; !ok {
+					first[w] = j
+				}
+			} else {
+				fp++
+			}
+		}
+		for w := 0; w < len(starts); w++ {
+			if j, ok := first[w]; ok {
+				ws = append(ws, fmt.Sprintf("%.2f", float64(j-starts[w])/float64(ends[w]-starts[w]+1)))
+			} else {
+				ws = append(ws, "MISS")
+			}
+		}
+		t.Logf("  %-55s FP %3d  windows %v", f.Name, fp, ws)
+	}
+}
+
+// peaks prints, per file, the highest score in each window and the highest
+// scores outside windows (scored rows only, 50 rows apart at least).
+func peaks(t *testing.T, files []File, scores [][]float64) {
+	for fi, f := range files {
+		lb := label(f)
+		wmax := map[int]float64{}
+		type pk struct {
+			i int
+			s float64
+		}
+		var out []pk
+		for j := range f.Points {
+			if !lb.scored[j] {
+				continue
+			}
+			s := scores[fi][j]
+			if w := lb.window[j]; w >= 0 {
+				wmax[w] = math.Max(wmax[w], s)
+			} else {
+				out = append(out, pk{j, s})
+			}
+		}
+		sort.Slice(out, func(a, b int) bool { return out[a].s > out[b].s })
+		var top []string
+		var used []int
+		for _, p := range out {
+			if len(top) == 6 {
+				break
+			}
+			near := false
+			for _, u := range used {
+				if p.i-u < 50 && u-p.i < 50 {
+					near = true
+				}
+			}
+			if near {
+				continue
+			}
+			used = append(used, p.i)
+			top = append(top, fmt.Sprintf("%.2f", p.s))
+		}
+		var ws []string
+		for w := 0; w < 10; w++ {
+			if s, ok := wmax[w]; ok {
+				ws = append(ws, fmt.Sprintf("%.2f", s))
+			}
+		}
+		t.Logf("  %-50s win %v  out %v", f.Name, ws, top)
 	}
 }

@@ -25,13 +25,17 @@
 package nab
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/strata-tsdb/strata/alerting/detect"
@@ -44,7 +48,9 @@ type File struct {
 	Windows [][2]int64 // anomaly windows [start, end], milliseconds, inclusive
 }
 
-// Load reads every file named in dir/labels/combined_windows.json from dir/data.
+// Load reads every file named in dir/labels/combined_windows.json from
+// dir/data, as NAB lays them out: data/<category>/<name>.csv, or the same
+// gzip-compressed with a .gz suffix (as in testdata).
 func Load(dir string) ([]File, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "labels", "combined_windows.json"))
 	if err != nil {
@@ -61,12 +67,7 @@ func Load(dir string) ([]File, error) {
 	sort.Strings(names)
 	files := make([]File, 0, len(names))
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(dir, "data", n))
-		if err != nil {
-			return nil, fmt.Errorf("NAB data: %w", err)
-		}
-		pts, err := detect.ReadCSV(f)
-		_ = f.Close()
+		pts, err := readData(filepath.Join(dir, "data", n))
 		if err != nil {
 			return nil, fmt.Errorf("NAB file %s: %w", n, err)
 		}
@@ -85,6 +86,28 @@ func Load(dir string) ([]File, error) {
 		files = append(files, file)
 	}
 	return files, nil
+}
+
+// readData reads the CSV file at path, or path.gz decompressed.
+func readData(path string) ([]detect.Point, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(path + ".gz")
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s.gz: %w", path, err)
+		}
+		return detect.ReadCSV(zr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return detect.ReadCSV(f)
 }
 
 // Profile is one of NAB's application profiles.
@@ -180,6 +203,27 @@ type Result struct {
 	Raw        float64
 	Normalized float64 // null 0, perfect 100
 	TP, FP, FN int
+	// Categories are the scores of each category of files (the folder part
+	// of File.Name) at the corpus's threshold, sorted by name.
+	Categories []Category
+}
+
+// Category is the part of a corpus score that one category's files earn.
+type Category struct {
+	Name       string
+	Files      int
+	Windows    int     // scored windows
+	Raw        float64 // the category's share of the corpus's raw score
+	Normalized float64 // null 0, perfect 100 over the category's windows; NaN without windows
+	TP, FP, FN int
+}
+
+// CategoryOf is the category of a file name: its folder.
+func CategoryOf(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return ""
 }
 
 // Score scores per-file anomaly scores (scores[i][j] for row j of files[i],
@@ -207,6 +251,10 @@ func Score(files []File, scores [][]float64) []Result {
 			rows = append(rows, row{scores[fi][j], fi, w, lb.weight[j]})
 		}
 	}
+	lbs := make([]labels, len(files))
+	for fi, f := range files {
+		lbs[fi] = label(f)
+	}
 	sort.SliceStable(rows, func(a, b int) bool { return rows[a].score > rows[b].score })
 	var out []Result
 	for _, p := range Profiles {
@@ -223,8 +271,55 @@ func Score(files []File, scores [][]float64) []Result {
 			Profile: p.Name, Threshold: c[best].threshold, Raw: c[best].raw,
 			Normalized: 100 * (c[best].raw - null) / (perfect - null),
 			TP:         c[best].tp, FP: c[best].fp, FN: windows - c[best].tp,
+			Categories: categories(files, lbs, scores, p, c[best].threshold),
 		})
 	}
+	return out
+}
+
+// categories scores each category's files at threshold thr.
+func categories(files []File, lbs []labels, scores [][]float64, p Profile, thr float64) []Category {
+	byName := map[string]*Category{}
+	for fi, f := range files {
+		name := CategoryOf(f.Name)
+		c := byName[name]
+		if c == nil {
+			c = &Category{Name: name}
+			byName[name] = c
+		}
+		c.Files++
+		lb := lbs[fi]
+		c.Windows += lb.n
+		c.Raw -= p.FN * float64(lb.n)
+		best := map[int]float64{}
+		for j := range f.Points {
+			if !lb.scored[j] || !(scores[fi][j] >= thr) {
+				continue
+			}
+			w := lb.window[j]
+			if w < 0 {
+				c.Raw += p.FP * lb.weight[j]
+				c.FP++
+				continue
+			}
+			if _, ok := best[w]; !ok {
+				best[w] = p.TP * lb.weight[j] // rows are in time order: the earliest
+				c.Raw += best[w] + p.FN
+				c.TP++
+			}
+		}
+	}
+	out := make([]Category, 0, len(byName))
+	for _, c := range byName {
+		c.FN = c.Windows - c.TP
+		c.Normalized = math.NaN()
+		if c.Windows > 0 {
+			null := -p.FN * float64(c.Windows)
+			c.Normalized = 100 * (c.Raw - null) / (p.TP*float64(c.Windows) - null)
+		}
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
