@@ -469,6 +469,9 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 		bgErrs   []string
 		bgRan    int
 		bgPaused = true
+		// bgReq is held by each background query: pause waits for the
+		// one in flight.
+		bgReq sync.Mutex
 	)
 	bgCtx, bgStop := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
@@ -477,6 +480,7 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 		defer bgWG.Done()
 		hc := &http.Client{Timeout: time.Minute}
 		for bgCtx.Err() == nil {
+			bgReq.Lock()
 			bgMu.Lock()
 			paused, base := bgPaused, "http://"+addr
 			bgMu.Unlock()
@@ -497,6 +501,7 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 				}
 				bgMu.Unlock()
 			}
+			bgReq.Unlock()
 			select {
 			case <-bgCtx.Done():
 			case <-time.After(300 * time.Millisecond):
@@ -504,6 +509,8 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 		}
 	}()
 	pause := func(p bool) {
+		bgReq.Lock()
+		defer bgReq.Unlock()
 		bgMu.Lock()
 		bgPaused = p
 		bgMu.Unlock()
