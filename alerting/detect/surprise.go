@@ -28,6 +28,15 @@ import (
 //	           gain: none when the time of day does not help, full when it
 //	           cuts the error by season_gain or more).
 //
+// What happens every day is not an incident: each slot of the day remembers
+// the largest level deviation seen in it (or in the slots either side) on
+// each of the two previous days, and the level expert measures only the
+// excess over the smaller of the two (weighted by `recur`). A nightly
+// backup's spike or a cron job's burst that came at this hour yesterday and
+// the day before scores as noise; one that is much larger than usual still
+// counts, by its excess. Requiring both days keeps a single burst yesterday
+// from hiding one today.
+//
 // Each expert's deviation goes into its own histogram (log-spaced bins,
 // exponentially forgotten with half-life `memory` samples) after it has
 // been scored, so a sample never influences its own score. The tail
@@ -43,10 +52,11 @@ import (
 // quiet and noisy series alike.
 //
 // An incident is reported once: a surprise of `onset` or more (default
-// 2.65, 1 in ~450) starts a rest of `rest` samples during which the score is
-// 0, unless a deviation is at least ten times rarer than the one that
-// started it, or reaches score 1 while the rest was started by a near miss
-// (below 1); either reports the score and starts a new rest. The detector
+// 2.65, 1 in ~450) starts a rest of `rest` (default 1d, in time, so that it
+// means the same for series sampled every minute or every hour) during which
+// the score is 0, unless a deviation is at least ten times rarer than the one
+// that started it, or reaches score 1 while the rest was started by a near
+// miss (below 1); either reports the score and starts a new rest. The detector
 // keeps learning meanwhile. So an alert on `score > 1` fires for the
 // evaluation that crosses it and is resolved at the next one unless the
 // incident keeps getting worse: alerting rules should set `keep_firing_for`.
@@ -54,7 +64,8 @@ import (
 //
 // The band is the range of values the sample could have taken and scored
 // below 1 (rest aside): for the level expert, the values that would keep the
-// window's mean within the deviation its histogram puts at p = 10^−surprise;
+// window's mean within the deviation its histogram puts at p = 10^−surprise
+// (plus the slot's recurring deviation);
 // for a trusted seasonal expert, the same around the slot's mean; the band
 // is the intersection of the two (the level band alone when they do not
 // overlap, which happens while a level shift is under way). The band moves
@@ -69,14 +80,16 @@ import (
 //	memory            half-life of the deviation histograms (default 3000)
 //	surprise          −log10 of the tail probability at score 1 (default 4)
 //	onset             surprise that starts a rest (default 2.65)
-//	rest              samples of a rest (default 200)
+//	rest              duration of a rest (default 1d)
 //	season, slot      the seasonal expert's period and slot (default 1d, 30m)
 //	season_half_life  half-life of a slot's mean and deviation, in time: a
 //	                  slot's samples of one day together weigh as one
-//	                  sample, whatever the interval (default 12h: a slot
-//	                  forgets 75% of what it knew each day)
+//	                  sample, whatever the interval (default 16h: a slot
+//	                  forgets 65% of what it knew each day)
 //	season_gain       relative error reduction at which the seasonal expert
 //	                  counts fully (default 0.2)
+//	recur             weight of the recurring deviation of the time of day
+//	                  subtracted from the level deviation (default 1, 0: off)
 //	warmup            samples learned before the first score (default 50)
 //	history           history a rule's new detector learns from (default 3d)
 //
@@ -88,9 +101,9 @@ import (
 // measure deviations against are still settling). A histogram of few
 // samples cannot call anything rarer than 1 in that many from what it holds,
 // so early alerts need deviations well beyond everything seen. The rule evaluator feeds `history` from the store first.
-// Cost per series: about 1.8 KiB of state (two histograms of 96 float32
-// bins, 48 seasonal slots of 16 B, the window, a dozen numbers; see
-// BenchmarkDetectors), O(bins) work per sample: about 0.8 µs.
+// Cost per series: about 2.5 KiB of state (two histograms of 96 float32
+// bins, 48 seasonal slots of 32 B, the window, a dozen numbers; see
+// BenchmarkDetectors), O(bins) work per sample: about 0.85 µs.
 func init() {
 	register(&Kind{
 		Name: "surprise",
@@ -100,12 +113,13 @@ func init() {
 			{"half_life", "70", "half-life of the slow baseline, in samples"},
 			{"memory", "3000", "half-life of the deviation histograms, in samples"},
 			{"surprise", "4", "-log10 of the tail probability at score 1"},
-			{"rest", "200", "samples reported as 0 after an onset, unless more surprising"},
+			{"rest", "1d", "time reported as 0 after an onset, unless more surprising"},
 			{"onset", "2.65", "surprise that marks an incident's onset and starts a rest"},
 			{"season", "1d", "period of the seasonal expert"},
 			{"slot", "30m", "slot width of the seasonal expert"},
-			{"season_half_life", "12h", "half-life of a slot's mean and deviation"},
+			{"season_half_life", "16h", "half-life of a slot's mean and deviation"},
 			{"season_gain", "0.2", "relative error reduction at which the seasonal expert counts fully"},
+			{"recur", "1", "weight of the time of day's recurring level deviation (0: off)"},
 			{"warmup", "50", "samples learned before scoring starts"},
 			{"history", "3d", "history a new detector learns from"},
 		},
@@ -127,9 +141,11 @@ func init() {
 			if f.onset, err = p.float("onset", 0.01, 30); err != nil {
 				return nil, err
 			}
-			if f.rest, err = p.int("rest", 0, 1<<30); err != nil {
+			rest, err := p.duration("rest", 0)
+			if err != nil {
 				return nil, err
 			}
+			f.restMs = rest.Milliseconds()
 			season, err := p.duration("season", time.Second)
 			if err != nil {
 				return nil, err
@@ -150,6 +166,9 @@ func init() {
 			if f.seasonGain, err = p.float("season_gain", 0.001, 1); err != nil {
 				return nil, err
 			}
+			if f.recur, err = p.float("recur", 0, 10); err != nil {
+				return nil, err
+			}
 			if f.warmup, err = p.int("warmup", 2, 1<<30); err != nil {
 				return nil, err
 			}
@@ -168,10 +187,11 @@ type surpriseFactory struct {
 	memory           float64 // samples
 	surprise         float64
 	onset            float64
-	rest             int
+	restMs           int64
 	seasonMs, slotMs int64
 	seasonHalfLifeMs float64
 	seasonGain       float64
+	recur            float64
 	warmup           int
 	history          time.Duration
 	spec             Spec
@@ -179,10 +199,9 @@ type surpriseFactory struct {
 
 func (f *surpriseFactory) New() Detector {
 	d := &surpriseDet{
-		f:        f,
-		win:      make([]float64, f.window-1),
-		slots:    make([]slotStat, f.seasonMs/f.slotMs),
-		sinceTop: math.MaxInt32,
+		f:     f,
+		win:   make([]float64, f.window-1),
+		slots: make([]slotStat, f.seasonMs/f.slotMs),
 	}
 	d.level.init(f.memory)
 	d.seasonal.init(f.memory)
@@ -312,6 +331,39 @@ type slotStat struct {
 	mean float64
 	dev  float32 // mean absolute deviation from mean
 	n    uint8   // samples seen, saturating
+	// peak holds the largest level deviation seen in the slot in season
+	// number day (peak[0]) and the two seasons before (peak[1], peak[2]);
+	// a season without samples in the slot has 0.
+	peak [3]float32
+	day  int32
+}
+
+// peaks returns the slot's peaks of seasons day−1 and day−2.
+func (s *slotStat) peaks(day int32) (p1, p2 float32) {
+	switch day - s.day {
+	case 0:
+		return s.peak[1], s.peak[2]
+	case 1:
+		return s.peak[0], s.peak[1]
+	case 2:
+		return 0, s.peak[0]
+	}
+	return 0, 0
+}
+
+// notePeak records a level deviation x seen in season number day.
+func (s *slotStat) notePeak(day int32, x float64) {
+	switch day - s.day {
+	case 0:
+	case 1:
+		s.peak = [3]float32{0, s.peak[0], s.peak[1]}
+	case 2:
+		s.peak = [3]float32{0, 0, s.peak[0]}
+	default:
+		s.peak = [3]float32{}
+	}
+	s.day = day
+	s.peak[0] = max(s.peak[0], float32(x))
 }
 
 type surpriseDet struct {
@@ -332,7 +384,7 @@ type surpriseDet struct {
 	errSamples int
 
 	level, seasonal tail
-	sinceTop        int     // samples since the last onset
+	restUntil       int64   // end of the rest, ms; 0 before the first onset
 	restLevel       float64 // surprise of the last onset
 }
 
@@ -351,9 +403,31 @@ func (d *surpriseDet) seasonWeight() float64 {
 	return math.Max(0, math.Min(1, gain/d.f.seasonGain))
 }
 
-func (d *surpriseDet) slotOf(t int64) *slotStat {
+func (d *surpriseDet) slotIndex(t int64) int {
 	s := d.f.seasonMs
-	return &d.slots[((t%s)+s)%s/d.f.slotMs]
+	return int(((t % s) + s) % s / d.f.slotMs)
+}
+
+// seasonOf is the number of the season (day) t falls in.
+func (d *surpriseDet) seasonOf(t int64) int32 {
+	s := d.f.seasonMs
+	return int32((t - ((t%s)+s)%s) / s)
+}
+
+// recurring is the level deviation that recurs at t's time of day: the
+// smaller of the largest deviations seen in the slot or its neighbours on
+// each of the two previous days.
+func (d *surpriseDet) recurring(t int64) float64 {
+	if d.f.recur == 0 {
+		return 0
+	}
+	var a, b float32
+	for o := int64(-1); o <= 1; o++ {
+		u := t + o*d.f.slotMs // the neighbouring slot, in its own season
+		p1, p2 := d.slots[d.slotIndex(u)].peaks(d.seasonOf(u))
+		a, b = max(a, p1), max(b, p2)
+	}
+	return d.f.recur * float64(min(a, b))
 }
 
 func (d *surpriseDet) Observe(t int64, v float64) Result {
@@ -364,8 +438,8 @@ func (d *surpriseDet) Observe(t int64, v float64) Result {
 		return Unknown
 	}
 	res := Unknown
-	slot := d.slotOf(t)
-	var levelDev, seasonDev float64
+	slot := &d.slots[d.slotIndex(t)]
+	var rawLevel, levelDev, seasonDev, recur float64
 	seasonOK := false
 	if d.n > 0 {
 		scale := d.noiseScale()
@@ -373,7 +447,9 @@ func (d *surpriseDet) Observe(t int64, v float64) Result {
 		if d.n < len(d.win)+1 {
 			k = float64(d.n + 1)
 		}
-		levelDev = math.Abs((d.winSum+v)/k-d.slow) / scale
+		rawLevel = math.Abs((d.winSum+v)/k-d.slow) / scale
+		recur = d.recurring(t)
+		levelDev = math.Max(0, rawLevel-recur)
 		if slot.n >= 3 {
 			seasonDev = math.Abs(v-slot.mean) / math.Max(float64(slot.dev), scale)
 			seasonOK = true
@@ -388,30 +464,30 @@ func (d *surpriseDet) Observe(t int64, v float64) Result {
 		}
 		score := s / d.f.surprise
 		switch {
-		case d.sinceTop < d.f.rest && s < d.restLevel+restBreakthrough &&
+		case t < d.restUntil && s < d.restLevel+restBreakthrough &&
 			!(d.restLevel < d.f.surprise && s >= d.f.surprise):
 			// Resting, unless ten times rarer than the onset, or the first
 			// alert after a near miss started the rest.
 			score = 0
 		case s >= d.f.onset:
-			d.sinceTop, d.restLevel = -1, s
+			d.restUntil, d.restLevel = t+d.f.restMs, s
 		}
-		lower, upper := d.band(slot, w)
+		lower, upper := d.band(slot, w, recur)
 		res = Result{Score: score, Lower: lower, Upper: upper}
 	}
-	d.learn(t, v, slot, levelDev, seasonDev, seasonOK)
+	d.learn(t, v, slot, rawLevel, levelDev, seasonDev, seasonOK)
 	return res
 }
 
 // band returns the values that would score below 1 now; w is the seasonal
-// expert's weight.
-func (d *surpriseDet) band(slot *slotStat, w float64) (lower, upper float64) {
+// expert's weight and recur the recurring level deviation.
+func (d *surpriseDet) band(slot *slotStat, w, recur float64) (lower, upper float64) {
 	scale := d.noiseScale()
 	k := float64(len(d.win) + 1)
 	if d.n < len(d.win)+1 {
 		k = float64(d.n + 1)
 	}
-	half := d.level.threshold(d.f.surprise) * scale
+	half := (d.level.threshold(d.f.surprise) + recur) * scale
 	// |(winSum+v)/k − slow| < half  ⇔  v ∈ k·(slow ± half) − winSum.
 	lower, upper = k*(d.slow-half)-d.winSum, k*(d.slow+half)-d.winSum
 	if w > 0 && slot.n >= 3 {
@@ -425,11 +501,12 @@ func (d *surpriseDet) band(slot *slotStat, w float64) (lower, upper float64) {
 	return lower, upper
 }
 
-func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, levelDev, seasonDev float64, seasonOK bool) {
+func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelDev, seasonDev float64, seasonOK bool) {
 	// The first half of the warm-up teaches the baselines and the noise
 	// only: deviations measured against them are not yet meaningful.
 	if d.n >= d.f.warmup/2 {
 		d.level.add(levelDev)
+		slot.notePeak(d.seasonOf(t), rawLevel)
 		if seasonOK {
 			d.seasonal.add(seasonDev)
 			a := 1.0 / errHalfLife
@@ -437,9 +514,6 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, levelDev, season
 			d.errLevel += a * (math.Abs(v-d.slow) - d.errLevel)
 			d.errSamples++
 		}
-	}
-	if d.sinceTop < math.MaxInt32 {
-		d.sinceTop++
 	}
 	// The slot: each sample weighs in proportion to the time it covers (at
 	// most one slot), so a slot forgets at the same rate in days whatever

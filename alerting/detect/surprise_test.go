@@ -81,7 +81,7 @@ func TestSurpriseIncidents(t *testing.T) {
 
 // TestSurpriseQuietWeek: a week of several ordinary metrics, each with its own
 // noise, raises at most a handful of alerts (the score's threshold is a tail
-// probability of about 1 in 450 samples, and each alert rests 200 samples).
+// probability of about 1 in 450 samples, and each alert rests a day).
 func TestSurpriseQuietWeek(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -115,14 +115,14 @@ func TestSurpriseQuietWeek(t *testing.T) {
 	}
 }
 
-// TestSurpriseRest: after an alert the detector reports 0 for `rest` samples,
-// then alerts again on a new incident.
+// TestSurpriseRest: after an alert the detector reports 0 for `rest` (200
+// minutes of 1-minute samples here), then alerts again on a new incident.
 func TestSurpriseRest(t *testing.T) {
 	pts := series(3000, 100, 0, 2, 5)
 	pts[2000].V += 100
 	pts[2050].V += 100 // within the rest, and no rarer
 	pts[2300].V += 400 // after it, and rarer than anything seen
-	d := mustNew(t, "surprise", map[string]string{"rest": "200", "window": "1"}).New()
+	d := mustNew(t, "surprise", map[string]string{"rest": "200m", "window": "1"}).New()
 	for i, p := range pts {
 		r := d.Observe(p.T, p.V)
 		switch {
@@ -135,6 +135,67 @@ func TestSurpriseRest(t *testing.T) {
 				t.Fatalf("sample %d: score %v within the rest, want 0", i, r.Score)
 			}
 		}
+	}
+}
+
+// TestSurpriseRecurring: a burst that comes at the same time every day (a
+// nightly job) stops counting as an incident's onset once it has come on each
+// of the two previous days, while the same burst at another hour, or a much
+// larger one at the usual hour, still does; so does the daily burst with
+// recur=0. (The level histogram alone already learns that such bursts come
+// every day and keeps them below an alert, score 1; the recurrence keeps them
+// below an onset, which also matters: an onset starts a rest.)
+func TestSurpriseRecurring(t *testing.T) {
+	const day = 1440
+	nightly := func(pts []Point, d, size float64) {
+		for i := 0; i < 10; i++ { // 02:00–02:09
+			pts[int(d)*day+2*60+i].V += size
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		extra  func(pts []Point)
+		// onset wanted on day 7 within [from, to) minutes of the day
+		from, to int
+		want     bool
+	}{
+		{"usual burst at the usual hour", nil, nil, 2 * 60, 2*60 + 10, false},
+		{"usual burst at the usual hour, recur=0", map[string]string{"recur": "0"}, nil, 2 * 60, 2*60 + 10, true},
+		{"same burst at another hour", nil, func(pts []Point) {
+			for i := 0; i < 10; i++ {
+				pts[6*day+14*60+i].V += 30
+			}
+		}, 14 * 60, 14*60 + 10, true},
+		{"much larger burst at the usual hour", nil, func(pts []Point) { nightly(pts, 6, 120) }, 2 * 60, 2*60 + 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pts := series(7*day, 50, 0, 2, 11)
+			for d := 0; d < 7; d++ {
+				nightly(pts, float64(d), 30)
+			}
+			if tc.extra != nil {
+				tc.extra(pts)
+			}
+			// An onset rests a day: a rest from an earlier day must not
+			// hide day 7's, so the test uses a short rest.
+			params := map[string]string{"rest": "1h"}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			d := mustNew(t, "surprise", params).New()
+			top := 0.0
+			for i, p := range pts {
+				r := d.Observe(p.T, p.V)
+				if i >= 6*day+tc.from && i < 6*day+tc.to {
+					top = math.Max(top, r.Score)
+				}
+			}
+			const onset = 2.65 / 4 // the default onset over the default surprise
+			if got := top >= onset; got != tc.want {
+				t.Errorf("highest score on day 7 %.3f: onset %v, want %v", top, got, tc.want)
+			}
+		})
 	}
 }
 

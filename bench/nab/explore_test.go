@@ -96,7 +96,8 @@ func detail(t *testing.T, files []File, scores [][]float64, thr float64) {
 				ws = append(ws, "MISS")
 			}
 		}
-		t.Logf("  %-55s FP %3d  windows %v", f.Name, fp, ws)
+		raw := categories(files[fi:fi+1], []labels{lb}, scores[fi:fi+1], Profiles[0], thr)[0].Raw
+		t.Logf("  %-55s raw %6.2f FP %3d  windows %v", f.Name, raw, fp, ws)
 	}
 }
 

@@ -4,7 +4,7 @@ import { DataQuery, DataSourceJsonData } from '@grafana/data';
 export type QueryType = 'promql' | 'anomaly' | 'alerts';
 
 /** Anomaly detectors of Strata's anomaly API. */
-export type DetectorName = 'adaptive' | 'seasonal' | 'iforest' | 'static';
+export type DetectorName = 'surprise' | 'adaptive' | 'seasonal' | 'iforest' | 'static';
 
 /** Alert states an annotation query shows. */
 export type AlertState = 'firing' | 'pending' | 'resolved';
@@ -61,8 +61,25 @@ export interface Detector {
   params: DetectorParam[];
 }
 
-/** The detectors and their parameters, as Strata's alerting/detect registers them. */
+/** The detectors and their parameters, as Strata's alerting/detect registers them; the first is Strata's default. */
 export const DETECTORS: Detector[] = [
+  {
+    value: 'surprise',
+    label: 'Surprise (default)',
+    description: "Rarity of the deviation in the series' own history (level and time of day); once per incident",
+    params: [
+      { name: 'window', placeholder: '6', help: 'Samples averaged by the level expert' },
+      { name: 'half_life', placeholder: '70', help: 'Half-life of the slow baseline, in samples' },
+      { name: 'memory', placeholder: '3000', help: 'Half-life of the deviation histograms, in samples' },
+      { name: 'surprise', placeholder: '4', help: '-log10 of the tail probability at score 1' },
+      { name: 'onset', placeholder: '2.65', help: "Surprise that marks an incident's onset and starts a rest" },
+      { name: 'rest', placeholder: '1d', help: 'Time reported as 0 after an onset, unless more surprising' },
+      { name: 'season', placeholder: '1d', help: 'Period of the time-of-day expert' },
+      { name: 'slot', placeholder: '30m', help: 'Slot width of the time-of-day expert' },
+      { name: 'season_half_life', placeholder: '16h', help: "Half-life of a slot's mean and deviation" },
+      { name: 'recur', placeholder: '1', help: "Weight of the time of day's recurring level deviation (0: off)" },
+    ],
+  },
   {
     value: 'adaptive',
     label: 'Adaptive',

@@ -109,9 +109,16 @@ describe('QueryEditor', () => {
     const { last } = renderEditor({ queryType: 'promql', expr: 'test_latency' });
     await user.click(screen.getByRole('radio', { name: 'Anomaly band' }));
     expect(last().queryType).toBe('anomaly');
-    expect(screen.getByText('Adaptive')).toBeInTheDocument();
+    // Without a detector the query uses Strata's default, surprise.
+    expect(screen.getByText('Surprise (default)')).toBeInTheDocument();
+    expect(screen.getByLabelText('window parameter')).toHaveAttribute('placeholder', '6');
+    expect(screen.getByLabelText('rest parameter')).toHaveAttribute('placeholder', '1d');
+
+    await choose(user, 'strata-detector', 'Adaptive');
+    expect(last().detector).toBe('adaptive');
     expect(screen.getByLabelText('k parameter')).toHaveAttribute('placeholder', '3');
     expect(screen.getByLabelText('half_life parameter')).toBeInTheDocument();
+    expect(screen.queryByLabelText('window parameter')).not.toBeInTheDocument();
 
     await choose(user, 'strata-detector', 'Static thresholds');
     expect(last().detector).toBe('static');

@@ -207,7 +207,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
     </InlineField>
   );
 
-  const detector = DETECTORS.find((d) => d.value === (query.detector ?? 'adaptive')) ?? DETECTORS[0];
+  const detector = DETECTORS.find((d) => d.value === (query.detector ?? 'surprise')) ?? DETECTORS[0];
   const setParam = (name: string, value: string) => {
     const params = { ...(query.params ?? {}) };
     if (value === '') {
