@@ -158,12 +158,23 @@ func New(o Options) http.Handler {
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
 	}
-	return o.Tenants.Middleware(mux, respondTenantError)
+	withTenant := o.Tenants.Middleware(mux, respondTenantError)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			// A CORS preflight carries no credentials and no tenant (browsers
+			// never send them with it): Prometheus's own handler answers it
+			// with the CORS headers and no data.
+			router.ServeHTTP(w, r)
+			return
+		}
+		withTenant.ServeHTTP(w, r)
+	})
 }
 
-// respondTenantError answers a request without a valid tenant in the API's error format.
+// respondTenantError answers a request without a valid tenant in the API's
+// error format: 401 unauthorized, 403 forbidden or 400 bad_data.
 func respondTenantError(w http.ResponseWriter, _ *http.Request, err error) {
-	respondError(w, tenant.StatusCode(err), "bad_data", err)
+	respondError(w, tenant.StatusCode(err), tenant.ErrorType(err), err)
 }
 
 func respondError(w http.ResponseWriter, code int, errorType string, err error) {
