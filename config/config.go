@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
+	"github.com/strata-tsdb/strata/secret"
 )
 
 // Config is the whole configuration of a Strata process.
@@ -35,6 +37,11 @@ type Config struct {
 	ConfigFile string `yaml:"-"`
 	// CheckConfig makes the process validate its configuration and exit.
 	CheckConfig bool `yaml:"-"`
+	// ExpandEnv replaces ${VAR} in the YAML file by the environment's VAR.
+	ExpandEnv bool `yaml:"-"`
+
+	// flags are the effective values of every flag after Load, secrets masked.
+	flags map[string]string
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	Log       LogConfig       `yaml:"log"`
@@ -153,6 +160,7 @@ const DefaultListenAddress = ":9201"
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config.file", "", "Optional YAML configuration file. Flags given on the command line override it.")
 	fs.BoolVar(&c.CheckConfig, "config.check", false, "Validate the configuration (flags and file) and exit.")
+	fs.BoolVar(&c.ExpandEnv, "config.expand-env", false, "Replace ${VAR} in the configuration file by the environment variable VAR (empty when unset), e.g. to pass secrets through the environment; $$ stands for a literal $.")
 
 	fs.StringVar(&c.HTTP.ListenAddress, "http.listen-address", DefaultListenAddress, "Address of the HTTP server (remote write, query API, /metrics).")
 	durationVar(fs, &c.HTTP.ShutdownTimeout, "http.shutdown-timeout", 30*time.Second, "How long a graceful shutdown waits for in-flight requests.")
@@ -234,7 +242,7 @@ func Load(name string, args []string, output io.Writer) (*Config, error) {
 	fs.SetOutput(output)
 	c.RegisterFlags(fs)
 	if perr == nil && probe.ConfigFile != "" {
-		if err := c.loadFile(probe.ConfigFile); err != nil {
+		if err := c.loadFile(probe.ConfigFile, probe.ExpandEnv); err != nil {
 			return nil, err
 		}
 	}
@@ -244,13 +252,41 @@ func Load(name string, args []string, output io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	c.flags = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.flags[f.Name] = f.Value.String() })
 	return c, c.Validate()
 }
 
-func (c *Config) loadFile(path string) error {
+// Flags returns the effective value of every flag (from the command line,
+// the file or the default), secrets shown as secret.Mask, as
+// /api/v1/status/flags lists them. It is empty for a Config not built by Load.
+func (c *Config) Flags() map[string]string {
+	out := make(map[string]string, len(c.flags))
+	maps.Copy(out, c.flags)
+	return out
+}
+
+// RedactArgs returns the command-line arguments args (without the program
+// name) with the values of secret flags masked.
+func RedactArgs(args []string) []string {
+	var c Config
+	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	return secret.RedactArgs(fs, args)
+}
+
+func (c *Config) loadFile(path string, expandEnv bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)
+	}
+	if expandEnv {
+		b = []byte(os.Expand(string(b), func(name string) string {
+			if name == "$" {
+				return "$"
+			}
+			return os.Getenv(name)
+		}))
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)

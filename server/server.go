@@ -195,8 +195,25 @@ func (s *Server) tenants() tenant.Resolver {
 	return tenant.Resolver{Default: s.cfg.Tenant.Default, Auth: s.auth}
 }
 
+// authenticated returns h behind the API's authentication when it is on:
+// a request needs the credentials of any tenant. The profiles, the command
+// line and the admin endpoints are no one tenant's, and must not be open
+// where the API is not.
+func (s *Server) authenticated(h http.Handler) http.Handler {
+	if s.auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.auth.Authenticate(r); err != nil {
+			http.Error(w, err.Error(), tenant.StatusCode(err))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) routes() http.Handler {
-	flags := map[string]string{}
+	flags := s.cfg.Flags()
 	write := remotewrite.NewHandler(s.store, remotewrite.Options{
 		MaxBodyBytes:  s.cfg.Write.MaxBodyBytes,
 		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
@@ -236,19 +253,19 @@ func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", m.instrument("write", write))
-	mux.Handle("/api/v1/admin/flush", m.instrument("flush", api.FlushHandler(s.store)))
+	mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
 	mux.Handle("/api/v1/", m.instrument("api", query))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
 	// running Strata are what explain its memory and CPU use.
-	handlePprof(mux)
+	handlePprof(mux, s.authenticated)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Ready.")
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/-/reload", s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
 			return
@@ -260,7 +277,7 @@ func (s *Server) routes() http.Handler {
 		if _, err := s.overrides.Reload(); err != nil {
 			http.Error(w, "Failed to reload overrides: "+err.Error(), http.StatusInternalServerError)
 		}
-	})
+	})))
 	return mux
 }
 
