@@ -67,6 +67,10 @@ type Config struct {
 type HTTPConfig struct {
 	ListenAddress   string         `yaml:"listen_address"`
 	ShutdownTimeout model.Duration `yaml:"shutdown_timeout"`
+	ReadTimeout     model.Duration `yaml:"read_timeout"`
+	WriteTimeout    model.Duration `yaml:"write_timeout"`
+	IdleTimeout     model.Duration `yaml:"idle_timeout"`
+	MaxConnections  int            `yaml:"max_connections"`
 }
 
 // LogConfig configures logging.
@@ -164,6 +168,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.HTTP.ListenAddress, "http.listen-address", DefaultListenAddress, "Address of the HTTP server (remote write, query API, /metrics).")
 	durationVar(fs, &c.HTTP.ShutdownTimeout, "http.shutdown-timeout", 30*time.Second, "How long a graceful shutdown waits for in-flight requests.")
+	durationVar(fs, &c.HTTP.ReadTimeout, "http.read-timeout", 5*time.Minute, "Longest time to read a request, headers and body (Prometheus's --web.read-timeout); a body still arriving then is answered 400 and its connection closed. 0 means none.")
+	durationVar(fs, &c.HTTP.WriteTimeout, "http.write-timeout", 0, "Longest time from the end of a request's headers to the end of its answer, evaluation included, so longer than -query.timeout; 0 means none, as in Prometheus (the query timeout bounds evaluation).")
+	durationVar(fs, &c.HTTP.IdleTimeout, "http.idle-timeout", 5*time.Minute, "How long a kept-alive connection may wait for its next request before it is closed (Prometheus closes idle connections after --web.read-timeout). 0 means the read timeout.")
+	fs.IntVar(&c.HTTP.MaxConnections, "http.max-connections", 512, "Most simultaneous HTTP connections (Prometheus's --web.max-connections); further connections wait to be accepted. 0 means no limit.")
 
 	fs.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
@@ -305,6 +313,12 @@ func (c *Config) Validate() error {
 		return errors.New("storage.block-duration must be positive")
 	case c.Storage.OutOfOrderWindow < 0:
 		return errors.New("storage.out-of-order-window must not be negative")
+	case c.HTTP.ReadTimeout < 0 || c.HTTP.WriteTimeout < 0 || c.HTTP.IdleTimeout < 0:
+		return errors.New("http timeouts must not be negative")
+	case c.HTTP.MaxConnections < 0:
+		return errors.New("http.max-connections must not be negative")
+	case c.HTTP.WriteTimeout > 0 && c.HTTP.WriteTimeout <= c.Query.Timeout:
+		return errors.New("http.write-timeout must be longer than query.timeout, or every query that runs long enough to time out loses its answer")
 	case c.Write.MaxBodyBytes <= 0:
 		return errors.New("remote-write.max-body-bytes must be positive")
 	case c.Query.LookbackDelta <= 0:

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/util/netconnlimit"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/strata-tsdb/strata/alerting"
@@ -172,11 +173,22 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
+	if cfg.HTTP.MaxConnections > 0 {
+		// As Prometheus: connections beyond the limit wait to be accepted.
+		ln = netconnlimit.SharedLimitListener(ln, netconnlimit.NewSharedSemaphore(cfg.HTTP.MaxConnections))
+	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
 	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
+	headerTimeout := 30 * time.Second
+	if rt := time.Duration(cfg.HTTP.ReadTimeout); rt > 0 {
+		headerTimeout = min(headerTimeout, rt)
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
