@@ -16,7 +16,9 @@ func (s *Store) Ship(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if err := s.shipTenant(ctx, t); err != nil {
 			errs = append(errs, err)
 		}
@@ -34,7 +36,9 @@ func (s *Store) shipTenant(ctx context.Context, t *tenantDB) error {
 
 func (s *Store) pendingBlocks() int {
 	n := 0
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if t.shipper != nil {
 			n += t.shipper.Pending()
 		}
@@ -56,7 +60,9 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 // tests and benchmarks.
 func (s *Store) Flush(ctx context.Context) error {
 	var errs []error
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if err := s.flushHead(t); err != nil {
 			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
 			continue

@@ -388,15 +388,12 @@ loop:
 type metadataSource struct{ s *blocks.Store }
 
 func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
-	out := map[string][]metadata.Metadata{}
-	if m.s.DB(id) == nil {
-		return out, nil
-	}
-	ms, err := m.s.Metadata(id)
+	fams, err := m.s.MetricMetadata(id, metric)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range ms.List(metric) {
+	out := make(map[string][]metadata.Metadata, len(fams))
+	for _, f := range fams {
 		out[f.Name] = f.Entries
 	}
 	return out, nil
