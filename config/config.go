@@ -102,6 +102,9 @@ type StorageConfig struct {
 	BlockCacheDir               string         `yaml:"block_cache_dir"`
 	BlockCacheMaxBytes          int64          `yaml:"block_cache_max_bytes"`
 	FlushOnShutdown             bool           `yaml:"flush_on_shutdown"`
+	MaxTenants                  int            `yaml:"max_tenants"`
+	TenantIdleTimeout           model.Duration `yaml:"tenant_idle_timeout"`
+	MinFreeBytes                int64          `yaml:"min_free_bytes"`
 }
 
 // CompactorConfig configures the compactor.
@@ -195,6 +198,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Storage.BlockCacheDir, "storage.block-cache-dir", "", "Directory of the cache of bucket blocks downloaded for queries; empty means <storage.path>/block-cache.")
 	fs.Int64Var(&c.Storage.BlockCacheMaxBytes, "storage.block-cache-max-bytes", 10<<30, "Size limit of the block cache; least recently used blocks are evicted beyond it.")
 	fs.BoolVar(&c.Storage.FlushOnShutdown, "storage.flush-on-shutdown", false, "On shutdown, cut the whole head into blocks and ship them, so that the data directory can be lost afterwards.")
+	fs.IntVar(&c.Storage.MaxTenants, "storage.max-tenants", 0, "Most tenants this process stores; a write of a new tenant beyond it gets 400 and leaves nothing on disk. Tenants named in the overrides file (-overrides.file) are always admitted. 0 means no limit.")
+	durationVar(fs, &c.Storage.TenantIdleTimeout, "storage.tenant-idle-timeout", time.Hour, "How long a tenant may go without writes or reads before its head is cut into blocks, shipped, and its TSDB closed (its memory and open files freed); it opens again on its next use. 0 keeps tenants open.")
+	fs.Int64Var(&c.Storage.MinFreeBytes, "storage.min-free-bytes", 256<<20, "Free space of the data directory's file system below which writes are refused with 503 (reads are served), so that the disk never fills under the TSDBs; half of it is kept reserved in a file, released when a start finds the disk nearly full. 0 turns both off.")
 	c.Bucket.RegisterFlags(fs)
 
 	fs.BoolVar(&c.Compactor.Enabled, "compactor.enabled", true, "Run the compactor in this process: merge, downsample and expire blocks in the bucket.")
@@ -329,6 +335,8 @@ func (c *Config) Validate() error {
 		return errors.New("query.shards must not be negative")
 	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
 		return errors.New("tenant.default must be set unless tenant.require-header is")
+	case c.Storage.MaxTenants < 0 || c.Storage.TenantIdleTimeout < 0 || c.Storage.MinFreeBytes < 0:
+		return errors.New("storage.max-tenants, storage.tenant-idle-timeout and storage.min-free-bytes must not be negative")
 	case c.Storage.BlockCacheMaxBytes <= 0:
 		return errors.New("storage.block-cache-max-bytes must be positive")
 	}

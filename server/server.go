@@ -103,6 +103,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		CacheDir:                    cfg.Storage.BlockCacheDir,
 		CacheMaxBytes:               cfg.Storage.BlockCacheMaxBytes,
 		SeriesCallback:              func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) },
+		MaxTenants:                  cfg.Storage.MaxTenants,
+		AlwaysAdmit:                 overrides.Has,
+		IdleTimeout:                 time.Duration(cfg.Storage.TenantIdleTimeout),
+		MinFreeBytes:                cfg.Storage.MinFreeBytes,
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
