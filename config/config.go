@@ -145,6 +145,8 @@ type QueryConfig struct {
 	RemoteReadConcurrency int            `yaml:"remote_read_concurrency"`
 	Shards                int            `yaml:"shards"`
 	Pushdown              bool           `yaml:"pushdown"`
+	MaxLength             int            `yaml:"max_length"`
+	MaxNestingDepth       int            `yaml:"max_nesting_depth"`
 }
 
 // RuntimeConfig configures the Go runtime's memory use (package memory).
@@ -222,6 +224,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
 	fs.IntVar(&c.Query.Shards, "query.shards", 0, "Parts a range query whose aggregation groups can be kept whole is split into and evaluated concurrently; 0 means one per core (GOMAXPROCS), 1 turns splitting off.")
+	fs.IntVar(&c.Query.MaxLength, "query.max-length", 1<<20, "Longest PromQL query in bytes; a longer one is refused with 400 before it is parsed. Negative means no limit.")
+	fs.IntVar(&c.Query.MaxNestingDepth, "query.max-nesting-depth", 1000, "Deepest nesting of a PromQL query, counting brackets and chained binary operators; a deeper one is refused with 400 before it is parsed (parsing takes time quadratic in nesting: 30000 parentheses take seconds). Negative means no limit.")
 	fs.BoolVar(&c.Query.Pushdown, "query.pushdown", true, "Evaluate range queries' range functions (rate, *_over_time...), instant selectors and count/group over them where the samples are read, with the upstream functions, instead of through the engine's buffered iterators. Answers are identical; false turns it off.")
 
 	fs.IntVar(&c.Runtime.GOGC, "runtime.gogc", memory.GOGCFromEnv(), "Go garbage collector target percentage (GOGC): the heap may grow this much above its live data before a collection. Defaults to the GOGC environment variable, else 75 as in Prometheus; lower values use less memory and more CPU.")

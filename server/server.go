@@ -132,6 +132,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
 		Shards:                cfg.Query.Shards,
 		NoPushdown:            !cfg.Query.Pushdown,
+		MaxQueryLength:        cfg.Query.MaxLength,
+		MaxQueryDepth:         cfg.Query.MaxNestingDepth,
 		Limits:                overrides,
 		Logger:                logger,
 		Registerer:            reg,
