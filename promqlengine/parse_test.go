@@ -27,8 +27,8 @@ func TestParsedOnce(t *testing.T) {
 		qs      string
 		instant bool
 	}{
-		{`sum by (i) (rate(c[5m]))`, false},  // sharded, pushed down
-		{`rate(h[5m])`, false},               // pushed down, falls back (histograms)
+		{`sum by (i) (rate(c[5m]))`, false}, // sharded, pushed down
+		{`rate(h[5m])`, false},              // pushed down, falls back (histograms)
 		{`count(c) + sum(rate(c[1m]))`, false},
 		{`sum by (i) (rate(c[5m]))`, true},
 	} {
