@@ -51,21 +51,15 @@ func TestQueryLimitsBesidePrometheus(t *testing.T) {
 	// answers a timeout each time; Prometheus 3 mostly does, and sometimes
 	// 422 execution "context deadline exceeded" (logged, not required).
 	slow := url.Values{"query": {nest(900)}, "time": {now}, "timeout": {"1ms"}}
-	promAnswers, promTimeouts := map[string]int{}, 0
+	promAnswers := map[string]int{}
 	for range 5 {
 		s, p = ask(strata.url, slow), ask(prom.url, slow)
 		if s.code != http.StatusServiceUnavailable || s.errorType != "timeout" {
 			t.Errorf("Strata: HTTP %d %s %q, want 503 timeout", s.code, s.errorType, s.error)
 		}
 		promAnswers[fmt.Sprintf("%d %s %q", p.code, p.errorType, p.error)]++
-		if p.code == http.StatusServiceUnavailable && p.errorType == "timeout" {
-			promTimeouts++
-		}
 	}
 	t.Logf("900 parentheses, timeout 1ms, 5 times: Prometheus 3 answered %v", promAnswers)
-	if promTimeouts == 0 {
-		t.Errorf("Prometheus 3 never answered a timeout: %v", promAnswers)
-	}
 
 	long := url.Values{"query": {`vector(1) # ` + strings.Repeat("x", 1<<20)}, "time": {now}}
 	if s = ask(strata.url, long); s.code != http.StatusBadRequest || !strings.Contains(s.error, "max-length") {
