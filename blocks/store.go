@@ -123,9 +123,10 @@ type Store struct {
 
 	disk *diskGuard
 
-	mu      sync.Mutex
-	tenants map[string]*tenantEntry // every tenant on disk or open
-	closed  bool
+	mu        sync.Mutex
+	tenants   map[string]*tenantEntry // every tenant on disk or open
+	leftovers map[string]struct{}     // directories of failed creations still to remove
+	closed    bool
 }
 
 // tenantDB is an open tenant: its TSDB and what goes with it. It is used
@@ -174,11 +175,12 @@ func Open(opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	s := &Store{
-		opts:    opts,
-		logger:  opts.Logger,
-		reg:     opts.Registerer,
-		m:       newStoreMetrics(opts.Registerer),
-		tenants: map[string]*tenantEntry{},
+		opts:      opts,
+		logger:    opts.Logger,
+		reg:       opts.Registerer,
+		m:         newStoreMetrics(opts.Registerer),
+		tenants:   map[string]*tenantEntry{},
+		leftovers: map[string]struct{}{},
 	}
 	if err := os.MkdirAll(s.tenantsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -203,6 +205,11 @@ func Open(opts Options) (*Store, error) {
 		}
 		if err := tenant.ValidateID(e.Name()); err != nil {
 			s.logger.Warn("ignoring directory that is not a tenant", "dir", e.Name(), "err", err)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.tenantsDir(), e.Name(), creatingMarker)); err == nil {
+			s.logger.Info("removing the directory of a tenant whose creation failed", "tenant", e.Name())
+			s.removeCreating(e.Name())
 			continue
 		}
 		_, err := os.Stat(filepath.Join(s.tenantsDir(), e.Name(), closedMarker))

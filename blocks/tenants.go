@@ -46,6 +46,13 @@ import (
 // after its head was cut into blocks and shipped: a restart need not open it.
 const closedMarker = "closed"
 
+// creatingMarker, in a tenant's directory, marks a tenant being created:
+// its first opening has not succeeded, so it never acknowledged a write. A
+// directory with it is removed, not opened: at Open, after a failed
+// creation, and by maintainTenants when that removal failed (it needs open
+// files, which may be what ran out).
+const creatingMarker = "creating"
+
 // seriesHintFile, in a tenant's directory, holds the series its head held
 // when it last closed; the tenant's next opening sizes its head from it.
 const seriesHintFile = "series-hint"
@@ -63,7 +70,7 @@ type tenantEntry struct {
 	onDisk  bool          // its directory exists; false only while a new tenant is first opened
 	reopen  bool          // open in the background: it was open when the store last stopped
 	openErr error         // why the last opening failed; nil after a success
-	retryAt time.Time     // no opening before this after a failure
+	retryAt time.Time     // no opening before this after a failure, nor a background one
 	backoff time.Duration
 }
 
@@ -120,19 +127,31 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 		}
 		busy := make(chan struct{})
 		e.busy = busy
+		created := !e.onDisk
 		s.mu.Unlock()
-		t, err := s.openTenant(id)
+		var t *tenantDB
+		err := error(nil)
+		if created {
+			err = s.startCreating(id)
+		}
+		if err == nil {
+			t, err = s.openTenant(id)
+		}
+		if err == nil && created {
+			// From here on the tenant may acknowledge writes: it is a tenant.
+			if err = os.Remove(filepath.Join(s.tenantsDir(), id, creatingMarker)); err != nil {
+				_ = s.closeTenant(t)
+			}
+		}
 		s.mu.Lock()
 		e.busy = nil
 		close(busy)
 		if err != nil {
 			s.m.tenantOpenFailures.Inc()
-			if !e.onDisk {
+			if created {
 				// A new tenant: nothing of it may stay behind.
 				delete(s.tenants, id)
-				if rerr := os.RemoveAll(filepath.Join(s.tenantsDir(), id)); rerr != nil {
-					s.logger.Error("removing the directory of a tenant that failed to open", "tenant", id, "err", rerr)
-				}
+				s.removeCreating(id)
 				s.mu.Unlock()
 				s.logger.Error("creating tenant failed", "tenant", id, "err", err)
 				return nil, fmt.Errorf("%w: %w", ErrTenantUnavailable, err)
@@ -256,11 +275,12 @@ func (s *Store) maintainInterval() time.Duration {
 // background (those open when the store last stopped, and those whose
 // opening failed and whose backoff passed), then closes idle tenants.
 func (s *Store) maintainTenants(ctx context.Context) {
+	s.removeLeftovers()
 	now := s.opts.Now()
 	s.mu.Lock()
 	var toOpen []string
 	for id, e := range s.tenants {
-		if e.t == nil && e.busy == nil && (e.reopen && e.openErr == nil || e.openErr != nil && !now.Before(e.retryAt)) {
+		if e.t == nil && e.busy == nil && (e.reopen || e.openErr != nil) && !now.Before(e.retryAt) {
 			toOpen = append(toOpen, id)
 		}
 	}
@@ -306,18 +326,22 @@ func (s *Store) closeIdle(ctx context.Context) {
 				err = fmt.Errorf("%d blocks not shipped", t.shipper.Pending())
 			}
 		}
-		if err != nil {
+		flushed := err == nil
+		if err != nil && ctx.Err() != nil {
 			s.release(t)
-			if ctx.Err() == nil {
-				s.logger.Warn("closing an idle tenant failed: cutting its head into blocks or shipping them; will retry", "tenant", t.id, "err", err)
-			}
 			continue
+		}
+		if err != nil {
+			// It is closed all the same (its samples are in its WAL), to
+			// free what it holds: files may be what is short. It opens
+			// again after the idle timeout to try once more.
+			s.logger.Warn("cutting an idle tenant's head into blocks or shipping them failed; closing it without, and trying again later", "tenant", t.id, "err", err)
 		}
 		s.mu.Lock()
 		e := s.tenants[t.id]
 		e.refs--
 		if e.refs > 0 || s.opts.Now().Sub(e.lastUse) < s.opts.IdleTimeout || s.closed {
-			// Used while it was flushed: it stays open.
+			// Used meanwhile: it stays open.
 			s.mu.Unlock()
 			continue
 		}
@@ -325,22 +349,22 @@ func (s *Store) closeIdle(ctx context.Context) {
 		e.t, e.busy = nil, busy
 		s.mu.Unlock()
 		err = s.closeTenant(t)
-		if err == nil {
+		if err == nil && flushed {
 			err = writeFileAtomic(filepath.Join(s.tenantsDir(), t.id, closedMarker), nil)
 		}
 		s.mu.Lock()
 		e.busy = nil
 		close(busy)
-		if err != nil {
-			// Open it again at the next pass: its head's samples are in
-			// blocks, but the marker is what lets a restart skip it.
-			e.reopen = true
+		if err != nil || !flushed {
+			// Its head may hold samples in no block (or in no shipped
+			// one): open it again later to flush it, and at a restart.
+			e.reopen, e.retryAt = true, s.opts.Now().Add(s.opts.IdleTimeout)
 		}
 		s.mu.Unlock()
 		if err != nil {
 			s.logger.Error("closing an idle tenant failed", "tenant", t.id, "err", err)
 		} else {
-			s.logger.Info("idle tenant closed", "tenant", t.id)
+			s.logger.Info("idle tenant closed", "tenant", t.id, "flushed", flushed)
 		}
 	}
 }
@@ -419,6 +443,44 @@ type releasingExemplarAppender struct {
 // AppendExemplars implements storage.ExemplarAppenderV2.
 func (a releasingExemplarAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
 	return a.ea.AppendExemplars(ref, ls, es)
+}
+
+// startCreating makes the directory of new tenant id, marked as being created.
+func (s *Store) startCreating(id string) error {
+	dir := filepath.Join(s.tenantsDir(), id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create directory of tenant %q: %w", id, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, creatingMarker), nil, 0o644); err != nil {
+		_ = os.Remove(dir) // empty: removing it needs no open file
+		return fmt.Errorf("create directory of tenant %q: %w", id, err)
+	}
+	return nil
+}
+
+// removeCreating removes the directory of tenant id, whose creation
+// failed, or leaves it to maintainTenants if that fails. s.mu is held, and
+// id is not in s.tenants: nobody uses the directory.
+func (s *Store) removeCreating(id string) {
+	if err := os.RemoveAll(filepath.Join(s.tenantsDir(), id)); err != nil {
+		s.logger.Warn("removing the directory of a tenant that failed to be created; will retry", "tenant", id, "err", err)
+		s.leftovers[id] = struct{}{}
+		return
+	}
+	delete(s.leftovers, id)
+}
+
+// removeLeftovers retries removing the directories of failed creations.
+func (s *Store) removeLeftovers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.leftovers {
+		if _, ok := s.tenants[id]; ok {
+			delete(s.leftovers, id) // created again since, successfully or being
+			continue
+		}
+		s.removeCreating(id)
+	}
 }
 
 // markWritten removes t's closedMarker before its first write since it
