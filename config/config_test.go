@@ -73,6 +73,11 @@ func TestLoadErrors(t *testing.T) {
 		{"no default tenant", []string{"-tenant.default", ""}, "tenant.default"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
 		{"negative shards", []string{"-query.shards", "-1"}, "query.shards"},
+		// A write timeout must leave a query that runs to its timeout time
+		// to answer, or every slow query's answer is cut.
+		{"write timeout within the query timeout", []string{"-http.write-timeout", "1m", "-query.timeout", "2m"}, "http.write-timeout"},
+		{"negative read timeout", []string{"-http.read-timeout", "-1s"}, "http timeouts"},
+		{"negative tenant limit", []string{"-storage.max-tenants", "-1"}, "storage.max-tenants"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("strata", tc.args, io.Discard)
