@@ -76,7 +76,7 @@ func TestLoadErrors(t *testing.T) {
 		// A write timeout must leave a query that runs to its timeout time
 		// to answer, or every slow query's answer is cut.
 		{"write timeout within the query timeout", []string{"-http.write-timeout", "1m", "-query.timeout", "2m"}, "http.write-timeout"},
-		{"negative read timeout", []string{"-http.read-timeout", "-1s"}, "http timeouts"},
+		{"negative connection limit", []string{"-http.max-connections", "-1"}, "http.max-connections"},
 		{"negative tenant limit", []string{"-storage.max-tenants", "-1"}, "storage.max-tenants"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
