@@ -323,8 +323,6 @@ func (c *Config) Validate() error {
 		return errors.New("storage.block-duration must be positive")
 	case c.Storage.OutOfOrderWindow < 0:
 		return errors.New("storage.out-of-order-window must not be negative")
-	case c.HTTP.ReadTimeout < 0 || c.HTTP.WriteTimeout < 0 || c.HTTP.IdleTimeout < 0:
-		return errors.New("http timeouts must not be negative")
 	case c.HTTP.MaxConnections < 0:
 		return errors.New("http.max-connections must not be negative")
 	case c.HTTP.WriteTimeout > 0 && c.HTTP.WriteTimeout <= c.Query.Timeout:
@@ -339,8 +337,8 @@ func (c *Config) Validate() error {
 		return errors.New("query.shards must not be negative")
 	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
 		return errors.New("tenant.default must be set unless tenant.require-header is")
-	case c.Storage.MaxTenants < 0 || c.Storage.TenantIdleTimeout < 0 || c.Storage.MinFreeBytes < 0:
-		return errors.New("storage.max-tenants, storage.tenant-idle-timeout and storage.min-free-bytes must not be negative")
+	case c.Storage.MaxTenants < 0 || c.Storage.MinFreeBytes < 0:
+		return errors.New("storage.max-tenants and storage.min-free-bytes must not be negative")
 	case c.Storage.BlockCacheMaxBytes <= 0:
 		return errors.New("storage.block-cache-max-bytes must be positive")
 	}
