@@ -60,6 +60,8 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 // tests and benchmarks.
 func (s *Store) Flush(ctx context.Context) error {
 	var errs []error
+	// Tenants not opened since the last start may hold samples in no block.
+	s.openPending()
 	open, release := s.openTenants()
 	defer release()
 	for _, t := range open {

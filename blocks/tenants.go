@@ -146,6 +146,12 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 		s.mu.Lock()
 		e.busy = nil
 		close(busy)
+		if err == nil && s.closed {
+			// The store closed while the tenant opened; Close waited for it.
+			s.mu.Unlock()
+			_ = s.closeTenant(t)
+			return nil, ErrClosed
+		}
 		if err != nil {
 			s.m.tenantOpenFailures.Inc()
 			if created {
@@ -170,13 +176,20 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 	}
 }
 
-// release gives back a reference acquire returned.
-func (s *Store) release(t *tenantDB) {
+// release gives back a reference acquire returned: the tenant was used.
+func (s *Store) release(t *tenantDB) { s.unref(t, true) }
+
+// unref gives back a reference; used, it restarts the tenant's idle time.
+// The store's own background work (shipping, persisting metadata) does not
+// count as use, or a tenant would never be idle.
+func (s *Store) unref(t *tenantDB, used bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.tenants[t.id]; e != nil && e.t == t {
 		e.refs--
-		e.lastUse = s.opts.Now()
+		if used {
+			e.lastUse = s.opts.Now()
+		}
 	}
 }
 
@@ -218,7 +231,26 @@ func (s *Store) openTenants() ([]*tenantDB, func()) {
 	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
 	return list, func() {
 		for _, t := range list {
-			s.release(t)
+			s.unref(t, false)
+		}
+	}
+}
+
+// openPending opens the tenants that were open when the store last
+// stopped and are not open yet: their heads may hold samples in no block.
+func (s *Store) openPending() {
+	s.mu.Lock()
+	var ids []string
+	for id, e := range s.tenants {
+		if e.t == nil && e.reopen {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(ids)
+	for _, id := range ids {
+		if t, err := s.acquire(id, false); err == nil && t != nil {
+			s.unref(t, false)
 		}
 	}
 }

@@ -75,7 +75,9 @@ func TestIdleTenantsClose(t *testing.T) {
 	}
 	open := func(idle time.Duration) (*blocks.Store, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
-		s, err := blocks.Open(blocks.Options{Dir: dir, Bucket: objstore.Bucket(bkt), IdleTimeout: idle, Registerer: reg})
+		// Shipping every 50ms, far more often than the idle timeout: the
+		// store's own work is not use.
+		s, err := blocks.Open(blocks.Options{Dir: dir, Bucket: objstore.Bucket(bkt), IdleTimeout: idle, ShipInterval: 50 * time.Millisecond, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,6 +120,16 @@ func TestIdleTenantsClose(t *testing.T) {
 	}
 	if got := gauge(t, reg, "strata_tenants_open"); got != 0 {
 		t.Errorf("tenants open right after a restart: %v, want 0", got)
+	}
+	// A flush (before scaling down) ships the head of the tenant not yet
+	// opened since the restart.
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var busyShipped int
+	_ = bkt.Iter(context.Background(), "busy/", func(string) error { busyShipped++; return nil }, false)
+	if busyShipped == 0 {
+		t.Errorf("Flush did not ship the head of the tenant not yet opened")
 	}
 	runStore(t, s)
 	waitUntil(t, "the tenant open at the stop to open again", func() bool { return gauge(t, reg, "strata_tenants_open") == 1 })
