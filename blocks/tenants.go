@@ -29,10 +29,11 @@ import (
 //     if it is on disk) and counts a reference; release drops it.
 //   - maintainTenants, run periodically, opens in the background the
 //     tenants that were open when the store last stopped (their heads may
-//     hold samples that are in no block yet), retries tenants that failed to
-//     open, and closes tenants unused for Options.IdleTimeout: their head is
-//     cut into blocks and shipped first, and closedMarker written, so that a
-//     restart leaves them closed.
+//     hold samples that are in no block yet), one at a time, each closed
+//     again at once (flushed) unless used meanwhile; retries tenants that
+//     failed to open; and closes tenants unused for Options.IdleTimeout:
+//     their head is cut into blocks and shipped first, and closedMarker
+//     written, so that a restart leaves them closed.
 //   - A tenant that fails to open is reported (log, strata_tenant_open_failures_total,
 //     strata_tenants_unavailable) and answers ErrTenantUnavailable until its
 //     next attempt, after a backoff; other tenants are unaffected. A new
@@ -322,8 +323,23 @@ func (s *Store) maintainTenants(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if t, err := s.acquire(id, false); err == nil && t != nil {
-			s.release(t)
+		t, err := s.acquire(id, false)
+		if err != nil || t == nil {
+			continue
+		}
+		opened := s.opts.Now()
+		s.mu.Lock()
+		if e := s.tenants[id]; e != nil && e.t == t && !e.lastUse.After(opened) && s.opts.IdleTimeout > 0 {
+			// Opened only to cut its head into blocks: idle at once, unless
+			// someone uses it meanwhile. Closing each before opening the
+			// next keeps a backlog of such tenants (after an upgrade, all of
+			// them) from being open together.
+			e.lastUse = time.Time{}
+		}
+		s.mu.Unlock()
+		s.unref(t, false)
+		if s.opts.IdleTimeout > 0 {
+			s.closeIdle(ctx)
 		}
 	}
 	if s.opts.IdleTimeout > 0 {

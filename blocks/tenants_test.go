@@ -259,3 +259,50 @@ func TestMemoryPerIdleTenant(t *testing.T) {
 		t.Errorf("an open tenant with one series costs %d bytes of heap", perTenant)
 	}
 }
+
+// TestPendingTenantsSettleAfterRestart: tenants whose heads held samples at
+// a stop (all of them after an upgrade from a store without markers) are
+// opened in the background one at a time, their heads cut into blocks and
+// shipped, and closed again at once, however long the idle timeout: a
+// backlog of them is never open together.
+func TestPendingTenantsSettleAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	bkt, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, dir)
+	ls := labels.FromStrings("__name__", "m")
+	now := time.Now().UnixMilli()
+	ids := []string{"p1", "p2", "p3", "p4", "p5"}
+	for _, id := range ids {
+		appendSamples(t, s, id, ls, []sample{{now, 1}})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err = blocks.Open(blocks.Options{Dir: dir, Bucket: objstore.Bucket(bkt), IdleTimeout: time.Hour, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runStore(t, s)
+	waitUntil(t, "every pending tenant to be flushed and closed", func() bool {
+		markers, _ := filepath.Glob(filepath.Join(dir, "tenants", "*", "closed"))
+		return len(markers) == len(ids)
+	})
+	if got := gauge(t, reg, "strata_tenants_open"); got != 0 {
+		t.Errorf("%v tenants open once settled", got)
+	}
+	for _, id := range ids {
+		var shipped int
+		_ = bkt.Iter(context.Background(), id+"/", func(string) error { shipped++; return nil }, false)
+		if shipped == 0 {
+			t.Errorf("tenant %s's head was not shipped", id)
+		}
+		if got := readAll(t, s, id)[ls.String()]; len(got) != 1 {
+			t.Errorf("samples of %s: %v", id, got)
+		}
+	}
+}
