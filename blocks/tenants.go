@@ -367,7 +367,7 @@ func (s *Store) closeIdle(ctx context.Context) {
 			s.release(t)
 			continue
 		}
-		err := s.flushHead(t)
+		err := s.flushHead(t, true)
 		if err == nil && t.shipper != nil {
 			err = s.shipTenant(ctx, t)
 			if err == nil && t.shipper.Pending() > 0 {

@@ -306,3 +306,29 @@ func TestPendingTenantsSettleAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantResumesAfterIdleClose: a tenant closed while idle (its head cut
+// into blocks) takes new samples when it resumes, in the same block range,
+// without an out-of-order window: the flush ends at its newest sample, not at
+// the end of the block range.
+func TestTenantResumesAfterIdleClose(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	s, err := blocks.Open(blocks.Options{Dir: dir, IdleTimeout: 200 * time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ls := labels.FromStrings("__name__", "m")
+	now := time.Now().UnixMilli()
+	appendSamples(t, s, "r", ls, []sample{{now - 1000, 1}, {now, 2}})
+	runStore(t, s)
+	waitUntil(t, "the idle tenant to close", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "tenants", "r", "closed"))
+		return err == nil
+	})
+	appendSamples(t, s, "r", ls, []sample{{now + 1000, 3}})
+	if got := readAll(t, s, "r")[ls.String()]; len(got) != 3 {
+		t.Errorf("samples after resuming: %v, want 3", got)
+	}
+}
