@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,8 +30,8 @@ import (
 //     if it is on disk) and counts a reference; release drops it.
 //   - maintainTenants, run periodically, opens in the background the
 //     tenants that were open when the store last stopped (their heads may
-//     hold samples that are in no block yet), one at a time, each closed
-//     again at once (flushed) unless used meanwhile; retries tenants that
+//     hold samples that are in no block yet), one a pass, each closed again
+//     (flushed) after backgroundIdle unless used; retries tenants that
 //     failed to open; and closes tenants unused for Options.IdleTimeout:
 //     their head is cut into blocks and shipped first, and closedMarker
 //     written, so that a restart leaves them closed.
@@ -74,6 +75,10 @@ type tenantEntry struct {
 	retryAt time.Time     // no opening before this after a failure, nor a background one
 	backoff time.Duration
 }
+
+// backgroundIdle is how long a tenant opened in the background, only to cut
+// its head into blocks, may go unused before it is closed again.
+const backgroundIdle = time.Minute
 
 // Backoff of a tenant's openings after failures.
 const (
@@ -311,35 +316,43 @@ func (s *Store) maintainTenants(ctx context.Context) {
 	s.removeLeftovers()
 	now := s.opts.Now()
 	s.mu.Lock()
-	var toOpen []string
+	var retry, pending []string
 	for id, e := range s.tenants {
-		if e.t == nil && e.busy == nil && (e.reopen || e.openErr != nil) && !now.Before(e.retryAt) {
-			toOpen = append(toOpen, id)
+		switch {
+		case e.t != nil || e.busy != nil || now.Before(e.retryAt):
+		case e.openErr != nil:
+			retry = append(retry, id)
+		case e.reopen:
+			pending = append(pending, id)
 		}
 	}
 	s.mu.Unlock()
-	sort.Strings(toOpen)
-	for _, id := range toOpen {
+	sort.Strings(retry)
+	for _, id := range retry {
 		if ctx.Err() != nil {
 			return
 		}
-		t, err := s.acquire(id, false)
-		if err != nil || t == nil {
-			continue
+		if t, err := s.acquire(id, false); err == nil && t != nil {
+			s.unref(t, false)
 		}
-		opened := s.opts.Now()
-		s.mu.Lock()
-		if e := s.tenants[id]; e != nil && e.t == t && !e.lastUse.After(opened) && s.opts.IdleTimeout > 0 {
-			// Opened only to cut its head into blocks: idle at once, unless
-			// someone uses it meanwhile. Closing each before opening the
-			// next keeps a backlog of such tenants (after an upgrade, all of
-			// them) from being open together.
-			e.lastUse = time.Time{}
-		}
-		s.mu.Unlock()
-		s.unref(t, false)
-		if s.opts.IdleTimeout > 0 {
-			s.closeIdle(ctx)
+	}
+	if len(pending) > 0 {
+		// One a pass: a backlog of such tenants (after an upgrade, all of
+		// them) is never open together.
+		id := slices.Min(pending)
+		if t, err := s.acquire(id, false); err == nil && t != nil {
+			opened := s.opts.Now()
+			s.mu.Lock()
+			if e := s.tenants[id]; e != nil && e.t == t && !e.lastUse.After(opened) && s.opts.IdleTimeout > 0 {
+				// Opened only to cut its head into blocks: idle after
+				// backgroundIdle unless someone uses it meanwhile (right
+				// after a restart its senders may be writing: a flush under
+				// them would refuse their late samples without an
+				// out-of-order window).
+				e.lastUse = opened.Add(min(s.opts.IdleTimeout, backgroundIdle) - s.opts.IdleTimeout)
+			}
+			s.mu.Unlock()
+			s.unref(t, false)
 		}
 	}
 	if s.opts.IdleTimeout > 0 {

