@@ -11,10 +11,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -35,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/strata-tsdb/strata/internal/snappybound"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/tenant"
@@ -151,6 +154,7 @@ func New(o Options) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", newQueryGate(o.Limits).wrap(maxSourceResolution(router)))
+	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
 	if o.HeadStats != nil {
 		mux.Handle("/api/v1/status/tsdb", tsdbStatusHandler(o.HeadStats, o.Gatherer))
@@ -158,12 +162,23 @@ func New(o Options) http.Handler {
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
 	}
-	return o.Tenants.Middleware(mux, respondTenantError)
+	withTenant := o.Tenants.Middleware(mux, respondTenantError)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			// A CORS preflight carries no credentials and no tenant (browsers
+			// never send them with it): Prometheus's own handler answers it
+			// with the CORS headers and no data.
+			router.ServeHTTP(w, r)
+			return
+		}
+		withTenant.ServeHTTP(w, r)
+	})
 }
 
-// respondTenantError answers a request without a valid tenant in the API's error format.
+// respondTenantError answers a request without a valid tenant in the API's
+// error format: 401 unauthorized, 403 forbidden or 400 bad_data.
 func respondTenantError(w http.ResponseWriter, _ *http.Request, err error) {
-	respondError(w, tenant.StatusCode(err), "bad_data", err)
+	respondError(w, tenant.StatusCode(err), tenant.ErrorType(err), err)
 }
 
 func respondError(w http.ResponseWriter, code int, errorType string, err error) {
@@ -267,6 +282,33 @@ func (noTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil
 }
 func (noTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoAdmin }
+
+// maxReadBody is the most Prometheus's remote-read handler reads of a
+// body, compressed and decompressed.
+const maxReadBody = 32 << 20
+
+// checkReadBody refuses a remote-read body whose snappy header claims more
+// than the body can hold or than Prometheus's handler accepts, before that
+// handler allocates what it claims.
+func checkReadBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxReadBody))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("read request body: %v", err), http.StatusBadRequest)
+			return
+		}
+		if _, err := snappybound.DecodedLen(body, maxReadBody); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
 
 // maxSourceResolution reads the max_source_resolution parameter of query
 // requests ("auto", "raw", "1m", "1h" or a duration) into the request

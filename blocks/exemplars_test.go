@@ -112,13 +112,15 @@ func TestExemplarRingSizedOnFirstExemplar(t *testing.T) {
 
 	s, reg = open()
 	defer s.Close()
+	queryExemplars(t, s, "t2") // tenants open on first use
+	res := queryExemplars(t, s, "t1")
 	if got := maxExemplars(t, reg, "t1"); got != 100 {
 		t.Errorf("tenant t1 reopened: ring of %v, want 100", got)
 	}
 	if got := maxExemplars(t, reg, "t2"); got != 0 {
 		t.Errorf("tenant t2 reopened: ring of %v, want 0", got)
 	}
-	if res := queryExemplars(t, s, "t1"); len(res) != 1 || len(res[0].Exemplars) != 1 {
+	if len(res) != 1 || len(res[0].Exemplars) != 1 {
 		t.Fatalf("exemplars of t1 after a restart: %+v", res)
 	}
 	if got := readAll(t, s, "t1")[ls.String()]; len(got) != 3 {

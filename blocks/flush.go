@@ -16,7 +16,9 @@ func (s *Store) Ship(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if err := s.shipTenant(ctx, t); err != nil {
 			errs = append(errs, err)
 		}
@@ -34,7 +36,9 @@ func (s *Store) shipTenant(ctx context.Context, t *tenantDB) error {
 
 func (s *Store) pendingBlocks() int {
 	n := 0
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if t.shipper != nil {
 			n += t.shipper.Pending()
 		}
@@ -61,8 +65,12 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 // tests and benchmarks.
 func (s *Store) Flush(ctx context.Context) error {
 	var errs []error
-	for _, t := range s.openTenants() {
-		if err := s.flushHead(t); err != nil {
+	// Tenants not opened since the last start may hold samples in no block.
+	s.openPending()
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
+		if err := s.flushHead(t, false); err != nil {
 			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
 			continue
 		}
@@ -77,13 +85,20 @@ func (s *Store) Flush(ctx context.Context) error {
 
 // flushHead compacts the head into blocks aligned to the block duration, so
 // that flushed blocks have the same boundaries as blocks cut on schedule.
-func (s *Store) flushHead(t *tenantDB) error {
+// The head then takes no sample older than the end of its last block but
+// out of order: with toHeadMax the last block ends at the head's newest
+// sample instead of at its range's end, so that a tenant flushed while idle
+// takes new samples in order when it resumes.
+func (s *Store) flushHead(t *tenantDB, toHeadMax bool) error {
 	head := t.db.Head()
 	if head.NumSeries() > 0 && head.MinTime() <= head.MaxTime() {
 		rng := s.opts.BlockDuration.Milliseconds()
 		mint, maxt := head.MinTime(), head.MaxTime()
 		for start := mint - mod(mint, rng); start <= maxt; start += rng {
 			end := start + rng - 1
+			if toHeadMax {
+				end = min(end, maxt)
+			}
 			if err := t.db.CompactHead(tsdb.NewRangeHead(head, start, end)); err != nil {
 				return err
 			}

@@ -17,6 +17,9 @@ type storeMetrics struct {
 	cacheBytes     prometheus.Gauge
 	cacheBlocks    prometheus.Gauge
 	cacheEvictions prometheus.Counter
+
+	tenantOpenFailures prometheus.Counter
+	tenantsRefused     prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
@@ -65,6 +68,14 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		cacheEvictions: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_block_cache_evictions_total",
 			Help: "Blocks evicted from the local block cache.",
+		}),
+		tenantOpenFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tenant_open_failures_total",
+			Help: "Failed openings of a tenant's TSDB; the tenant is retried, the others are served.",
+		}),
+		tenantsRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tenants_refused_total",
+			Help: "Writes of new tenants refused because the store holds -storage.max-tenants tenants.",
 		}),
 	}
 }

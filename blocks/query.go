@@ -46,14 +46,30 @@ func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier
 	if !ok {
 		return nil, tenant.ErrNoTenant
 	}
-	t, err := q.s.tenant(id, false)
+	return tenantExemplarQuerier{s: q.s, id: id}, nil
+}
+
+// tenantExemplarQuerier reads a tenant's exemplars, holding the tenant
+// open for each Select only (an ExemplarQuerier is never closed).
+type tenantExemplarQuerier struct {
+	s  *Store
+	id string
+}
+
+func (q tenantExemplarQuerier) Select(start, end int64, ms ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	t, err := q.s.acquire(q.id, false)
 	if err != nil {
 		return nil, err
 	}
 	if t == nil {
-		return emptyExemplarQuerier{}, nil
+		return emptyExemplarQuerier{}.Select(start, end, ms...)
 	}
-	return t.db.ExemplarQuerier(ctx)
+	defer q.s.release(t)
+	eq, err := t.db.ExemplarQuerier(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return eq.Select(start, end, ms...)
 }
 
 type emptyExemplarQuerier struct{}
@@ -77,14 +93,18 @@ type tenantQuerier struct {
 var errQuerierClosed = errors.New("querier is closed")
 
 // sources returns the tenant of ctx and its local TSDB (nil if the tenant
-// has no local data).
+// has no local data), holding the tenant open until the querier closes.
+// q.mu is held.
 func (q *tenantQuerier) sources(ctx context.Context) (id string, t *tenantDB, err error) {
 	id, ok := tenant.FromContext(ctx)
 	if !ok {
 		return "", nil, tenant.ErrNoTenant
 	}
-	if t, err = q.s.tenant(id, false); err != nil {
+	if t, err = q.s.acquire(id, false); err != nil {
 		return "", nil, err
+	}
+	if t != nil {
+		q.closers = append(q.closers, func() error { q.s.release(t); return nil })
 	}
 	return id, t, nil
 }
@@ -308,17 +328,19 @@ func (q *tenantQuerier) release(entries []*cacheEntry) {
 // querier returns the tenant's merged querier: head and local blocks, plus
 // bucket blocks. Identical samples present in several are returned once.
 func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
-	id, t, err := q.sources(ctx)
-	if err != nil {
-		return nil, err
-	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.isClosed {
 		return nil, errQuerierClosed
 	}
-	if sq, ok := q.samples[id]; ok {
-		return sq, nil
+	if id, ok := tenant.FromContext(ctx); ok {
+		if sq, ok := q.samples[id]; ok {
+			return sq, nil
+		}
+	}
+	id, t, err := q.sources(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var qs []storage.Querier
 	var opened map[ulid.ULID]bool
@@ -477,17 +499,19 @@ type tenantChunkQuerier struct{ tenantQuerier }
 
 // chunkQuerier is querier for chunks (remote read's streamed responses).
 func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQuerier, error) {
-	id, t, err := q.sources(ctx)
-	if err != nil {
-		return nil, err
-	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.isClosed {
 		return nil, errQuerierClosed
 	}
-	if cq, ok := q.chunks[id]; ok {
-		return cq, nil
+	if id, ok := tenant.FromContext(ctx); ok {
+		if cq, ok := q.chunks[id]; ok {
+			return cq, nil
+		}
+	}
+	id, t, err := q.sources(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var qs []storage.ChunkQuerier
 	var opened map[ulid.ULID]bool
@@ -584,7 +608,10 @@ func (q seriesToChunkQuerier) Select(ctx context.Context, sortSeries bool, hints
 // read a downsampled block (see promqlengine's resolution choice).
 func (s *Store) ReadsDownsampled(ctx context.Context, mint, maxt int64) bool {
 	q := &tenantQuerier{s: s, mint: mint, maxt: maxt}
+	q.mu.Lock()
 	id, t, err := q.sources(ctx)
+	q.mu.Unlock()
+	defer q.Close()
 	if err != nil {
 		return false
 	}

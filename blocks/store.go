@@ -8,8 +8,15 @@
 //   - Samples are in the tenant's WAL when an appender's Commit returns nil:
 //     the WAL writes each committed batch to its segment file before Commit
 //     returns, so acknowledged samples survive a process crash.
-//   - Every tenant found on disk at Open has its WAL replayed before Open
-//     returns, so queries after a restart see all acknowledged samples.
+//   - A tenant's TSDB is open only while it is used (tenants.go): it opens
+//     on its first write or read (replaying its WAL, so reads see every
+//     acknowledged sample), and closes once idle, after its head is cut into
+//     blocks and shipped. A tenant that cannot open is reported and retried;
+//     it never keeps the store or other tenants from serving.
+//   - A tenant refused (by the tenant limit, or because it could not be
+//     created) leaves nothing on disk.
+//   - Writes are refused while the data directory's free space is below
+//     Options.MinFreeBytes (disk.go); reads are not.
 package blocks
 
 import (
@@ -76,6 +83,21 @@ type Options struct {
 	// never refused.
 	SeriesCallback func(tenant string) SeriesCallback
 
+	// MaxTenants bounds the tenants the store holds (on disk or open); a
+	// write of a new tenant beyond it fails with a *limits.Error. 0 means
+	// no limit.
+	MaxTenants int
+	// AlwaysAdmit, when set, names tenants admitted beyond MaxTenants
+	// (those an operator configured).
+	AlwaysAdmit func(tenant string) bool
+	// IdleTimeout is how long a tenant may go unused (no write, no read)
+	// before its head is cut into blocks, shipped, and its TSDB closed. 0
+	// keeps tenants open.
+	IdleTimeout time.Duration
+	// MinFreeBytes is the free space of the data directory's file system
+	// below which writes are refused (see disk.go). 0 means no floor.
+	MinFreeBytes int64
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil.
@@ -99,24 +121,35 @@ type Store struct {
 	bucket *bucketBlocks // nil without a bucket
 	cache  *blockCache   // nil without a bucket
 
-	mu      sync.RWMutex
-	tenants map[string]*tenantDB
-	closed  bool
+	disk *diskGuard
+
+	mu        sync.Mutex
+	tenants   map[string]*tenantEntry // every tenant on disk or open
+	leftovers map[string]struct{}     // directories of failed creations still to remove
+	closed    bool
 }
 
+// tenantDB is an open tenant: its TSDB and what goes with it. It is used
+// only by holders of a reference (Store.acquire).
 type tenantDB struct {
 	id      string
 	db      *tsdb.DB
+	reg     *tenantRegisterer // the TSDB's metrics, unregistered when it closes
 	meta    *MetadataStore
 	shipper *shipper // nil without a bucket
 	local   *localReads
 
 	exemplarsSized atomic.Bool // the exemplar ring has its configured size (exemplars.go)
 	exemplarsMu    sync.Mutex
+
+	markerMu sync.Mutex
+	written  bool // written to since it opened: its closedMarker is removed
 }
 
-// Open opens the store in opts.Dir and every tenant already on disk,
-// replaying their write-ahead logs.
+// Open opens the store in opts.Dir. Tenants found on disk are not opened
+// here: each opens on first use, and those that were open when the store
+// last stopped (their heads may hold samples not yet in blocks) are opened
+// by Run in the background (tenants.go).
 func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -143,15 +176,18 @@ func Open(opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	s := &Store{
-		opts:    opts,
-		logger:  opts.Logger,
-		reg:     opts.Registerer,
-		m:       newStoreMetrics(opts.Registerer),
-		tenants: map[string]*tenantDB{},
+		opts:      opts,
+		logger:    opts.Logger,
+		reg:       opts.Registerer,
+		m:         newStoreMetrics(opts.Registerer),
+		tenants:   map[string]*tenantEntry{},
+		leftovers: map[string]struct{}{},
 	}
 	if err := os.MkdirAll(s.tenantsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	s.disk = newDiskGuard(opts.Dir, opts.MinFreeBytes, opts.Logger, opts.Registerer)
+	s.disk.maintainReserve(true)
 	if opts.Bucket != nil {
 		s.bucket = newBucketBlocks(opts.Bucket, opts.Logger, s.m, opts.Now)
 		c, err := newBlockCache(opts.CacheDir, opts.CacheMaxBytes, opts.Bucket, opts.Logger, s.m)
@@ -172,10 +208,13 @@ func Open(opts Options) (*Store, error) {
 			s.logger.Warn("ignoring directory that is not a tenant", "dir", e.Name(), "err", err)
 			continue
 		}
-		if _, err := s.openTenant(e.Name()); err != nil {
-			_ = s.Close()
-			return nil, err
+		if _, err := os.Stat(filepath.Join(s.tenantsDir(), e.Name(), creatingMarker)); err == nil {
+			s.logger.Info("removing the directory of a tenant whose creation failed", "tenant", e.Name())
+			s.removeCreating(e.Name())
+			continue
 		}
+		_, err := os.Stat(filepath.Join(s.tenantsDir(), e.Name(), closedMarker))
+		s.tenants[e.Name()] = &tenantEntry{onDisk: true, reopen: err != nil}
 	}
 	s.registerCollectors()
 	return s, nil
@@ -183,8 +222,8 @@ func Open(opts Options) (*Store, error) {
 
 func (s *Store) tenantsDir() string { return filepath.Join(s.opts.Dir, "tenants") }
 
-// openTenant opens the TSDB of tenant id. The caller must hold s.mu for
-// writing or be Open.
+// openTenant opens (creating it if needed) the TSDB of tenant id. The
+// caller has marked the tenant busy (tenants.go).
 func (s *Store) openTenant(id string) (*tenantDB, error) {
 	start := time.Now()
 	dir := filepath.Join(s.tenantsDir(), id)
@@ -205,6 +244,10 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	// next pass. Every 10s bounds that (measured: 100k series after a 1h
 	// burst held ~60 MiB of full chunks on the heap with the 1m default).
 	o.BlockReloadInterval = 10 * time.Second
+	// The series hash map's stripes are allocated whole at open (16384 by
+	// default: 4 MiB, most of an idle tenant's memory); they are sized from
+	// the series the tenant's head last held (tenants.go).
+	o.StripeSize = stripeSize(dir)
 	var shp *shipper
 	if s.opts.Bucket != nil {
 		var err error
@@ -232,9 +275,12 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 		seriesCB = s.opts.SeriesCallback(id)
 		o.SeriesLifecycleCallback = seriesCB
 	}
-	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, s.reg)
-	db, err := tsdb.Open(dir, s.logger.With("tenant", id), reg, o, nil)
+	// The TSDB registers its metrics when it opens; they are unregistered
+	// when it closes, so that it can open again.
+	treg := newTenantRegisterer(id, s.reg)
+	db, err := tsdb.Open(dir, s.logger.With("tenant", id), treg, o, nil)
 	if err != nil {
+		treg.unregisterAll()
 		return nil, fmt.Errorf("open TSDB of tenant %q in %s: %w", id, dir, err)
 	}
 	if seriesCB != nil {
@@ -243,49 +289,22 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	meta, err := openMetadataStore(filepath.Join(dir, metadataFile))
 	if err != nil {
 		_ = db.Close()
+		treg.unregisterAll()
 		return nil, fmt.Errorf("open metadata of tenant %q: %w", id, err)
 	}
-	t := &tenantDB{id: id, db: db, meta: meta, shipper: shp, local: local}
+	t := &tenantDB{id: id, db: db, reg: treg, meta: meta, shipper: shp, local: local}
 	t.exemplarsSized.Store(s.opts.MaxExemplars <= 0 || o.MaxExemplars > 0)
-	s.tenants[id] = t
-	s.logger.Info("tenant opened", "tenant", id, "duration", time.Since(start))
+	s.logger.Info("tenant opened", "tenant", id, "duration", time.Since(start), "stripe_size", o.StripeSize)
 	return t, nil
 }
 
 // ErrClosed is returned by a Store that is closed.
 var ErrClosed = errors.New("store is closed")
 
-// tenant returns the open TSDB of id, opening (and creating) it when create is set.
-// It returns nil, nil when the tenant does not exist and create is false.
-func (s *Store) tenant(id string, create bool) (*tenantDB, error) {
-	s.mu.RLock()
-	t, ok := s.tenants[id]
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if ok || !create {
-		return t, nil
-	}
-	if err := tenant.ValidateID(id); err != nil {
-		return nil, err
-	}
+// Tenants returns the IDs of all tenants the store holds (on disk or open), sorted.
+func (s *Store) Tenants() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if t, ok := s.tenants[id]; ok {
-		return t, nil
-	}
-	return s.openTenant(id)
-}
-
-// Tenants returns the IDs of all open tenants, sorted.
-func (s *Store) Tenants() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	ids := make([]string, 0, len(s.tenants))
 	for id := range s.tenants {
 		ids = append(ids, id)
@@ -296,15 +315,26 @@ func (s *Store) Tenants() []string {
 
 // Appender returns an appender for tenant id, creating the tenant on first
 // use. Commit returns once the appended samples are in the tenant's WAL.
+// The tenant stays open until Commit or Rollback. It fails while the disk's
+// free space is below Options.MinFreeBytes, and for a new tenant beyond
+// Options.MaxTenants (with a *limits.Error).
 func (s *Store) Appender(ctx context.Context, id string) (storage.AppenderV2, error) {
-	t, err := s.tenant(id, true)
+	if err := s.disk.check(); err != nil {
+		return nil, err
+	}
+	t, err := s.acquire(id, true)
 	if err != nil {
 		return nil, err
 	}
-	if !t.exemplarsSized.Load() {
-		return exemplarSizingAppender{AppenderV2: t.db.AppenderV2(ctx), s: s, t: t}, nil
+	if err := s.markWritten(t); err != nil {
+		s.release(t)
+		return nil, err
 	}
-	return t.db.AppenderV2(ctx), nil
+	var app storage.AppenderV2 = t.db.AppenderV2(ctx)
+	if !t.exemplarsSized.Load() {
+		app = exemplarSizingAppender{AppenderV2: app, s: s, t: t}
+	}
+	return releasing(app, func() { s.release(t) }), nil
 }
 
 // AppenderV2 implements storage.AppendableV2 for the tenant carried by ctx.
@@ -321,45 +351,63 @@ func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return app
 }
 
-// Metadata returns the metric metadata store of tenant id, creating the
-// tenant on first use.
-func (s *Store) Metadata(id string) (*MetadataStore, error) {
-	t, err := s.tenant(id, true)
-	if err != nil {
+// MetricMetadata returns the metric metadata of tenant id's family metric
+// (all families when empty); none for a tenant without data.
+func (s *Store) MetricMetadata(id, metric string) ([]Family, error) {
+	t, err := s.acquire(id, false)
+	if err != nil || t == nil {
 		return nil, err
 	}
-	return t.meta, nil
+	defer s.release(t)
+	return t.meta.List(metric), nil
 }
 
-// DB returns the TSDB of tenant id, or nil if the tenant has no data.
+// DB returns the TSDB of tenant id, opening it, or nil if the tenant has no
+// data. For tests and tools: the TSDB may be closed once the tenant is idle.
 func (s *Store) DB(id string) *tsdb.DB {
-	t, _ := s.tenant(id, false)
+	t, _ := s.acquire(id, false)
 	if t == nil {
 		return nil
 	}
+	s.release(t)
 	return t.db
 }
 
-// Close closes every tenant, persisting metadata. The store cannot be used afterwards.
+// Close closes every tenant, persisting metadata, once those being opened
+// or closed are. The store cannot be used afterwards.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	var open []*tenantDB
+	for {
+		busy := s.anyBusy()
+		if busy == nil {
+			break
+		}
+		s.mu.Unlock()
+		<-busy
+		s.mu.Lock()
+	}
+	for _, e := range s.tenants {
+		if e.t != nil {
+			open = append(open, e.t)
+			e.t = nil
+		}
+	}
+	s.mu.Unlock()
 	var errs []error
 	if s.cache != nil {
 		if err := s.cache.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close block cache: %w", err))
 		}
 	}
-	for id, t := range s.tenants {
-		if err := t.meta.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close metadata of tenant %q: %w", id, err))
-		}
-		if err := t.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close TSDB of tenant %q: %w", id, err))
+	for _, t := range open {
+		if err := s.closeTenant(t); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -369,11 +417,37 @@ func (s *Store) Close() error {
 func (s *Store) registerCollectors() {
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_tenants",
-		Help: "Number of tenants open in the store.",
+		Help: "Tenants the store holds, on disk or open.",
 	}, func() float64 {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return float64(len(s.tenants))
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_tenants_open",
+		Help: "Tenants whose TSDB is open.",
+	}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for _, e := range s.tenants {
+			if e.t != nil {
+				n++
+			}
+		}
+		return float64(n)
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_tenants_unavailable",
+		Help: "Tenants whose TSDB failed to open at the last attempt; they are retried.",
+	}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for _, e := range s.tenants {
+			if e.openErr != nil {
+				n++
+			}
+		}
+		return float64(n)
 	}))
 }
 
@@ -398,6 +472,8 @@ func (s *Store) Run(ctx context.Context) {
 		}()
 	}
 	every(time.Minute, func(context.Context) { s.persistMetadata() })
+	every(s.maintainInterval(), s.maintainTenants)
+	every(5*time.Second, func(context.Context) { s.disk.maintainReserve(false) })
 	if s.bucket != nil {
 		every(s.opts.ShipInterval, func(ctx context.Context) {
 			if err := s.Ship(ctx); err != nil && ctx.Err() == nil {
@@ -414,32 +490,25 @@ func (s *Store) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-func (s *Store) openTenants() []*tenantDB {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	list := make([]*tenantDB, 0, len(s.tenants))
-	for _, t := range s.tenants {
-		list = append(list, t)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
-	return list
-}
-
 func (s *Store) persistMetadata() {
-	for _, t := range s.openTenants() {
+	open, release := s.openTenants()
+	defer release()
+	for _, t := range open {
 		if err := t.meta.Persist(); err != nil {
 			s.logger.Error("persisting metadata failed", "tenant", t.id, "err", err)
 		}
 	}
 }
 
-// SetMetadata records the metadata of metric family of tenant id.
+// SetMetadata records the metadata of metric family of tenant id, creating
+// the tenant on first use.
 func (s *Store) SetMetadata(id, family string, md metadata.Metadata) error {
-	m, err := s.Metadata(id)
+	t, err := s.acquire(id, true)
 	if err != nil {
 		return err
 	}
-	m.Set(family, md)
+	defer s.release(t)
+	t.meta.Set(family, md)
 	return nil
 }
 
@@ -447,9 +516,10 @@ func (s *Store) SetMetadata(id, family string, md metadata.Metadata) error {
 // by the label statsByLabelName and cut to the limit largest entries; false
 // when the tenant has written nothing.
 func (s *Store) HeadStats(id, statsByLabelName string, limit int) (*tsdb.Stats, bool) {
-	db := s.DB(id)
-	if db == nil {
+	t, _ := s.acquire(id, false)
+	if t == nil {
 		return nil, false
 	}
-	return db.Head().Stats(statsByLabelName, limit), true
+	defer s.release(t)
+	return t.db.Head().Stats(statsByLabelName, limit), true
 }

@@ -198,15 +198,14 @@ func TestMetadataPersists(t *testing.T) {
 	}
 	s = openStore(t, dir)
 	defer s.Close()
-	m, err := s.Metadata("t")
+	got, err := s.MetricMetadata("t", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := m.List("")
 	if len(got) != 1 || got[0].Name != "node_cpu_seconds_total" || len(got[0].Entries) != 1 || got[0].Entries[0] != md {
 		t.Fatalf("metadata after restart: %+v", got)
 	}
-	if l := m.List("absent"); len(l) != 0 {
+	if l, _ := s.MetricMetadata("t", "absent"); len(l) != 0 {
 		t.Fatalf("List(absent) = %v", l)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
+	"github.com/strata-tsdb/strata/secret"
 )
 
 // Config is the whole configuration of a Strata process.
@@ -35,6 +37,11 @@ type Config struct {
 	ConfigFile string `yaml:"-"`
 	// CheckConfig makes the process validate its configuration and exit.
 	CheckConfig bool `yaml:"-"`
+	// ExpandEnv replaces ${VAR} in the YAML file by the environment's VAR.
+	ExpandEnv bool `yaml:"-"`
+
+	// flags are the effective values of every flag after Load, secrets masked.
+	flags map[string]string
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	Log       LogConfig       `yaml:"log"`
@@ -60,6 +67,10 @@ type Config struct {
 type HTTPConfig struct {
 	ListenAddress   string         `yaml:"listen_address"`
 	ShutdownTimeout model.Duration `yaml:"shutdown_timeout"`
+	ReadTimeout     model.Duration `yaml:"read_timeout"`
+	WriteTimeout    model.Duration `yaml:"write_timeout"`
+	IdleTimeout     model.Duration `yaml:"idle_timeout"`
+	MaxConnections  int            `yaml:"max_connections"`
 }
 
 // LogConfig configures logging.
@@ -91,6 +102,9 @@ type StorageConfig struct {
 	BlockCacheDir               string         `yaml:"block_cache_dir"`
 	BlockCacheMaxBytes          int64          `yaml:"block_cache_max_bytes"`
 	FlushOnShutdown             bool           `yaml:"flush_on_shutdown"`
+	MaxTenants                  int            `yaml:"max_tenants"`
+	TenantIdleTimeout           model.Duration `yaml:"tenant_idle_timeout"`
+	MinFreeBytes                int64          `yaml:"min_free_bytes"`
 }
 
 // CompactorConfig configures the compactor.
@@ -119,6 +133,8 @@ type QueryConfig struct {
 	RemoteReadConcurrency int            `yaml:"remote_read_concurrency"`
 	Shards                int            `yaml:"shards"`
 	Pushdown              bool           `yaml:"pushdown"`
+	MaxLength             int            `yaml:"max_length"`
+	MaxNestingDepth       int            `yaml:"max_nesting_depth"`
 }
 
 // RuntimeConfig configures the Go runtime's memory use (package memory).
@@ -141,9 +157,14 @@ const DefaultListenAddress = ":9201"
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config.file", "", "Optional YAML configuration file. Flags given on the command line override it.")
 	fs.BoolVar(&c.CheckConfig, "config.check", false, "Validate the configuration (flags and file) and exit.")
+	fs.BoolVar(&c.ExpandEnv, "config.expand-env", false, "Replace ${VAR} in the configuration file by the environment variable VAR (empty when unset), e.g. to pass secrets through the environment; $$ stands for a literal $.")
 
 	fs.StringVar(&c.HTTP.ListenAddress, "http.listen-address", DefaultListenAddress, "Address of the HTTP server (remote write, query API, /metrics).")
 	durationVar(fs, &c.HTTP.ShutdownTimeout, "http.shutdown-timeout", 30*time.Second, "How long a graceful shutdown waits for in-flight requests.")
+	durationVar(fs, &c.HTTP.ReadTimeout, "http.read-timeout", 5*time.Minute, "Longest time to read a request, headers and body (Prometheus's --web.read-timeout); a body still arriving then is answered 400 and its connection closed. 0 means none.")
+	durationVar(fs, &c.HTTP.WriteTimeout, "http.write-timeout", 0, "Longest time from the end of a request's headers to the end of its answer, evaluation included, so longer than -query.timeout; 0 means none, as in Prometheus (the query timeout bounds evaluation).")
+	durationVar(fs, &c.HTTP.IdleTimeout, "http.idle-timeout", 5*time.Minute, "How long a kept-alive connection may wait for its next request before it is closed (Prometheus closes idle connections after --web.read-timeout). 0 means the read timeout.")
+	fs.IntVar(&c.HTTP.MaxConnections, "http.max-connections", 512, "Most simultaneous HTTP connections (Prometheus's --web.max-connections); further connections wait to be accepted. 0 means no limit.")
 
 	fs.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.Log.Format, "log.format", "logfmt", "Log format: logfmt or json.")
@@ -167,6 +188,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Storage.BlockCacheDir, "storage.block-cache-dir", "", "Directory of the cache of bucket blocks downloaded for queries; empty means <storage.path>/block-cache.")
 	fs.Int64Var(&c.Storage.BlockCacheMaxBytes, "storage.block-cache-max-bytes", 10<<30, "Size limit of the block cache; least recently used blocks are evicted beyond it.")
 	fs.BoolVar(&c.Storage.FlushOnShutdown, "storage.flush-on-shutdown", false, "On shutdown, cut the whole head into blocks and ship them, so that the data directory can be lost afterwards.")
+	fs.IntVar(&c.Storage.MaxTenants, "storage.max-tenants", 0, "Most tenants this process stores; a write of a new tenant beyond it gets 400 and leaves nothing on disk. Tenants named in the overrides file (-overrides.file) are always admitted. 0 means no limit.")
+	durationVar(fs, &c.Storage.TenantIdleTimeout, "storage.tenant-idle-timeout", time.Hour, "How long a tenant may go without writes or reads before its head is cut into blocks, shipped, and its TSDB closed (its memory and open files freed); it opens again on its next use. 0 keeps tenants open.")
+	fs.Int64Var(&c.Storage.MinFreeBytes, "storage.min-free-bytes", 256<<20, "Free space of the data directory's file system below which writes are refused with 503 (reads are served), so that the disk never fills under the TSDBs; half of it is kept reserved in a file, released when a start finds the disk nearly full. 0 turns both off.")
 	c.Bucket.RegisterFlags(fs)
 
 	fs.BoolVar(&c.Compactor.Enabled, "compactor.enabled", true, "Run the compactor in this process: merge, downsample and expire blocks in the bucket.")
@@ -185,6 +209,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Query.RemoteReadSampleLimit, "query.remote-read-sample-limit", 50000000, "Most samples one SAMPLES remote-read response may hold; 0 means no limit.")
 	fs.IntVar(&c.Query.RemoteReadConcurrency, "query.remote-read-concurrency", 10, "Most remote-read requests served at once.")
 	fs.IntVar(&c.Query.Shards, "query.shards", 0, "Parts a range query whose aggregation groups can be kept whole is split into and evaluated concurrently; 0 means one per core (GOMAXPROCS), 1 turns splitting off.")
+	fs.IntVar(&c.Query.MaxLength, "query.max-length", 1<<20, "Longest PromQL query in bytes; a longer one is refused with 400 before it is parsed. Negative means no limit.")
+	fs.IntVar(&c.Query.MaxNestingDepth, "query.max-nesting-depth", 1000, "Deepest nesting of a PromQL query, counting brackets and chained binary operators; a deeper one is refused with 400 before it is parsed (parsing takes time quadratic in nesting: 30000 parentheses take seconds). Negative means no limit.")
 	fs.BoolVar(&c.Query.Pushdown, "query.pushdown", true, "Evaluate range queries' range functions (rate, *_over_time...), instant selectors and count/group over them where the samples are read, with the upstream functions, instead of through the engine's buffered iterators. Answers are identical; false turns it off.")
 
 	fs.IntVar(&c.Runtime.GOGC, "runtime.gogc", memory.GOGCFromEnv(), "Go garbage collector target percentage (GOGC): the heap may grow this much above its live data before a collection. Defaults to the GOGC environment variable, else 75 as in Prometheus; lower values use less memory and more CPU.")
@@ -219,7 +245,7 @@ func Load(name string, args []string, output io.Writer) (*Config, error) {
 	fs.SetOutput(output)
 	c.RegisterFlags(fs)
 	if perr == nil && probe.ConfigFile != "" {
-		if err := c.loadFile(probe.ConfigFile); err != nil {
+		if err := c.loadFile(probe.ConfigFile, probe.ExpandEnv); err != nil {
 			return nil, err
 		}
 	}
@@ -229,13 +255,41 @@ func Load(name string, args []string, output io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	c.flags = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.flags[f.Name] = f.Value.String() })
 	return c, c.Validate()
 }
 
-func (c *Config) loadFile(path string) error {
+// Flags returns the effective value of every flag (from the command line,
+// the file or the default), secrets shown as secret.Mask, as
+// /api/v1/status/flags lists them. It is empty for a Config not built by Load.
+func (c *Config) Flags() map[string]string {
+	out := make(map[string]string, len(c.flags))
+	maps.Copy(out, c.flags)
+	return out
+}
+
+// RedactArgs returns the command-line arguments args (without the program
+// name) with the values of secret flags masked.
+func RedactArgs(args []string) []string {
+	var c Config
+	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	return secret.RedactArgs(fs, args)
+}
+
+func (c *Config) loadFile(path string, expandEnv bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config file: %w", err)
+	}
+	if expandEnv {
+		b = []byte(os.Expand(string(b), func(name string) string {
+			if name == "$" {
+				return "$"
+			}
+			return os.Getenv(name)
+		}))
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -254,6 +308,10 @@ func (c *Config) Validate() error {
 		return errors.New("storage.block-duration must divide 24h (1h, 2h, 3h, ..., 24h, or 5m, 10m, 30m...): the compactor merges blocks into 12h and 24h windows")
 	case c.Storage.OutOfOrderWindow < 0:
 		return errors.New("storage.out-of-order-window must not be negative")
+	case c.HTTP.MaxConnections < 0:
+		return errors.New("http.max-connections must not be negative")
+	case c.HTTP.WriteTimeout > 0 && c.HTTP.WriteTimeout <= c.Query.Timeout:
+		return errors.New("http.write-timeout must be longer than query.timeout, or every query that runs long enough to time out loses its answer")
 	case c.Write.MaxBodyBytes <= 0:
 		return errors.New("remote-write.max-body-bytes must be positive")
 	case c.Query.LookbackDelta <= 0:
@@ -264,6 +322,8 @@ func (c *Config) Validate() error {
 		return errors.New("query.shards must not be negative")
 	case !c.Tenant.RequireHeader && c.Tenant.Default == "":
 		return errors.New("tenant.default must be set unless tenant.require-header is")
+	case c.Storage.MaxTenants < 0 || c.Storage.MinFreeBytes < 0:
+		return errors.New("storage.max-tenants and storage.min-free-bytes must not be negative")
 	case c.Storage.BlockCacheMaxBytes <= 0:
 		return errors.New("storage.block-cache-max-bytes must be positive")
 	}

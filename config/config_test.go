@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/strata-tsdb/strata/secret"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -71,6 +73,11 @@ func TestLoadErrors(t *testing.T) {
 		{"no default tenant", []string{"-tenant.default", ""}, "tenant.default"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
 		{"negative shards", []string{"-query.shards", "-1"}, "query.shards"},
+		// A write timeout must leave a query that runs to its timeout time
+		// to answer, or every slow query's answer is cut.
+		{"write timeout within the query timeout", []string{"-http.write-timeout", "1m", "-query.timeout", "2m"}, "http.write-timeout"},
+		{"negative connection limit", []string{"-http.max-connections", "-1"}, "http.max-connections"},
+		{"negative tenant limit", []string{"-storage.max-tenants", "-1"}, "storage.max-tenants"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("strata", tc.args, io.Discard)
@@ -90,6 +97,47 @@ func TestHelpListsFlags(t *testing.T) {
 	for _, f := range []string{"-http.listen-address", "-storage.path", "-config.file", "-storage.out-of-order-window"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("help does not list %s", f)
+		}
+	}
+}
+
+// TestSecretsNeverShown: a secret given as a flag or through the file's
+// environment expansion is used as given, and shown as secret.Mask in the
+// flag listing and in a redacted command line.
+func TestSecretsNeverShown(t *testing.T) {
+	const key = "hunter2-s3-secret"
+	t.Setenv("STRATA_TEST_S3_SECRET", key)
+	file := filepath.Join(t.TempDir(), "strata.yaml")
+	if err := os.WriteFile(file, []byte("bucket:\n  s3:\n    access_key: AK\n    secret_key: ${STRATA_TEST_S3_SECRET}\nnotifications:\n  pagerduty:\n    - routing_key: pay$$me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-bucket.s3.access-key=AK", "-bucket.s3.secret-key=" + key},
+		{"-bucket.s3.access-key", "AK", "-bucket.s3.secret-key", key},
+		{"-config.file=" + file, "-config.expand-env"},
+	} {
+		c, err := Load("strata", args, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if c.Bucket.S3.SecretKey != key {
+			t.Errorf("%q: secret key %q, want %q", args, c.Bucket.S3.SecretKey, key)
+		}
+		if got := c.Flags()["bucket.s3.secret-key"]; got != secret.Mask {
+			t.Errorf("%q: flags show the secret key as %q", args, got)
+		}
+		for name, v := range c.Flags() {
+			if strings.Contains(v, key) {
+				t.Errorf("%q: flag %s shows the secret: %q", args, name, v)
+			}
+		}
+		if red := strings.Join(RedactArgs(args), " "); strings.Contains(red, key) {
+			t.Errorf("RedactArgs(%q) = %q", args, red)
+		}
+		if args[0] == "-config.file="+file {
+			if got := c.Notifications.PagerDuty[0].RoutingKey; got != "pay$me" {
+				t.Errorf("$$ expanded to %q, want a literal $", got)
+			}
 		}
 	}
 }

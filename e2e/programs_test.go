@@ -27,6 +27,12 @@ type strataProc struct {
 // The test fails if the race-enabled binary reported a data race.
 func startStrata(t *testing.T, addr, dir string, extra ...string) *strataProc {
 	t.Helper()
+	return startStrataEnv(t, nil, addr, dir, extra...)
+}
+
+// startStrataEnv is startStrata with environment variables added.
+func startStrataEnv(t *testing.T, env []string, addr, dir string, extra ...string) *strataProc {
+	t.Helper()
 	if addr == "" {
 		addr = proctest.FreeAddr(t)
 	}
@@ -35,7 +41,7 @@ func startStrata(t *testing.T, addr, dir string, extra ...string) *strataProc {
 		"-storage.path", dir,
 		"-log.level", "info",
 	}, extra...)
-	p := proctest.Start(t, "strata", strataBin, args...)
+	p := proctest.StartEnv(t, "strata", strataBin, env, args...)
 	t.Cleanup(func() {
 		// Runs before the process cleanup registered earlier, so the log
 		// printed on failure shows the race report too.

@@ -124,6 +124,12 @@ func (o *Overrides) For(id string) *Limits {
 	return &o.defaults
 }
 
+// Has reports whether tenant id has an entry in the overrides file.
+func (o *Overrides) Has(id string) bool {
+	_, ok := (*o.tenants.Load())[id]
+	return ok
+}
+
 // Defaults returns the limits of tenants without overrides.
 func (o *Overrides) Defaults() *Limits { return &o.defaults }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 	"github.com/strata-tsdb/strata/objstore/s3"
+	"github.com/strata-tsdb/strata/secret"
 )
 
 // Backends New can build, the values of Config.Backend.
@@ -60,7 +61,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3.Bucket, "bucket.s3.bucket", "", "S3 bucket name; the bucket must exist.")
 	fs.StringVar(&c.S3.Region, "bucket.s3.region", "", "S3 region; empty lets the client discover it.")
 	fs.StringVar(&c.S3.AccessKey, "bucket.s3.access-key", "", "S3 access key; empty means the AWS credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, instance role).")
-	fs.StringVar(&c.S3.SecretKey, "bucket.s3.secret-key", "", "S3 secret key, with -bucket.s3.access-key.")
+	secret.StringVar(fs, &c.S3.SecretKey, "bucket.s3.secret-key", "S3 secret key, with -bucket.s3.access-key; never shown (flags, /debug/pprof/cmdline). Prefer -bucket.s3.secret-key-file, or the environment (AWS_SECRET_ACCESS_KEY with AWS_ACCESS_KEY_ID and no -bucket.s3.access-key): a command line is visible to every user of the machine.")
+	fs.StringVar(&c.S3.SecretKeyFile, "bucket.s3.secret-key-file", "", "File holding the S3 secret key, instead of -bucket.s3.secret-key.")
 	fs.BoolVar(&c.S3.Insecure, "bucket.s3.insecure", false, "Talk to the S3 endpoint over plain HTTP instead of HTTPS.")
 	fs.BoolVar(&c.S3.PathStyle, "bucket.s3.path-style", false, "Address the S3 bucket as endpoint/bucket instead of bucket.endpoint (most non-AWS services need it).")
 	c.Timeout = model.Duration(time.Minute)

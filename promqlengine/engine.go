@@ -50,6 +50,12 @@ type Options struct {
 	// and evaluated concurrently (see shard.go): 0 means GOMAXPROCS, 1 none.
 	Shards int
 
+	// MaxQueryLength and MaxQueryDepth bound a query's bytes and nesting
+	// (see parse.go); a larger query is refused unparsed. 0 means the
+	// defaults, negative no limit.
+	MaxQueryLength int
+	MaxQueryDepth  int
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -68,6 +74,7 @@ type Engine struct {
 	costed      *promql.Engine
 	pushdown    *promql.Engine
 	Parser      parser.Parser
+	parsed      *exprCache // the parses of the queries being built and run (parse.go)
 	tracker     *promql.ActiveQueryTracker
 	downsampled DownsampledReader
 	lookback    time.Duration
@@ -75,6 +82,8 @@ type Engine struct {
 	timeout     time.Duration
 	shards      int
 	maxSamples  int
+
+	maxQueryLength, maxQueryDepth int
 }
 
 // New returns an engine configured by opts.
@@ -86,7 +95,8 @@ func New(opts Options) (*Engine, error) {
 		opts.DefaultEvaluationInterval = time.Minute
 	}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: opts.ExperimentalFunctions})
-	e := &Engine{Parser: p, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards, maxSamples: opts.MaxSamples}
+	e := &Engine{Parser: p, parsed: &exprCache{}, downsampled: opts.Downsampled, lookback: opts.LookbackDelta, limits: opts.Limits, timeout: opts.Timeout, shards: opts.Shards, maxSamples: opts.MaxSamples,
+		maxQueryLength: limitOrDefault(opts.MaxQueryLength, DefaultMaxQueryLength), maxQueryDepth: limitOrDefault(opts.MaxQueryDepth, DefaultMaxQueryDepth)}
 	if e.shards <= 0 {
 		e.shards = runtime.GOMAXPROCS(0)
 	}
@@ -105,7 +115,8 @@ func New(opts Options) (*Engine, error) {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		EnablePerStepStats:   false,
-		Parser:               p,
+		// The engines parse a query Strata parsed already by copying it.
+		Parser: cachingParser{p, e.parsed},
 	}
 	if opts.MaxConcurrent > 0 && opts.ActiveQueryDir != "" {
 		if err := os.MkdirAll(opts.ActiveQueryDir, 0o755); err != nil {
@@ -134,7 +145,7 @@ func New(opts Options) (*Engine, error) {
 	if !opts.NoPushdown {
 		po := eo
 		po.Reg = engineReg("pushdown")
-		po.Parser = pushdownParser{p}
+		po.Parser = pushdownParser{cachingParser{p, e.parsed}}
 		e.pushdown = promql.NewEngine(po)
 	}
 	if opts.Limits != nil {
@@ -146,6 +157,17 @@ func New(opts Options) (*Engine, error) {
 		e.costed = promql.NewEngine(co)
 	}
 	return e, nil
+}
+
+// limitOrDefault is limit, def when it is 0, and 0 (none) when negative.
+func limitOrDefault(limit, def int) int {
+	switch {
+	case limit == 0:
+		return def
+	case limit < 0:
+		return 0
+	}
+	return limit
 }
 
 // Close releases the active query log.

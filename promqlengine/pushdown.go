@@ -640,25 +640,21 @@ func (it *pointIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *hi
 // calls pushed down, sharded as newShardedRangeQuery would, or nil if none
 // can be. plain builds the query without pushdown, run instead when the
 // pushed-down query reports errPushdownFallback.
-func (e *Engine) newPushdownRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, plain func() (promql.Query, error)) (promql.Query, error) {
-	if e.pushdown == nil || step.Milliseconds() <= 0 || end.Before(start) || (opts != nil && opts.EnablePerStepStats()) {
+func (e *Engine) newPushdownRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, expr parser.Expr, start, end time.Time, step time.Duration, plain func() (promql.Query, error)) (promql.Query, error) {
+	if e.pushdown == nil || step.Milliseconds() <= 0 || end.Before(start) || (opts != nil && opts.EnablePerStepStats()) || expr == nil {
 		return nil, nil
-	}
-	expr, err := e.Parser.ParseExpr(qs)
-	if err != nil {
-		return nil, nil // the engine reports it
 	}
 	lookback := e.lookback
 	if opts != nil && opts.LookbackDelta() > 0 {
 		lookback = opts.LookbackDelta()
 	}
-	if _, specs := pushdownRewrite(expr); len(specs) > 0 {
+	if _, specs := pushdownRewrite(cloneExpr(expr)); len(specs) > 0 {
 		points := &atomic.Int64{}
 		wrap := func(inner storage.Queryable) storage.Queryable {
 			return pushdownQueryable{inner: inner, specs: specs, start: start.UnixMilli(), end: end.UnixMilli(), step: step.Milliseconds(),
 				lookback: lookback.Milliseconds(), points: points, maxPoints: int64(e.maxSamples)}
 		}
-		pq, err := e.newShardedRangeQuery(ctx, e.pushdown, wrap, q, opts, qs, start, end, step)
+		pq, err := e.newShardedRangeQuery(ctx, e.pushdown, wrap, q, opts, qs, expr, start, end, step)
 		if err == nil && pq == nil {
 			pq, err = e.pushdown.NewRangeQuery(ctx, wrap(q), opts, qs, start, end, step)
 		}

@@ -2,6 +2,7 @@ package promqlengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 )
 
@@ -85,22 +87,20 @@ func maxResolution(ctx context.Context, expr parser.Expr, step time.Duration) in
 }
 
 // prepare decides the query's resolution and rewrites it onto aggregates if
-// it will read downsampled data. It returns the query string to run and the
-// context its execution must carry.
-func (e *Engine) prepare(ctx context.Context, qs string, start, end time.Time, step time.Duration) (string, int64, error) {
+// it will read downsampled data. It returns the query string to run, its
+// expression (expr itself when not rewritten; expr is not modified) and
+// the resolution its execution must carry.
+func (e *Engine) prepare(ctx context.Context, qs string, expr parser.Expr, start, end time.Time, step time.Duration) (string, parser.Expr, int64) {
 	if e.downsampled == nil {
-		return qs, 0, nil
-	}
-	expr, err := e.Parser.ParseExpr(qs)
-	if err != nil {
-		return qs, 0, nil // let the engine report it as Prometheus does
+		return qs, expr, 0
 	}
 	res := maxResolution(ctx, expr, step)
 	mint, maxt := queryRange(expr, start, end, e.lookback)
 	if !e.downsampled.ReadsDownsampled(blockmeta.WithMaxResolution(ctx, res), mint, maxt) {
-		return qs, res, nil
+		return qs, expr, res
 	}
-	return rewrite(expr).String(), res, nil
+	rw := rewrite(cloneExpr(expr))
+	return rw.String(), rw, res
 }
 
 // queryRange is the time range a query reads: from its start less its
@@ -203,69 +203,113 @@ func rewriteCall(c *parser.Call) parser.Expr {
 	return &parser.Call{Func: parser.Functions[r.fn], Args: parser.Expressions{withAggr(ms, vs, r.aggr)}, PosRange: c.PosRange}
 }
 
-// resQuery runs a query with its resolution in the execution context.
+// resQuery runs a query with its resolution in the execution context, and
+// keeps the query's parse for the upstream engines until it is closed.
 type resQuery struct {
 	promql.Query
-	res int64
-	e   *Engine
+	res     int64
+	e       *Engine
+	release func() // of the query's entries in e.parsed
 }
 
 func (q resQuery) Exec(ctx context.Context) *promql.Result {
 	r := q.Query.Exec(blockmeta.WithMaxResolution(ctx, q.res))
+	r.Err = execError(ctx, r.Err)
 	q.e.limitHits(ctx, r.Err)
 	return r
 }
 
+func (q resQuery) Close() {
+	q.Query.Close()
+	q.release()
+}
+
+// execError is the error a query's execution reports for err: a deadline
+// met anywhere (in the storage, a shard, a fallback) is a timeout, as the
+// engine reports its own (503, errorType timeout), and a tenant whose data
+// cannot be opened is a storage failure (5xx), not the query's fault.
+func execError(ctx context.Context, err error) error {
+	var (
+		timeout promql.ErrQueryTimeout
+		storage promql.ErrStorage
+	)
+	switch {
+	case err == nil, errors.As(err, &timeout), errors.As(err, &storage):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.Canceled):
+		return promql.ErrQueryTimeout("query execution")
+	case errors.Is(err, blocks.ErrTenantUnavailable), errors.Is(err, blocks.ErrClosed):
+		return promql.ErrStorage{Err: err}
+	}
+	return err
+}
+
 // NewInstantQuery implements promql.QueryEngine with resolution choice.
 func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
-	qs, res, err := e.prepare(ctx, qs, ts, ts, 0)
+	expr, err := e.parse(ctx, qs)
 	if err != nil {
 		return nil, err
 	}
+	release := e.parsed.put(qs, expr)
+	runQS, runExpr, res := e.prepare(ctx, qs, expr, ts, ts, 0)
+	if runQS != qs {
+		release = both(release, e.parsed.put(runQS, runExpr))
+	}
 	eng, opts := e.engineFor(ctx, opts)
-	qry, err := eng.NewInstantQuery(ctx, q, opts, qs, ts)
+	qry, err := eng.NewInstantQuery(ctx, q, opts, runQS, ts)
 	if err != nil {
+		release()
 		e.limitHits(ctx, err)
 		return nil, err
 	}
-	return resQuery{qry, res, e}, nil
+	return resQuery{qry, res, e, release}, nil
 }
 
 // NewRangeQuery implements promql.QueryEngine with resolution choice.
 func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
-	orig := qs
-	qs, res, err := e.prepare(ctx, qs, start, end, step)
+	expr, err := e.parse(ctx, qs)
 	if err != nil {
 		return nil, err
 	}
+	release := e.parsed.put(qs, expr)
+	runQS, runExpr, res := e.prepare(ctx, qs, expr, start, end, step)
+	if runQS != qs {
+		release = both(release, e.parsed.put(runQS, runExpr))
+	}
+	qry, err := e.newRangeQuery(ctx, q, opts, runQS, runExpr, runQS == qs, start, end, step)
+	if err != nil {
+		release()
+		e.limitHits(ctx, err)
+		return nil, err
+	}
+	return resQuery{qry, res, e, release}, nil
+}
+
+// newRangeQuery builds the range query qs (parsed as expr) on the engine
+// for the tenant of ctx: sharded, pushed down (unless pushdown is unset)
+// or plain.
+func (e *Engine) newRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, expr parser.Expr, pushdown bool, start, end time.Time, step time.Duration) (promql.Query, error) {
 	eng, opts := e.engineFor(ctx, opts)
 	if eng != e.Engine {
 		// Tenant limits are enforced per upstream query: such queries are
 		// neither sharded nor pushed down.
-		qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
-		if err != nil {
-			e.limitHits(ctx, err)
-			return nil, err
-		}
-		return resQuery{qry, res, e}, nil
+		return eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	}
 	plain := func() (promql.Query, error) {
-		sq, err := e.newShardedRangeQuery(ctx, eng, nil, q, opts, qs, start, end, step)
+		sq, err := e.newShardedRangeQuery(ctx, eng, nil, q, opts, qs, expr, start, end, step)
 		if err != nil || sq != nil {
 			return sq, err
 		}
 		return eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 	}
-	var qry promql.Query
-	if qs == orig { // queries rewritten onto downsampled aggregates are not pushed down
-		qry, err = e.newPushdownRangeQuery(ctx, q, opts, qs, start, end, step, plain)
+	if pushdown { // queries rewritten onto downsampled aggregates are not pushed down
+		qry, err := e.newPushdownRangeQuery(ctx, q, opts, qs, expr, start, end, step, plain)
+		if err != nil || qry != nil {
+			return qry, err
+		}
 	}
-	if err == nil && qry == nil {
-		qry, err = plain()
-	}
-	if err != nil {
-		e.limitHits(ctx, err)
-		return nil, err
-	}
-	return resQuery{qry, res, e}, nil
+	return plain()
 }
+
+// both returns a function calling f and then g.
+func both(f, g func()) func() { return func() { f(); g() } }

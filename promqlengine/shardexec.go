@@ -159,13 +159,9 @@ type shardedQuery struct {
 // newShardedRangeQuery returns the sharded range query of qs on eng, or nil
 // if qs is not to be sharded.
 // Each part's queryable is given to wrap, when set, before the engine.
-func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, wrap func(storage.Queryable) storage.Queryable, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
-	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) {
+func (e *Engine) newShardedRangeQuery(ctx context.Context, eng *promql.Engine, wrap func(storage.Queryable) storage.Queryable, q storage.Queryable, opts promql.QueryOpts, qs string, expr parser.Expr, start, end time.Time, step time.Duration) (promql.Query, error) {
+	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) || expr == nil {
 		return nil, nil
-	}
-	expr, err := e.Parser.ParseExpr(qs)
-	if err != nil {
-		return nil, nil // the engine reports it
 	}
 	plan, ok := planShards(expr)
 	if !ok {

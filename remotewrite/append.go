@@ -225,10 +225,17 @@ func (ba *batch) finish(appendErr error) {
 	ba.res.err = ba.badRequest()
 }
 
-// appender opens the tenant's appender, or returns a 5xx result.
+// appender opens the tenant's appender. A limit the store holds (such as
+// its number of tenants) is answered 400, as the series limits are: the
+// request cannot succeed until an operator raises it. Any other failure
+// (a full disk, a tenant that cannot open) is transient: 503.
 func (h *Handler) appender(ctx context.Context, id string) (storage.AppenderV2, *httpError) {
 	app, err := h.store.Appender(ctx, id)
 	if err != nil {
+		var le *limits.Error
+		if errors.As(err, &le) {
+			return nil, &httpError{code: http.StatusBadRequest, err: err}
+		}
 		return nil, &httpError{code: http.StatusServiceUnavailable, err: fmt.Errorf("open store of tenant %q: %w", id, err)}
 	}
 	return app, nil

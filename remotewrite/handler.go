@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/hatracker"
+	"github.com/strata-tsdb/strata/internal/snappybound"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -194,14 +195,15 @@ func (h *Handler) readBody(r *http.Request, limit int64) (decoded []byte, buf, d
 		}
 		return nil, nil, nil, errorf(http.StatusBadRequest, "read request body: %v", err)
 	}
-	n, err := snappy.DecodedLen(compressed)
+	// The decoded length is checked against what the body can hold before
+	// it is allocated: a tiny body may claim the whole limit.
+	n, err := snappybound.DecodedLen(compressed, limit)
 	if err != nil {
 		h.putBufs(bp, nil)
-		return nil, nil, nil, errorf(http.StatusBadRequest, "decode snappy body: %v", err)
-	}
-	if int64(n) > limit {
-		h.putBufs(bp, nil)
-		return nil, nil, nil, errorf(http.StatusRequestEntityTooLarge, "decompressed body of %d bytes exceeds the limit of %d bytes", n, limit)
+		if errors.Is(err, snappybound.ErrTooLarge) {
+			return nil, nil, nil, &httpError{code: http.StatusRequestEntityTooLarge, err: err}
+		}
+		return nil, nil, nil, &httpError{code: http.StatusBadRequest, err: err}
 	}
 	// golang/snappy rather than klauspost/compress/s2's snappy-compatible
 	// decoder: s2 decoded the bench's bodies about 40% slower.

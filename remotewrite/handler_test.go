@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -1183,4 +1184,25 @@ func TestConcurrentWrites(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLyingSnappyHeader: a 7-byte body whose snappy header claims 64 MiB
+// (within the body limit) is answered 400 without the 64 MiB being
+// allocated: the claim is checked against what 7 bytes can decode to.
+func TestLyingSnappyHeader(t *testing.T) {
+	body := binary.AppendUvarint(nil, 64<<20)
+	body = append(body, make([]byte, 7-len(body))...)
+	e := newEnv(t, func(o *Options) { o.MaxBodyBytes = 64 << 20 })
+	for _, ct := range []string{ctV1, ctV2} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := do(e.h, req{contentType: ct, encoding: "snappy", tenant: testTenant, body: body})
+		runtime.ReadMemStats(&after)
+		assertCode(t, w, http.StatusBadRequest)
+		assertBodyContains(t, w, "claims 67108864 bytes")
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%s: answering the 7-byte body allocated %d bytes", ct, alloc)
+		}
+	}
+	e.assertNothingStored(t)
 }

@@ -412,12 +412,12 @@ func (e *env) exemplars(tb testing.TB, id string) map[string][]exemplar.Exemplar
 // metadataOf returns the metadata stored for tenant id, by family.
 func (e *env) metadataOf(tb testing.TB, id string) map[string][]metadata.Metadata {
 	tb.Helper()
-	m, err := e.store.Metadata(id)
+	fams, err := e.store.MetricMetadata(id, "")
 	if err != nil {
 		tb.Fatalf("metadata of %s: %v", id, err)
 	}
 	out := map[string][]metadata.Metadata{}
-	for _, f := range m.List("") {
+	for _, f := range fams {
 		out[f.Name] = f.Entries
 	}
 	return out

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/util/netconnlimit"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/strata-tsdb/strata/alerting"
@@ -102,6 +103,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		CacheDir:                    cfg.Storage.BlockCacheDir,
 		CacheMaxBytes:               cfg.Storage.BlockCacheMaxBytes,
 		SeriesCallback:              func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) },
+		MaxTenants:                  cfg.Storage.MaxTenants,
+		AlwaysAdmit:                 overrides.Has,
+		IdleTimeout:                 time.Duration(cfg.Storage.TenantIdleTimeout),
+		MinFreeBytes:                cfg.Storage.MinFreeBytes,
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
@@ -127,6 +132,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
 		Shards:                cfg.Query.Shards,
 		NoPushdown:            !cfg.Query.Pushdown,
+		MaxQueryLength:        cfg.Query.MaxLength,
+		MaxQueryDepth:         cfg.Query.MaxNestingDepth,
 		Limits:                overrides,
 		Logger:                logger,
 		Registerer:            reg,
@@ -172,11 +179,22 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
+	if cfg.HTTP.MaxConnections > 0 {
+		// As Prometheus: connections beyond the limit wait to be accepted.
+		ln = netconnlimit.SharedLimitListener(ln, netconnlimit.NewSharedSemaphore(cfg.HTTP.MaxConnections))
+	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
 	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
+	headerTimeout := 30 * time.Second
+	if rt := time.Duration(cfg.HTTP.ReadTimeout); rt > 0 {
+		headerTimeout = min(headerTimeout, rt)
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -195,8 +213,25 @@ func (s *Server) tenants() tenant.Resolver {
 	return tenant.Resolver{Default: s.cfg.Tenant.Default, Auth: s.auth}
 }
 
+// authenticated returns h behind the API's authentication when it is on:
+// a request needs the credentials of any tenant. The profiles, the command
+// line and the admin endpoints are no one tenant's, and must not be open
+// where the API is not.
+func (s *Server) authenticated(h http.Handler) http.Handler {
+	if s.auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.auth.Authenticate(r); err != nil {
+			http.Error(w, err.Error(), tenant.StatusCode(err))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) routes() http.Handler {
-	flags := map[string]string{}
+	flags := s.cfg.Flags()
 	write := remotewrite.NewHandler(s.store, remotewrite.Options{
 		MaxBodyBytes:  s.cfg.Write.MaxBodyBytes,
 		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
@@ -236,19 +271,19 @@ func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", m.instrument("write", write))
-	mux.Handle("/api/v1/admin/flush", m.instrument("flush", api.FlushHandler(s.store)))
+	mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
 	mux.Handle("/api/v1/", m.instrument("api", query))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
 	// running Strata are what explain its memory and CPU use.
-	handlePprof(mux)
+	handlePprof(mux, s.authenticated)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Ready.")
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/-/reload", s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
 			return
@@ -260,7 +295,7 @@ func (s *Server) routes() http.Handler {
 		if _, err := s.overrides.Reload(); err != nil {
 			http.Error(w, "Failed to reload overrides: "+err.Error(), http.StatusInternalServerError)
 		}
-	})
+	})))
 	return mux
 }
 
@@ -359,15 +394,12 @@ loop:
 type metadataSource struct{ s *blocks.Store }
 
 func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
-	out := map[string][]metadata.Metadata{}
-	if m.s.DB(id) == nil {
-		return out, nil
-	}
-	ms, err := m.s.Metadata(id)
+	fams, err := m.s.MetricMetadata(id, metric)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range ms.List(metric) {
+	out := make(map[string][]metadata.Metadata, len(fams))
+	for _, f := range fams {
 		out[f.Name] = f.Entries
 	}
 	return out, nil

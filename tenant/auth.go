@@ -139,3 +139,16 @@ func StatusCode(err error) int {
 	}
 	return http.StatusBadRequest
 }
+
+// ErrorType is the errorType of the Prometheus API's error envelope that
+// answers a request whose tenant could not be resolved with err: 401 and
+// 403 are not bad data, and a client tells them apart by this field.
+func ErrorType(err error) string {
+	switch StatusCode(err) {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	}
+	return "bad_data"
+}

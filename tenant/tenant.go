@@ -3,8 +3,8 @@
 //
 // A tenant ID names a directory on disk and a prefix in the bucket, so it is
 // validated before it reaches either: it must be a non-empty, printable string
-// of at most MaxIDLength bytes with no path separators and no "." or ".."
-// components.
+// of at most MaxIDLength bytes with no path separators, not starting with "."
+// (which would make "." and "..", or a hidden directory).
 package tenant
 
 import (
@@ -22,6 +22,10 @@ const MaxIDLength = 150
 
 // ErrNoTenant is returned when a request carries no tenant and no default applies.
 var ErrNoTenant = errors.New("no tenant ID in request (header " + HeaderName + ")")
+
+// ErrInvalidTenant is returned when a request names its tenant wrongly: an
+// invalid ID, an empty header, or the header more than once.
+var ErrInvalidTenant = errors.New("invalid tenant")
 
 type ctxKey struct{}
 
@@ -43,8 +47,10 @@ func ValidateID(id string) error {
 		return errors.New("tenant ID is empty")
 	case len(id) > MaxIDLength:
 		return fmt.Errorf("tenant ID is longer than %d bytes", MaxIDLength)
-	case id == "." || id == "..":
-		return fmt.Errorf("tenant ID %q is not allowed", id)
+	case id[0] == '.':
+		// ".", ".." and "..." would name the tenants directory, its parent
+		// or a hidden directory.
+		return fmt.Errorf("tenant ID %q must not start with \".\"", id)
 	}
 	for _, r := range id {
 		// Allow the characters Mimir allows: letters, digits and a few marks.
@@ -70,29 +76,54 @@ type Resolver struct {
 }
 
 // FromRequest returns the tenant of r: its X-Scope-OrgID header, or the
-// resolver's default when the header is absent.
+// resolver's default when the header is absent. A header sent twice, or sent
+// empty, is an error rather than a fallback to the default: either is a
+// sender's mistake that would otherwise store or read another tenant's data.
+// With an Authenticator, credentials are checked first, so that a request
+// without valid ones is answered 401 whatever its header says.
 func (res Resolver) FromRequest(r *http.Request) (string, error) {
-	id := r.Header.Get(HeaderName)
+	authID := ""
 	if res.Auth != nil {
-		authID, err := res.Auth.Authenticate(r)
-		if err != nil {
+		var err error
+		if authID, err = res.Auth.Authenticate(r); err != nil {
 			return "", err
 		}
-		if id != "" && id != authID {
+	}
+	id, sent, err := headerID(r)
+	switch {
+	case err != nil:
+		return "", err
+	case res.Auth != nil:
+		if sent && id != authID {
 			return "", fmt.Errorf("%w: header %s names tenant %q", ErrForbidden, HeaderName, id)
 		}
 		return authID, nil
-	}
-	if id == "" {
+	case !sent:
 		if res.Default == "" {
 			return "", ErrNoTenant
 		}
-		id = res.Default
+		return res.Default, nil
 	}
 	if err := ValidateID(id); err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", ErrInvalidTenant, err)
 	}
 	return id, nil
+}
+
+// headerID returns the value of r's tenant header and whether it was sent;
+// an error when it is sent empty or more than once.
+func headerID(r *http.Request) (string, bool, error) {
+	switch vs := r.Header.Values(HeaderName); len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		if vs[0] == "" {
+			return "", true, fmt.Errorf("%w: header %s is empty", ErrInvalidTenant, HeaderName)
+		}
+		return vs[0], true, nil
+	default:
+		return "", true, fmt.Errorf("%w: header %s is sent %d times", ErrInvalidTenant, HeaderName, len(vs))
+	}
 }
 
 // Middleware resolves the tenant of each request and stores it in the

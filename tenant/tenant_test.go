@@ -18,6 +18,10 @@ func TestValidateID(t *testing.T) {
 		{"", false},
 		{".", false},
 		{"..", false},
+		{"...", false},     // would be a hidden directory
+		{".hidden", false}, // likewise
+		{"a..b", true},     // dots inside are fine
+		{"a.", true},
 		{"a/b", false},
 		{"../etc", false},
 		{`a\b`, false},
@@ -35,28 +39,73 @@ func TestValidateID(t *testing.T) {
 }
 
 func TestResolverFromRequest(t *testing.T) {
+	auth, err := ParseAuth([]byte("tenants:\n  t1: {bearer_token: tok1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name    string
-		header  string
-		def     string
-		want    string
-		wantErr bool
+		name     string
+		headers  []string // values of X-Scope-OrgID, each sent as its own header
+		def      string
+		auth     bool
+		token    string
+		want     string
+		wantCode int // 0: no error
 	}{
-		{"header wins", "t1", "default", "t1", false},
-		{"default when absent", "", "default", "default", false},
-		{"required when no default", "", "", "", true},
-		{"invalid header", "../x", "default", "", true},
+		{"header wins", []string{"t1"}, "default", false, "", "t1", 0},
+		{"default when absent", nil, "default", false, "", "default", 0},
+		{"required when no default", nil, "", false, "", "", 401},
+		{"invalid header", []string{"../x"}, "default", false, "", "", 400},
+		{"hidden directory", []string{"..."}, "default", false, "", "", 400},
+		// An empty or repeated header is the sender's mistake, not a request
+		// for the default tenant or for the first tenant named.
+		{"empty header", []string{""}, "default", false, "", "", 400},
+		{"two headers", []string{"t1", "t2"}, "default", false, "", "", 400},
+		{"two equal headers", []string{"t1", "t1"}, "default", false, "", "", 400},
+		{"auth: credentials name the tenant", nil, "", true, "tok1", "t1", 0},
+		{"auth: header agrees", []string{"t1"}, "", true, "tok1", "t1", 0},
+		{"auth: header disagrees", []string{"t2"}, "", true, "tok1", "", 403},
+		{"auth: no credentials, bad header", []string{""}, "", true, "", "", 401},
+		{"auth: empty header", []string{""}, "", true, "tok1", "", 400},
+		{"auth: two headers", []string{"t1", "t1"}, "", true, "tok1", "", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
-			if tc.header != "" {
-				r.Header.Set(HeaderName, tc.header)
+			for _, h := range tc.headers {
+				r.Header.Add(HeaderName, h)
 			}
-			got, err := Resolver{Default: tc.def}.FromRequest(r)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("got (%q, %v), want (%q, err=%v)", got, err, tc.want, tc.wantErr)
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			res := Resolver{Default: tc.def}
+			if tc.auth {
+				res.Auth = auth
+			}
+			got, err := res.FromRequest(r)
+			code := 0
+			if err != nil {
+				code = StatusCode(err)
+			}
+			if code != tc.wantCode || got != tc.want {
+				t.Fatalf("got (%q, %v: HTTP %d), want (%q, HTTP %d)", got, err, code, tc.want, tc.wantCode)
 			}
 		})
+	}
+}
+
+func TestErrorType(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{ErrUnauthenticated, "unauthorized"},
+		{ErrNoTenant, "unauthorized"},
+		{ErrForbidden, "forbidden"},
+		{ErrInvalidTenant, "bad_data"},
+	} {
+		if got := ErrorType(tc.err); got != tc.want {
+			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ type EmailConfig struct {
 	Smarthost    string `yaml:"smarthost" help:"SMTP server, host:port."`
 	AuthUsername string `yaml:"auth_username" help:"SMTP user; empty sends without authentication."`
 	AuthPassword string `yaml:"auth_password" help:"SMTP password."`
+	// AuthPasswordFile is read at each delivery, so a rotated password
+	// needs no restart.
+	AuthPasswordFile string `yaml:"auth_password_file" help:"File holding the SMTP password, instead of auth_password; read at each delivery."`
 	// RequireTLS refuses servers without STARTTLS; otherwise STARTTLS is
 	// used when the server offers it.
 	RequireTLS         bool `yaml:"require_tls" help:"Refuse SMTP servers without STARTTLS (otherwise it is used when offered)."`
@@ -66,6 +70,8 @@ type EmailConfig struct {
 type PagerDutyConfig struct {
 	ChannelCommon `yaml:",inline"`
 	RoutingKey    string `yaml:"routing_key" help:"Integration key of the PagerDuty service (Events API v2)."`
+	// RoutingKeyFile is read at each delivery.
+	RoutingKeyFile string `yaml:"routing_key_file" help:"File holding the integration key, instead of routing_key; read at each delivery."`
 	// URL of the Events API (default https://events.pagerduty.com/v2/enqueue).
 	URL string `yaml:"url" help:"Events API URL; empty means https://events.pagerduty.com/v2/enqueue."`
 	// Severity when the alert has no severity label of PagerDuty's
@@ -154,14 +160,19 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("notifications.email[%d].from is empty", i)
 		case !strings.Contains(e.Smarthost, ":"):
 			return fmt.Errorf("notifications.email[%d].smarthost %q must be host:port", i, e.Smarthost)
+		case e.AuthPassword != "" && e.AuthPasswordFile != "":
+			return fmt.Errorf("notifications.email[%d]: auth_password and auth_password_file are both set", i)
 		}
 	}
 	for i, p := range c.PagerDuty {
 		if _, err := name("pagerduty", i, p.ChannelCommon); err != nil {
 			return err
 		}
-		if p.RoutingKey == "" {
+		switch {
+		case p.RoutingKey == "" && p.RoutingKeyFile == "":
 			return fmt.Errorf("notifications.pagerduty[%d].routing_key is empty", i)
+		case p.RoutingKey != "" && p.RoutingKeyFile != "":
+			return fmt.Errorf("notifications.pagerduty[%d]: routing_key and routing_key_file are both set", i)
 		}
 		if p.URL != "" {
 			if err := checkURL(p.URL); err != nil {
@@ -226,4 +237,17 @@ func (c *AlertmanagerConfig) RegisterFlags(fs *flag.FlagSet) {
 func durationFlag(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
 	*d = model.Duration(def)
 	fs.Var(d, name, usage)
+}
+
+// readSecret returns value, or when file is set the content of file without
+// surrounding white space.
+func readSecret(value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

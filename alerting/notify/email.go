@@ -58,7 +58,11 @@ func (s *emailSender) send(ctx context.Context, alerts []*Alert) error {
 		return Permanent(errors.New("SMTP server does not offer STARTTLS and require_tls is set"))
 	}
 	if s.cfg.AuthUsername != "" {
-		if err := c.Auth(smtp.PlainAuth("", s.cfg.AuthUsername, s.cfg.AuthPassword, host)); err != nil {
+		pass, err := readSecret(s.cfg.AuthPassword, s.cfg.AuthPasswordFile)
+		if err != nil {
+			return fmt.Errorf("SMTP password: %w", err)
+		}
+		if err := c.Auth(smtp.PlainAuth("", s.cfg.AuthUsername, pass, host)); err != nil {
 			return smtpError("SMTP AUTH", err)
 		}
 	}

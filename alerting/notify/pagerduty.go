@@ -47,8 +47,14 @@ type PagerDutyLink struct {
 func (s *pagerDutySender) send(ctx context.Context, alerts []*Alert) error {
 	// Events are idempotent for PagerDuty (same dedup key), so a batch that
 	// failed half-way is simply sent again.
+	cfg := s.cfg
+	key, err := readSecret(cfg.RoutingKey, cfg.RoutingKeyFile)
+	if err != nil {
+		return fmt.Errorf("PagerDuty routing key: %w", err)
+	}
+	cfg.RoutingKey = key
 	for _, a := range alerts {
-		if err := postJSON(ctx, s.client, s.cfg.URL, nil, pagerDutyEvent(s.cfg, a)); err != nil {
+		if err := postJSON(ctx, s.client, cfg.URL, nil, pagerDutyEvent(cfg, a)); err != nil {
 			return err
 		}
 	}

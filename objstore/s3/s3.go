@@ -38,9 +38,13 @@ type Config struct {
 	// Region is the bucket's region; empty lets the client discover it.
 	Region string `yaml:"region"`
 	// AccessKey and SecretKey are static credentials; when AccessKey is
-	// empty the AWS credential chain is used.
+	// empty the AWS credential chain is used (which reads the environment:
+	// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
+	// SecretKeyFile names a file holding the secret key instead of
+	// SecretKey (surrounding white space ignored); it is read by New.
+	SecretKeyFile string `yaml:"secret_key_file"`
 	// Insecure uses plain HTTP instead of HTTPS.
 	Insecure bool `yaml:"insecure"`
 	// PathStyle addresses the bucket as endpoint/bucket rather than as the
@@ -60,9 +64,11 @@ func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "":
 		return errors.New("s3 bucket name must be set")
-	case c.AccessKey != "" && c.SecretKey == "":
+	case c.SecretKey != "" && c.SecretKeyFile != "":
+		return errors.New("s3 secret key and secret key file are both set")
+	case c.AccessKey != "" && c.SecretKey == "" && c.SecretKeyFile == "":
 		return errors.New("s3 secret key must be set with the access key")
-	case c.AccessKey == "" && c.SecretKey != "":
+	case c.AccessKey == "" && (c.SecretKey != "" || c.SecretKeyFile != ""):
 		return errors.New("s3 access key must be set with the secret key")
 	}
 	if _, _, err := c.hostAndSecure(); err != nil {
@@ -105,7 +111,15 @@ func New(c Config) (*Bucket, error) {
 	host, secure, _ := c.hostAndSecure()
 	var creds *credentials.Credentials
 	if c.AccessKey != "" {
-		creds = credentials.NewStaticV4(c.AccessKey, c.SecretKey, "")
+		secret := c.SecretKey
+		if c.SecretKeyFile != "" {
+			b, err := os.ReadFile(c.SecretKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("s3 secret key file: %w", err)
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		creds = credentials.NewStaticV4(c.AccessKey, secret, "")
 	} else {
 		creds = credentials.NewChainCredentials([]credentials.Provider{
 			&credentials.EnvAWS{},
