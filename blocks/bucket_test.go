@@ -537,3 +537,58 @@ func mergeBlocks(t *testing.T, bkt objstore.Bucket, id string, ids []string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartDoesNotShipTwice writes data older than the local retention,
+// ships it, and restarts twice: the blocks are deleted locally, but the
+// WAL still holds their samples (a quiet tenant's only segment is never
+// checkpointed). The restarted head must not take them again, or they are
+// cut and shipped a second time under new block IDs, and queries of the
+// downsampled data count them twice.
+func TestRestartDoesNotShipTwice(t *testing.T) {
+	bkt := bucketKinds["filesystem"](t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() bucketStore {
+		return openBucketStore(t, dir, bkt, func(o *blocks.Options) { o.Retention = time.Hour })
+	}
+	s := open()
+	app, err := s.Appender(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(-48 * time.Hour)
+	ls := labels.FromStrings("__name__", "up", "job", "a")
+	for ts := end.Add(-10 * time.Hour); ts.Before(end); ts = ts.Add(time.Minute) {
+		if _, err := app.Append(0, ls, 0, ts.UnixMilli(), 1, nil, nil, storage.AppendV2Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shipped := bucketBlockIDs(t, bkt, "team")
+	want := readAll(t, s.Store, "team")
+	for range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = open() // deletes the shipped blocks past the local retention
+		if err := s.SyncBucket(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer s.Close()
+	if got := bucketBlockIDs(t, bkt, "team"); len(got) != len(shipped) {
+		t.Fatalf("the bucket holds %d blocks after restarts, %d before: the WAL's samples were shipped again", len(got), len(shipped))
+	}
+	if n := len(localBlockDirs(t, dir, "team")); n != 1 {
+		t.Errorf("%d local blocks kept past the local retention, want the newest one only", n)
+	}
+	equalSamples(t, "after restarts", readAll(t, s.Store, "team"), want)
+}

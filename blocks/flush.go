@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -122,13 +124,32 @@ func mod(a, b int64) int64 {
 func (s *Store) shippedBlocksToDelete(shp *shipper) tsdb.BlocksToDeleteFunc {
 	return func(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
 		cutoff := s.opts.Now().Add(-s.opts.Retention).UnixMilli()
+		// The newest in-order block stays whatever its age: at open, the
+		// TSDB refuses WAL samples older than its end, which are in blocks
+		// already. Without it, a WAL segment not yet checkpointed (a quiet
+		// tenant's, or one written by a backfill) would be replayed into
+		// the head and its samples cut and shipped a second time, as new
+		// blocks whose sources no reader can tell from the first.
+		var newest ulid.ULID
+		newestMax := int64(math.MinInt64)
+		for _, b := range blocks {
+			if meta := b.Meta(); !isOutOfOrder(meta) && meta.MaxTime > newestMax {
+				newest, newestMax = meta.ULID, meta.MaxTime
+			}
+		}
 		del := map[ulid.ULID]struct{}{}
 		for _, b := range blocks {
 			meta := b.Meta()
-			if meta.MaxTime < cutoff && shp.isShipped(meta.ULID) {
+			if meta.MaxTime < cutoff && meta.ULID != newest && shp.isShipped(meta.ULID) {
 				del[meta.ULID] = struct{}{}
 			}
 		}
 		return del
 	}
+}
+
+// isOutOfOrder reports whether a local block was cut from the out-of-order
+// head, which the TSDB leaves out of the head's minimum valid time.
+func isOutOfOrder(m tsdb.BlockMeta) bool {
+	return slices.Contains(m.Compaction.Hints, tsdb.CompactionHintFromOutOfOrder)
 }
