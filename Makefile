@@ -66,8 +66,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV1 -fuzztime $(FUZZTIME)
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV2 -fuzztime $(FUZZTIME)
-	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV1 -fuzztime $(FUZZTIME)
-	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV2 -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/rwproto -run '^$$' -fuzz FuzzDecodeV1 -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/rwproto -run '^$$' -fuzz FuzzDecodeV2 -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin data
