@@ -153,7 +153,7 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", newQueryGate(o.Limits).wrap(maxSourceResolution(router)))
+	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
 	if o.HeadStats != nil {
