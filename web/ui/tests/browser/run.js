@@ -78,19 +78,34 @@ async function queryPage(browser) {
   await page.keyboard.press('Enter'); // runs the query
   const chart = page.locator('[data-testid=query-chart][data-drawn]');
   await chart.waitFor({ timeout: 30000 });
-  const count = parseInt(await chart.getAttribute('data-series-count'), 10);
+  let count = parseInt(await chart.getAttribute('data-series-count'), 10);
   check(count === expect.querySeries, `the query draws ${expect.querySeries} series (drew ${count})`);
+  // A rate of the counters, typed over the selection; brackets close
+  // themselves and are stepped over.
+  await page.click('.cm-content');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type(`rate(${expect.query}[5m])`, { delay: 10 });
+  await page.keyboard.press('Escape'); // closes a completion list
+  const typed = (await page.locator('.cm-content').innerText()).trim();
+  check(typed === `rate(${expect.query}[5m])`, `the editor holds what was typed (${JSON.stringify(typed)})`);
+  await page.click('[data-testid=execute]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('expr')?.startsWith('rate('), null, { timeout: 30000 });
+  // rate() drops the metric name: the legend of the new answer starts with "{".
+  await page.waitForFunction(() => document.querySelector('[data-testid=legend] li')?.textContent.startsWith('{'), null, { timeout: 30000 });
+  await page.locator('[data-testid=query-chart][data-drawn]').waitFor({ timeout: 30000 });
+  count = parseInt(await page.locator('[data-testid=query-chart]').getAttribute('data-series-count'), 10);
+  check(count === expect.querySeries, `the rate draws ${expect.querySeries} series (drew ${count})`);
   const legend = await page.locator('[data-testid=legend] li').count();
   check(legend === expect.querySeries, `the legend lists ${expect.querySeries} series (lists ${legend})`);
   const url = new URL(page.url());
-  check(url.searchParams.get('expr') === expect.query && url.searchParams.get('tenant') === expect.tenant, `the URL holds the query and the tenant (${url.search})`);
+  check(url.searchParams.get('expr') === `rate(${expect.query}[5m])` && url.searchParams.get('tenant') === expect.tenant, `the URL holds the query and the tenant (${url.search})`);
   // Hovering the chart shows the nearest series and its value.
   const box = await page.locator('[data-testid=query-chart] .u-over').boundingBox();
-  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.3);
   const tip = page.locator('.chart-tip');
   await tip.waitFor({ state: 'visible', timeout: 5000 });
-  check((await tip.innerText()).includes(expect.query), 'hovering the chart shows the nearest series');
-  await page.mouse.move(0, 0);
+  const tipText = await tip.innerText();
+  check(/\{instance="api-\d:8080", job="api", method="\w+"\}/.test(tipText), `hovering the chart shows the nearest series (${tipText.replace(/\s+/g, ' ')})`);
   await shot(page, 'query');
   noErrors(page, 'the query page');
 
