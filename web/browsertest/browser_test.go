@@ -31,12 +31,14 @@ const (
 	interval    = 15 * time.Second
 )
 
-// The demo tenant's data: 12 request counters (4 instances × 3 methods)
-// and 3 temperatures, one of which leaves its band in the last 20 minutes.
+// The demo tenant's data: 12 request counters (4 instances × 3 methods),
+// 3 temperatures, one of which leaves its band in the last 20 minutes, and
+// a large answer: 2000 shards' load every minute for the last hour.
 var (
 	instances = []string{"api-0:8080", "api-1:8080", "api-2:8080", "api-3:8080"}
 	methods   = []string{"GET", "POST", "PUT"}
 	rooms     = []string{"lab", "office", "server-room"}
+	shards    = 2000
 )
 
 // rulesYAML are the demo tenant's rules: an anomaly rule, an alert that
@@ -66,7 +68,9 @@ const rulesYAML = `groups:
 type series struct {
 	labels []prompb.Label
 	value  func(t time.Time) float64
-	offset time.Duration // of its timestamps from the 15s grid: senders' clocks are not aligned
+	offset time.Duration // of its timestamps from its grid: senders' clocks are not aligned
+	every  time.Duration // between samples; interval when zero
+	since  time.Time     // no sample before; none when zero
 }
 
 func demoSeries(now time.Time) []series {
@@ -108,6 +112,17 @@ func demoSeries(now time.Time) []series {
 			},
 		})
 	}
+	for j := range shards {
+		out = append(out, series{
+			labels: labelsOf("__name__", "demo_shard_load", "shard", fmt.Sprintf("%04d", j)),
+			offset: time.Duration(j%60) * time.Second,
+			every:  time.Minute,
+			since:  now.Add(-time.Hour),
+			value: func(t time.Time) float64 {
+				return float64(j%50) + 10*math.Sin(2*math.Pi*float64(t.Unix())/1800+float64(j))
+			},
+		})
+	}
 	return out
 }
 
@@ -137,9 +152,13 @@ func samplesBetween(ss []series, from, to time.Time) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{}
 	for _, s := range ss {
 		ts := prompb.TimeSeries{Labels: s.labels}
-		first := from.Truncate(interval).Add(s.offset)
-		for t := first; t.Before(to); t = t.Add(interval) {
-			if t.Before(from) {
+		every := s.every
+		if every == 0 {
+			every = interval
+		}
+		first := from.Truncate(every).Add(s.offset)
+		for t := first; t.Before(to); t = t.Add(every) {
+			if t.Before(from) || t.Before(s.since) {
 				continue
 			}
 			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t.UnixMilli(), Value: s.value(t)})
@@ -346,10 +365,48 @@ func TestBrowser(t *testing.T) {
 		wg.Wait()
 	}()
 
+	// A second Strata with tenant authentication, holding the demo tenant
+	// and another one, for the sign-in check.
+	authDir := t.TempDir()
+	authFile := filepath.Join(authDir, "auth.yml")
+	if err := os.WriteFile(authFile, []byte("tenants:\n  "+tenant+":\n    bearer_token: demo-token\n  "+otherTenant+":\n    bearer_token: other-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authAddr := proctest.FreeAddr(t)
+	authURL := "http://" + authAddr
+	ap := proctest.Start(t, "strata-auth", strataBin,
+		"-http.listen-address", authAddr,
+		"-storage.path", filepath.Join(authDir, "data"),
+		"-tenant.auth-file", authFile,
+		"-compactor.enabled=false",
+	)
+	t.Cleanup(ap.Kill)
+	ap.WaitHTTP(t, authURL+"/-/ready", 2*time.Minute)
+	for id, token := range map[string]string{tenant: "demo-token", otherTenant: "other-token"} {
+		raw, err := samplesBetween(other, now.Add(-time.Minute), now).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, authURL+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("remote write as %s with its token: %s", id, resp.Status)
+		}
+	}
+
 	expect, err := json.Marshal(map[string]any{
 		"tenant":        tenant,
 		"otherTenant":   otherTenant,
 		"querySeries":   len(instances) * len(methods),
+		"largeQuery":    "demo_shard_load",
+		"largeSeries":   shards,
 		"query":         "demo_requests_total",
 		"anomalyExpr":   "demo_temperature",
 		"anomalySeries": len(rooms),
@@ -357,6 +414,9 @@ func TestBrowser(t *testing.T) {
 		"alert":         "DemoTemperatureHigh",
 		"anomalyRule":   "demo:temperature",
 		"failingRule":   "demo:broken",
+		"authURL":       authURL,
+		"authToken":     "demo-token",
+		"authTenant":    tenant,
 	})
 	if err != nil {
 		t.Fatal(err)
