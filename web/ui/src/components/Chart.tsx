@@ -33,6 +33,9 @@ export interface ChartProps {
   yRange?: [number, number];
   // horizontal rules drawn across the plot, e.g. a threshold
   rules?: { value: number; color: string }[];
+  // a time range selected by dragging across the chart, in Unix seconds;
+  // without it, dragging does nothing
+  onZoom?: (from: number, to: number) => void;
   testId?: string;
 }
 
@@ -44,10 +47,12 @@ function cssVar(name: string): string {
 // points per series on a canvas without a DOM node per point: a query of
 // thousands of series over a month at 1h stays responsive. Hovering shows
 // the series nearest to the pointer.
-export function Chart({ xs, series, bands, height = 320, yRange, rules, testId }: ChartProps) {
+export function Chart({ xs, series, bands, height = 320, yRange, rules, onZoom, testId }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const tip = useRef<HTMLDivElement>(null);
   const theme = useContext(ThemeContext);
+  const zoom = useRef(onZoom);
+  zoom.current = onZoom;
 
   useEffect(() => {
     const el = box.current;
@@ -62,7 +67,9 @@ export function Chart({ xs, series, bands, height = 320, yRange, rules, testId }
       width: Math.max(el.clientWidth, 200),
       height,
       legend: { show: false },
-      cursor: { points: { show: false }, drag: { x: true, y: false } },
+      // Dragging selects a time range, which the page queries anew (at a
+      // finer step) instead of uPlot stretching the points it has.
+      cursor: { points: { show: false }, drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true }, y: yRange ? { range: yRange } : { auto: true } },
       axes: [
         { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, font },
@@ -89,6 +96,15 @@ export function Chart({ xs, series, bands, height = 320, yRange, rules, testId }
       ],
       bands: (bands ?? []).map((b) => ({ series: [b.upper + 1, b.lower + 1] as [number, number], fill: b.fill })),
       hooks: {
+        setSelect: [
+          (u) => {
+            const { left, width } = u.select;
+            if (width >= 5 && zoom.current) {
+              zoom.current(u.posToVal(left, 'x'), u.posToVal(left + width, 'x'));
+            }
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          },
+        ],
         draw: [
           (u) => {
             drawn++;

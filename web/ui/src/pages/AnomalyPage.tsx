@@ -193,7 +193,17 @@ export function AnomalyPage({ tenant }: { tenant: string }) {
               {result.groups.length} series, most anomalous first · step {result.step}s
             </span>
           </div>
-          <ScoredCharts group={group} start={result.start} end={result.end} step={result.step} />
+          <ScoredCharts
+            group={group}
+            start={result.start}
+            end={result.end}
+            step={result.step}
+            onZoom={(from, to) => {
+              const r = { rangeMs: Math.max(Math.round(to - from), 1) * 1000, endMs: Math.round(to) * 1000, stepMs: null };
+              setRange(r);
+              void run(true, detector, params, r);
+            }}
+          />
         </div>
       )}
       {!result && !error && (
@@ -205,7 +215,7 @@ export function AnomalyPage({ tenant }: { tenant: string }) {
   );
 }
 
-function ScoredCharts({ group, start, end, step }: { group: Scored; start: number; end: number; step: number }) {
+function ScoredCharts({ group, start, end, step, onZoom }: { group: Scored; start: number; end: number; step: number; onZoom: (from: number, to: number) => void }) {
   const { xs, valueSeries, bands, bandPoints, scoreSeries } = useMemo(() => {
     const parts = [group.value, group.upper, group.lower, group.score].map((s) => s ?? { metric: {}, values: [] });
     const aligned = alignMatrix(parts, start, end, step);
@@ -230,9 +240,9 @@ function ScoredCharts({ group, start, end, step }: { group: Scored; start: numbe
       <h3 className="chart-title">
         Value and normal band <span className="hint">({bandPoints} points with a band)</span>
       </h3>
-      <Chart xs={xs} series={valueSeries} bands={bands} testId="anomaly-value-chart" />
+      <Chart xs={xs} series={valueSeries} bands={bands} onZoom={onZoom} testId="anomaly-value-chart" />
       <h3 className="chart-title">Anomaly score (dashed: 1, the band's edge)</h3>
-      <Chart xs={xs} series={scoreSeries} height={160} rules={rules} testId="anomaly-score-chart" />
+      <Chart xs={xs} series={scoreSeries} height={160} rules={rules} onZoom={onZoom} testId="anomaly-score-chart" />
     </div>
   );
 }

@@ -120,13 +120,22 @@ export function QueryPage({ tenant }: { tenant: string }) {
       </div>
       <ErrorBox error={error} />
       {result && <Notes warnings={result.answer.warnings} infos={result.answer.infos} />}
-      {result && <ResultView result={result} />}
+      {result && (
+        <ResultView
+          result={result}
+          onZoom={(from, to) => {
+            const r = { rangeMs: Math.max(Math.round(to - from), 1) * 1000, endMs: Math.round(to) * 1000, stepMs: null };
+            setRange(r);
+            void run(expr, tab, r, true);
+          }}
+        />
+      )}
       {!result && !error && <p className="hint">Enter a PromQL expression, such as <code>up</code> or <code>rate(http_requests_total[5m])</code>, and press Enter. Metric names, labels and values complete as you type.</p>}
     </div>
   );
 }
 
-function ResultView({ result }: { result: Result }) {
+function ResultView({ result, onZoom }: { result: Result; onZoom: (from: number, to: number) => void }) {
   const data = result.answer.data;
   const count = data.resultType === 'matrix' || data.resultType === 'vector' ? data.result.length : 1;
   return (
@@ -136,7 +145,7 @@ function ResultView({ result }: { result: Result }) {
         {result.tab === 'graph' && ` · step ${result.step}s`}
       </div>
       {result.tab === 'graph' && data.resultType === 'matrix' ? (
-        <Graph series={data.result} start={result.start} end={result.end} step={result.step} />
+        <Graph series={data.result} start={result.start} end={result.end} step={result.step} onZoom={onZoom} />
       ) : (
         <Table data={data} />
       )}
@@ -144,7 +153,7 @@ function ResultView({ result }: { result: Result }) {
   );
 }
 
-function Graph({ series, start, end, step }: { series: MatrixSeries[]; start: number; end: number; step: number }) {
+function Graph({ series, start, end, step, onZoom }: { series: MatrixSeries[]; start: number; end: number; step: number; onZoom: (from: number, to: number) => void }) {
   const { xs, chartSeries } = useMemo(() => {
     const aligned = alignMatrix(series, start, end, step);
     const cs: ChartSeries[] = series.map((s, i) => ({ label: seriesName(s.metric), values: aligned.ys[i], color: seriesColor(i) }));
@@ -157,7 +166,7 @@ function Graph({ series, start, end, step }: { series: MatrixSeries[]; start: nu
   return (
     <>
       {histograms > 0 && <div className="info-box">{histograms} series hold native histograms, which the graph does not draw: see the table.</div>}
-      <Chart xs={xs} series={chartSeries} testId="query-chart" />
+      <Chart xs={xs} series={chartSeries} onZoom={onZoom} testId="query-chart" />
       <ul className="legend" data-testid="legend">
         {chartSeries.slice(0, maxLegend).map((s, i) => (
           <li key={i}>

@@ -201,7 +201,7 @@ function BlocksSection({ blocks, error, tenant }: { blocks?: BlockMeta[]; error:
   }, [blocks]);
   const list = blocks ?? [];
   const shown = showAll ? list : list.slice(0, 200);
-  const span = list.length ? [Math.min(...list.map((b) => b.minTime)), Math.max(...list.map((b) => b.maxTime))] : [0, 1];
+  const span = list.reduce((s, b) => [Math.min(s[0], b.minTime), Math.max(s[1], b.maxTime)], [Infinity, -Infinity]);
   return (
     <Section title={`Blocks in the bucket (${tenant || 'default tenant'})`} testId="status-blocks" aside={<span className="hint">as the store reads them: shipped by this Strata or found at the last bucket sync</span>}>
       <ErrorBox error={error} />
@@ -225,8 +225,8 @@ function BlocksSection({ blocks, error, tenant }: { blocks?: BlockMeta[]; error:
                 <tr key={res}>
                   <td>{resolutionName(res)}</td>
                   <td className="num">{bs.length}</td>
-                  <td className="when">{formatTime(Math.min(...bs.map((b) => b.minTime)))}</td>
-                  <td className="when">{formatTime(Math.max(...bs.map((b) => b.maxTime)))}</td>
+                  <td className="when">{formatTime(bs.reduce((m, b) => Math.min(m, b.minTime), Infinity))}</td>
+                  <td className="when">{formatTime(bs.reduce((m, b) => Math.max(m, b.maxTime), -Infinity))}</td>
                   <td className="num">{formatSI(bs.reduce((a, b) => a + (b.stats?.numSamples ?? 0), 0))}</td>
                   <td className="timeline-cell">
                     <svg className="timeline" viewBox="0 0 1000 12" preserveAspectRatio="none" role="img" aria-label={`${bs.length} ${resolutionName(res)} blocks`}>

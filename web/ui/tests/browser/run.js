@@ -135,6 +135,17 @@ async function queryPage(browser) {
   const themeAttr = await dark.evaluate(() => document.documentElement.dataset.theme);
   check(themeAttr === 'dark', `a browser that prefers dark gets the dark theme (${themeAttr})`);
   await shot(dark, 'query-dark');
+  // Dragging across the chart queries the selected time range.
+  const over = await dark.locator('[data-testid=query-chart] .u-over').boundingBox();
+  await dark.mouse.move(over.x + over.width * 0.4, over.y + over.height / 2);
+  await dark.mouse.down();
+  await dark.mouse.move(over.x + over.width * 0.6, over.y + over.height / 2, { steps: 5 });
+  await dark.mouse.up();
+  await dark.waitForFunction(() => new URL(location.href).searchParams.has('end'), null, { timeout: 15000 });
+  const zoomed = new URL(dark.url()).searchParams;
+  check(/^1h(\d+m)?(\d+s)?$/.test(zoomed.get('range')), `dragging across a fifth of 6h queries that range (range=${zoomed.get('range')}, end=${zoomed.get('end')})`);
+  await dark.waitForFunction(() => /step (\d+)s/.exec(document.querySelector('[data-testid=result] .result-stats')?.textContent ?? '')?.[1] < 120, null, { timeout: 15000 });
+  check(true, 'the zoomed range is queried at a finer step');
   noErrors(dark, 'the query page in the dark theme');
   await dark.context().close();
   await page.context().close();
