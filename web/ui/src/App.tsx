@@ -22,11 +22,18 @@ export function App() {
   const [credentials, setCredentials] = useState<Credentials>(loadCredentials);
   const [theme, setTheme] = useState<Theme>(loadTheme);
   const [showAuth, setShowAuth] = useState(false);
+  // Bumped by the browser's back and forward buttons: the page is made
+  // anew from the URL it returns to.
+  const [visit, setVisit] = useState(0);
   // Identity before children render: their first requests use it.
   setIdentity(tenant, credentials);
 
   useEffect(() => {
-    const onPop = () => setPage(currentPage());
+    const onPop = () => {
+      setPage(currentPage());
+      setTenant(loadTenant(window.location.search));
+      setVisit((v) => v + 1);
+    };
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
   }, []);
@@ -96,7 +103,7 @@ export function App() {
           onClose={() => setShowAuth(false)}
         />
       )}
-      <main key={`${tenant}\u0000${credentials.kind}`}>
+      <main key={`${tenant}\u0000${credentials.kind}\u0000${visit}`}>
         {page === 'query' && <QueryPage tenant={tenant} />}
         {page === 'anomaly' && <AnomalyPage tenant={tenant} />}
         {page === 'alerts' && <AlertsPage tenant={tenant} />}

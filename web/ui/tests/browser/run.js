@@ -146,6 +146,10 @@ async function queryPage(browser) {
   check(/^1h(\d+m)?(\d+s)?$/.test(zoomed.get('range')), `dragging across a fifth of 6h queries that range (range=${zoomed.get('range')}, end=${zoomed.get('end')})`);
   await dark.waitForFunction(() => /step (\d+)s/.exec(document.querySelector('[data-testid=result] .result-stats')?.textContent ?? '')?.[1] < 120, null, { timeout: 15000 });
   check(true, 'the zoomed range is queried at a finer step');
+  // Back returns to the range before the zoom, queried anew.
+  await dark.goBack();
+  await dark.waitForFunction(() => !new URL(location.href).searchParams.has('end') && /step 120s/.test(document.querySelector('[data-testid=result] .result-stats')?.textContent ?? ''), null, { timeout: 15000 });
+  check(true, "the browser's back button returns to the 6h range");
   noErrors(dark, 'the query page in the dark theme');
   await dark.context().close();
   await page.context().close();
