@@ -414,6 +414,8 @@ func TestBrowser(t *testing.T) {
 		"alert":         "DemoTemperatureHigh",
 		"anomalyRule":   "demo:temperature",
 		"failingRule":   "demo:broken",
+		"ruleGroups":    1, // rulesYAML's
+		"rules":         4,
 		"authURL":       authURL,
 		"authToken":     "demo-token",
 		"authTenant":    tenant,

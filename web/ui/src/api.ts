@@ -236,3 +236,18 @@ export interface Detector {
   help: string;
   params: DetectorParam[];
 }
+
+// mergeGroups puts each group's anomaly rules (from /api/v1/anomaly/rules)
+// beside its alerting and recording rules (from /api/v1/rules).
+export function mergeGroups(groups: RuleGroup[], anomaly: RuleGroup[]): RuleGroup[] {
+  const out = groups.map((g) => ({ ...g, rules: [...g.rules] }));
+  for (const a of anomaly) {
+    const g = out.find((x) => x.name === a.name && x.file === a.file);
+    if (g) {
+      g.rules = [...a.rules, ...g.rules];
+    } else {
+      out.push({ ...a });
+    }
+  }
+  return out;
+}

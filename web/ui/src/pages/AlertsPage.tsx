@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
 
-import { Alert, call, Rule, RuleGroup } from '../api';
+import { Alert, call, mergeGroups, Rule, RuleGroup } from '../api';
 import { ErrorBox, Section, useAsync } from '../components/common';
 import { formatValue, seriesName } from '../format';
 import { ago, formatDuration } from '../time';
@@ -9,21 +9,6 @@ import { pageURL } from '../url';
 interface Loaded {
   groups: RuleGroup[];
   alerts: Alert[];
-}
-
-// mergeGroups puts each group's anomaly rules (from /api/v1/anomaly/rules)
-// beside its alerting and recording rules (from /api/v1/rules).
-function mergeGroups(groups: RuleGroup[], anomaly: RuleGroup[]): RuleGroup[] {
-  const out = groups.map((g) => ({ ...g, rules: [...g.rules] }));
-  for (const a of anomaly) {
-    const g = out.find((x) => x.name === a.name && x.file === a.file);
-    if (g) {
-      g.rules = [...a.rules, ...g.rules];
-    } else {
-      out.push({ ...a });
-    }
-  }
-  return out;
 }
 
 function stateOf(r: Rule): string {

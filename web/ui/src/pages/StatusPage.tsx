@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 
-import { BlockMeta, BuildInfo, call, CompactorStatus, RuleGroup, RuntimeInfo, TenantInfo, TenantsAnswer } from '../api';
+import { BlockMeta, BuildInfo, call, CompactorStatus, mergeGroups, RuleGroup, RuntimeInfo, TenantInfo, TenantsAnswer } from '../api';
 import { ErrorBox, Section, useAsync } from '../components/common';
 import { formatBytes, formatSI } from '../format';
 import { ago, formatDuration, formatTime } from '../time';
@@ -44,7 +44,7 @@ export function StatusPage({ tenant, onTenant }: { tenant: string; onTenant: (t:
         call<{ groups: RuleGroup[] }>('api/v1/rules', {}, { signal }),
         call<{ groups: RuleGroup[] }>('api/v1/anomaly/rules', {}, { signal }).catch(() => ({ data: { groups: [] as RuleGroup[] } })),
       ]);
-      return [...r.data.groups, ...a.data.groups];
+      return mergeGroups(r.data.groups, a.data.groups);
     },
     [tenant, slow],
   );
@@ -316,7 +316,7 @@ function RulesSection({ groups, error }: { groups?: RuleGroup[]; error: unknown 
       <ErrorBox error={error} />
       <dl className="facts">
         <dt>Groups, rules</dt>
-        <dd>
+        <dd data-testid="rule-counts">
           {groups?.length ?? 0}, {rules.length}
         </dd>
         <dt>Failing now</dt>

@@ -256,6 +256,8 @@ async function statusPage(browser) {
   check((await page.locator('[data-testid=compactor-last-pass]').innerText()).includes('succeeded'), 'the compactor\'s last pass is shown, succeeded');
   await page.waitForFunction(() => document.querySelector('[data-testid=failing-rules]')?.textContent !== '0', null, { timeout: 30000 });
   check(true, 'the failing rule is counted');
+  const ruleCounts = (await page.locator('[data-testid=rule-counts]').innerText()).trim();
+  check(ruleCounts === `${expect.ruleGroups}, ${expect.rules}`, `the tenant's rule groups and rules are counted, anomaly rules with their group (${ruleCounts})`);
   const flags = await page.locator('[data-testid=status-flags] tr').count();
   check(flags > 50, `the flags are listed (${flags})`);
   await page.evaluate(() => window.scrollTo(0, 0));
