@@ -173,6 +173,9 @@ type TenantInfo struct {
 	// reason. Rates are differences between two answers over their time.
 	Ingested map[string]float64 `json:"ingested"`
 	Rejected map[string]float64 `json:"rejected"`
+	// BucketOnly is set for a tenant with blocks in the bucket and nothing
+	// on this Strata's disk (written through another Strata).
+	BucketOnly bool `json:"bucketOnly,omitempty"`
 }
 
 // tenants answers /api/v1/status/tenants: every tenant the store holds
@@ -200,6 +203,7 @@ func (h *statusHandlers) tenants(w http.ResponseWriter, r *http.Request) {
 			BucketBlocks:  st.BucketBlocks,
 			Ingested:      nonNil(ingested[st.ID]),
 			Rejected:      nonNil(rejected[st.ID]),
+			BucketOnly:    st.InBucketOnly,
 		}
 		if h.limits != nil {
 			ti.MaxActiveSeries = h.limits.For(st.ID).MaxActiveSeries

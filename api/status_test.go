@@ -56,7 +56,7 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	t.Cleanup(func() { _ = store.Close() })
 	// Five hours of samples: three 2h windows, so three blocks each once flushed.
 	start := time.Now().Truncate(2*time.Hour).Add(-4*time.Hour).UnixMilli() + 7_123
-	write := func(id string, series int) {
+	write := func(store *blocks.Store, id string, series int) {
 		app, err := store.Appender(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -73,13 +73,29 @@ func newStatusFixture(t *testing.T) *statusFixture {
 			t.Fatal(err)
 		}
 	}
-	write("a", 3)
-	write("b", 1)
+	write(store, "a", 3)
+	write(store, "b", 1)
 	if err := store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Tenant c is written after the flush: its data is all in its head.
-	write("c", 2)
+	write(store, "c", 2)
+	// Tenant d is written through another store sharing the bucket: this
+	// store learns of its blocks at its next bucket sync.
+	other, err := blocks.Open(blocks.Options{Dir: t.TempDir(), Bucket: bkt, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(other, "d", 1)
+	if err := other.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SyncBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	comp, err := compactor.New(compactor.Options{Bucket: bkt, Dir: t.TempDir(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -201,8 +217,16 @@ func TestStatusTenants(t *testing.T) {
 	if got.Time < before || got.Time > float64(time.Now().UnixMilli())/1000 {
 		t.Errorf("time %v is not the time of the answer", got.Time)
 	}
-	if len(got.Tenants) != 3 || got.Tenants[0].Tenant != "a" || got.Tenants[1].Tenant != "b" || got.Tenants[2].Tenant != "c" {
-		t.Fatalf("tenants %+v, want a, b and c", got.Tenants)
+	if len(got.Tenants) != 4 || got.Tenants[0].Tenant != "a" || got.Tenants[1].Tenant != "b" || got.Tenants[2].Tenant != "c" || got.Tenants[3].Tenant != "d" {
+		t.Fatalf("tenants %+v, want a, b, c and d", got.Tenants)
+	}
+	if d := got.Tenants[3]; !d.BucketOnly || d.Open || d.BucketBlocks != 3 || d.HeadSeries != 0 {
+		t.Errorf("tenant d, in the bucket only: %+v", d)
+	}
+	for _, ti := range got.Tenants[:3] {
+		if ti.BucketOnly {
+			t.Errorf("tenant %s is on this store's disk, not in the bucket only", ti.Tenant)
+		}
 	}
 	a := got.Tenants[0]
 	// The flush cut a's whole head into blocks, all shipped.

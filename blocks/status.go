@@ -24,7 +24,8 @@ type TenantStatus struct {
 	// both are zero when the head holds no series or is closed.
 	HeadMinTime, HeadMaxTime int64
 	// LocalBlocks is the blocks on local disk (open tenants only), of which
-	// PendingBlocks are not in the bucket yet: the shipping backlog.
+	// PendingBlocks were not in the bucket at the last shipping pass: the
+	// shipping backlog.
 	LocalBlocks, PendingBlocks int
 	// BucketBlocks is its blocks in the bucket, as the store reads them.
 	BucketBlocks int

@@ -347,7 +347,7 @@ type AnomalyRule struct {
 }
 
 // AnomalyRules lists the loaded anomaly rules of every tenant, sorted by
-// tenant, file, group and name.
+// tenant, file and group, a group's rules in file order.
 func (r *Ruler) AnomalyRules() []AnomalyRule {
 	// r.mu before r.amu, as Reload takes them.
 	r.mu.Lock()

@@ -158,6 +158,7 @@ export interface TenantInfo {
   bucketBlocks: number;
   ingested: Record<string, number>;
   rejected: Record<string, number>;
+  bucketOnly?: boolean;
 }
 
 export interface TenantsAnswer {

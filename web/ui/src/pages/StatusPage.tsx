@@ -161,7 +161,11 @@ function TenantsTable({ tenants, rates, selected, onTenant }: { tenants: TenantI
                 <button type="button" className="link" onClick={() => onTenant(t.tenant)} title="Use this tenant in every page">
                   {t.tenant}
                 </button>
-                {!t.open && <span className="badge state-inactive" title="Its TSDB is closed while idle; it opens on the next write or query">idle</span>}
+                {t.bucketOnly ? (
+                  <span className="badge state-unknown" title="Blocks in the bucket, nothing on this Strata's disk: written through another Strata">bucket only</span>
+                ) : (
+                  !t.open && <span className="badge state-inactive" title="Its TSDB is closed while idle; it opens on the next write or query">idle</span>
+                )}
                 {t.openError && <div className="error-text">{t.openError}</div>}
               </td>
               <td className="num">
