@@ -49,7 +49,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := blocks.Open(blocks.Options{Dir: t.TempDir(), Bucket: bkt, Registerer: reg})
+	// Shipped blocks stay on disk for a day, as by default.
+	store, err := blocks.Open(blocks.Options{Dir: t.TempDir(), Bucket: bkt, Registerer: reg, Retention: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
