@@ -266,3 +266,31 @@ func TestHTTPErrorClassification(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryErrorsHideURLCredentials: a webhook URL often carries its
+// credential (user info, a Slack-style path, a token in the query); a
+// failed delivery's error, which is logged, names only scheme and host.
+func TestDeliveryErrorsHideURLCredentials(t *testing.T) {
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refused.Close() // nothing listens: the client's error
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	for _, base := range []string{refused.URL, failing.URL} {
+		for _, suffix := range []string{"/services/T0/B0/s3cr3t", "/hook?token=s3cr3t"} {
+			u := strings.Replace(base, "http://", "http://user:s3cr3t@", 1) + suffix
+			s := &webhookSender{cfg: WebhookConfig{URL: u}, client: http.DefaultClient, receiver: "w"}
+			err := s.send(context.Background(), []*Alert{alert("A", "i", false)})
+			if err == nil {
+				t.Fatalf("send to %s succeeded", u)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "user") {
+				t.Errorf("error shows the URL's credential: %v", err)
+			}
+			if !strings.Contains(err.Error(), strings.TrimPrefix(base, "http://")) {
+				t.Errorf("error does not name the host: %v", err)
+			}
+		}
+	}
+}
