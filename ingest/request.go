@@ -50,6 +50,8 @@ type Request struct {
 	// write 2.0). Remote write 1.0 senders send a series' exemplars in an
 	// entry of their own, without samples.
 	RejectEmpty bool
+	// TrackRejected asks for Result.RejectedSeries.
+	TrackRejected bool
 
 	// Scratch of the pipeline, kept with the Request for reuse.
 	symHashes []uint64 // stringHash of each symbol; 0 when not computed yet
@@ -121,7 +123,7 @@ func (r *Request) Reset() {
 	r.Proto, r.Body = "", nil
 	r.Symbols, r.Refs, r.Series = r.Symbols[:0], r.Refs[:0], r.Series[:0]
 	r.Samples, r.Histograms, r.Exemplars, r.Families = r.Samples[:0], r.Histograms[:0], r.Exemplars[:0], r.Families[:0]
-	r.RejectEmpty = false
+	r.RejectEmpty, r.TrackRejected = false, false
 	r.rb.reset()
 	clear(r.valid)
 	r.valid = r.valid[:0]
