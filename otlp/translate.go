@@ -104,7 +104,7 @@ type translation struct {
 	// errs are the translator's errors: metrics or resources it refused.
 	errs []error
 	// delta names metrics refused for their delta temporality.
-	delta []string
+	delta    []string
 	warnings annotations.Annotations
 }
 
@@ -234,13 +234,13 @@ type collector struct {
 	// (a classic histogram's or a summary's series) follow each other with
 	// the same family, timestamp and labels but for the name, le and
 	// quantile.
-	started              bool
-	lastFamily           string
-	lastT                int64
-	lastHash             uint64
-	ordinal              int32
-	stored               int
-	hashBuf              []byte
+	started    bool
+	lastFamily string
+	lastT      int64
+	lastHash   uint64
+	ordinal    int32
+	stored     int
+	hashBuf    []byte
 }
 
 var _ storage.AppenderV2 = (*collector)(nil)

@@ -60,10 +60,10 @@ type Server struct {
 	otlp *otlp.Handler
 	// writeMetrics are the ingest metrics of remote write and OTLP.
 	writeMetrics *remotewrite.Metrics
-	auth      *tenant.Authenticator // nil: the tenant header is trusted
-	http      *http.Server
-	listener  net.Listener
-	releaser  *memory.Releaser // nil when disabled
+	auth         *tenant.Authenticator // nil: the tenant header is trusted
+	http         *http.Server
+	listener     net.Listener
+	releaser     *memory.Releaser // nil when disabled
 	// closers close what New opened, in the order given (the reverse of
 	// opening): the store after the engine, the bucket last.
 	closers []func() error
