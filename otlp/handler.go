@@ -157,6 +157,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		ws, _ := tr.warnings.AsStrings("", 10, 0)
 		h.logger.Debug("warnings translating OTLP metrics", "tenant", id, "warnings", ws)
 	}
+	if tr.points > 0 && tr.stored == 0 {
+		// The translation refused every data point: the request is
+		// invalid as a whole, and nothing of it (its target_info) is
+		// stored.
+		h.opts.Metrics.Record(id, &ingest.Result{Rejected: map[string]int{ReasonTranslation: tr.points}})
+		return h.fail(w, proto, id, ingest.Errorf(http.StatusBadRequest, "%s", tr.message())), id
+	}
 	res := pipe.Write(r.Context(), id, req, func(kept *ingest.Result) { h.opts.Metrics.Record(id, kept) })
 	translationRejected := tr.points - tr.stored
 	if translationRejected > 0 {
@@ -197,7 +204,7 @@ func (h *Handler) answer(w http.ResponseWriter, proto, id string, tr *translatio
 		// Nothing rejected; a message (invalid exemplars) is a warning.
 		return h.ok(w, proto, 0, msg)
 	}
-	if rejected >= tr.points {
+	if res.Samples+res.Histograms == 0 {
 		// Nothing of the request was stored: it is invalid as a whole.
 		return h.fail(w, proto, id, ingest.Errorf(http.StatusBadRequest, "%s", msg))
 	}
@@ -262,7 +269,7 @@ func (h *Handler) readBody(r *http.Request, limit int64) ([]byte, *ingest.Error)
 func readLimited(r io.Reader, limit int64, what string) ([]byte, *ingest.Error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, ingest.Errorf(http.StatusBadRequest, "decode %s body: %v", what, err)
+		return nil, &ingest.Error{Code: http.StatusBadRequest, Err: fmt.Errorf("decode %s body: %w", what, err)}
 	}
 	if int64(len(b)) > limit {
 		return nil, ingest.Errorf(http.StatusRequestEntityTooLarge, "decompressed request body exceeds the limit of %d bytes", limit)
@@ -281,13 +288,15 @@ func (h *Handler) unzstd(raw []byte, limit int64) ([]byte, *ingest.Error) {
 	if hdr.HasFCS && hdr.FrameContentSize > uint64(limit) {
 		return nil, ingest.Errorf(http.StatusRequestEntityTooLarge, "decompressed request body of %d bytes exceeds the limit of %d bytes", hdr.FrameContentSize, limit)
 	}
-	dec, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1))
+	// The window a frame asks for is allocated: at most the limit, or the
+	// 8 MiB encoders use by default; the output is bounded by the limit.
+	dec, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, 8<<20))))
 	if err != nil {
 		return nil, ingest.Errorf(http.StatusBadRequest, "decode zstd body: %v", err)
 	}
 	defer dec.Close()
 	b, herr := readLimited(dec, limit, "zstd")
-	if herr != nil && errors.Is(herr.Err, zstd.ErrDecoderSizeExceeded) {
+	if herr != nil && (errors.Is(herr.Err, zstd.ErrDecoderSizeExceeded) || errors.Is(herr.Err, zstd.ErrWindowSizeExceeded)) {
 		return nil, ingest.Errorf(http.StatusRequestEntityTooLarge, "decompressed request body exceeds the limit of %d bytes", limit)
 	}
 	return b, herr
