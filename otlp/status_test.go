@@ -112,7 +112,7 @@ func TestStatusCodes(t *testing.T) {
 			}
 			po.Limits = ov
 		}, body: func(t *testing.T) []byte { return encode(t, metrics(ts, good), false) }, wantCode: 429, wantMsg: "ingestion_rate"},
-		{name: "store unavailable", mod: func(o *Options, po *ingest.Options) { 
+		{name: "store unavailable", mod: func(o *Options, po *ingest.Options) {
 			po2 := *po
 			po2.Registerer = nil
 			o.Pipeline = ingest.New(unavailable{}, po2)
