@@ -382,3 +382,41 @@ func TestEveryKindEveryEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodersForHA: the bodies HA keeps are decoded again by
+// Translator.Decoders, under the Request.Proto the handler set, into the
+// Request the handler wrote.
+func TestDecodersForHA(t *testing.T) {
+	e := newEnv(t, defaultConfig())
+	ts := e.now.Add(-time.Second)
+	md := metrics(ts, func(ms pmetric.MetricSlice) {
+		sum(ms, "http.requests", ts, 7, pmetric.AggregationTemporalityCumulative)
+		hist(ms, "http.duration", ts)
+	})
+	for _, json := range []bool{false, true} {
+		proto := ProtoProtobuf
+		if json {
+			proto = ProtoJSON
+		}
+		body := encode(t, md, json)
+		var tr translation
+		want := &ingest.Request{}
+		if err := e.h.opts.Translator.translate(context.Background(), body, proto, want, &tr); err != nil {
+			t.Fatal(err)
+		}
+		got := &ingest.Request{}
+		if err := e.h.opts.Translator.Decoders()[proto](body, got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Proto != proto || len(got.Series) != len(want.Series) || len(got.Samples) != len(want.Samples) ||
+			strings.Join(got.Symbols, ",") != strings.Join(want.Symbols, ",") {
+			t.Errorf("%s: decoder's Request differs from the handler's: %d series, %d samples, proto %q; want %d, %d", proto, len(got.Series), len(got.Samples), got.Proto, len(want.Series), len(want.Samples))
+		}
+		if tr.points != 2 || tr.stored != 2 {
+			t.Errorf("%s: %d points, %d stored, want 2, 2", proto, tr.points, tr.stored)
+		}
+		if n := len(want.Series); n != 7 { // counter, 3 buckets, sum, count, target_info
+			t.Errorf("%s: %d series, want 7", proto, n)
+		}
+	}
+}
