@@ -3,8 +3,9 @@
 // de-duplication), then validated series by series and appended to the
 // tenant's store by one loop (Pipeline.Write), whichever protocol and
 // decoder produced it: remote write 1.0 and 2.0 (package ingest/rwproto),
-// and what comes next (OTLP, a distributor forwarding Requests) the same
-// way. Receivers decode, call Write and map its Result to their answer.
+// OTLP (package otlp, whose translator appends into a Request), and what
+// comes next (a distributor forwarding Requests) the same way. Receivers
+// decode, call Write and map its Result to their answer.
 //
 // Invariants:
 //   - Write returns a Result without error only once every sample it counts
