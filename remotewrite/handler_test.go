@@ -1004,14 +1004,14 @@ func TestRejectedMetrics(t *testing.T) {
 	assertCode(t, e.postV2(b.build()), http.StatusBadRequest) // no samples
 
 	want := `
-# HELP strata_remote_write_samples_rejected_total Samples rejected from remote write, by tenant and reason.
+# HELP strata_remote_write_samples_rejected_total Samples rejected from remote write and OTLP, by tenant and reason.
 # TYPE strata_remote_write_samples_rejected_total counter
 strata_remote_write_samples_rejected_total{reason="duplicate_timestamp",tenant="team-a"} 1
 strata_remote_write_samples_rejected_total{reason="invalid_labels",tenant="team-a"} 3
 strata_remote_write_samples_rejected_total{reason="no_samples",tenant="team-a"} 0
 strata_remote_write_samples_rejected_total{reason="too_far_in_future",tenant="team-a"} 1
 strata_remote_write_samples_rejected_total{reason="too_old",tenant="team-a"} 2
-# HELP strata_remote_write_samples_ingested_total Samples, histograms and exemplars stored from remote write, by tenant and kind.
+# HELP strata_remote_write_samples_ingested_total Samples, histograms and exemplars stored from remote write and OTLP, by tenant and kind.
 # TYPE strata_remote_write_samples_ingested_total counter
 strata_remote_write_samples_ingested_total{kind="sample",tenant="team-a"} 3
 `
@@ -1020,7 +1020,7 @@ strata_remote_write_samples_ingested_total{kind="sample",tenant="team-a"} 3
 		t.Error(err)
 	}
 	wantReq := `
-# HELP strata_remote_write_requests_total Remote-write requests, by tenant, protocol version and status code.
+# HELP strata_remote_write_requests_total Write requests (remote write and OTLP), by tenant, protocol (v1, v2, otlp) and status code.
 # TYPE strata_remote_write_requests_total counter
 strata_remote_write_requests_total{code="204",protocol="v1",tenant="team-a"} 1
 strata_remote_write_requests_total{code="400",protocol="v1",tenant="team-a"} 1
