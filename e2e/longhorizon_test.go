@@ -450,6 +450,12 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 		"-compactor.interval", "2s",
 		// Longer than the bucket sync interval, as the flag's help asks.
 		"-compactor.deletion-delay", "10s",
+		// Days pass in seconds here, so raw blocks are past raw retention
+		// moments after they are written. The kill -9 replays the WAL and
+		// out-of-order log, writing samples already shipped once more; the
+		// grace (an hour by default) keeps the raw blocks they are merged
+		// with. Two minutes is long after the restart, in this test's time.
+		"-compactor.retention-grace", "2m",
 	}
 	addr := proctest.FreeAddr(t)
 	strata := startStrata(t, addr, dir, strataFlags...)
@@ -644,12 +650,13 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 	// 1m data of the last month, 1h data of the last year, and nothing
 	// that a kept resolution lacks.
 	var lsOut []byte
-	waitFor(t, 3*time.Minute, "retention to settle (nothing held back or awaiting downsampling, marked blocks deleted)", func() bool {
+	waitFor(t, 5*time.Minute, "retention to settle (nothing held back, in the retention grace or awaiting downsampling, marked blocks deleted)", func() bool {
 		var err error
 		if lsOut, err = exec.Command(strataBin, "tools", "bucket", "ls", "-storage.path", dir).CombinedOutput(); err != nil {
 			t.Fatalf("strata tools bucket ls: %v\n%s", err, lsOut)
 		}
 		return metric("strata_compactor_blocks_retention_held", nil) == 0 &&
+			metric("strata_compactor_blocks_retention_grace", nil) == 0 &&
 			metric("strata_compactor_blocks_awaiting_downsampling", map[string]string{"state": "ready"}) == 0 &&
 			!strings.Contains(string(lsOut), " marked ")
 	})

@@ -451,6 +451,7 @@ func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides,
 		},
 		DeletionDelay:   time.Duration(c.DeletionDelay),
 		CompactionDelay: time.Duration(c.CompactionDelay),
+		RetentionGrace:  time.Duration(c.RetentionGrace),
 		Logger:          logger,
 		Registerer:      reg,
 	})
