@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -145,6 +146,13 @@ func (p *Pipeline) replay(ctx context.Context, id string, k hatracker.Kept, repl
 func (p *Pipeline) append(ctx context.Context, id string, req *Request, adm admission) Result {
 	app, err := p.store.Appender(ctx, id)
 	if err != nil {
+		// A tenant refused by a limit (max_tenants) cannot succeed until an
+		// operator raises it: 400. Anything else (a full disk, a tenant
+		// that cannot open) is transient: 503.
+		var le *limits.Error
+		if errors.As(err, &le) {
+			return Result{Err: &Error{Code: http.StatusBadRequest, Err: err}}
+		}
 		return Result{Err: &Error{Code: http.StatusServiceUnavailable, Err: fmt.Errorf("open store of tenant %q: %w", id, err)}}
 	}
 	var res Result

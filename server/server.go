@@ -39,6 +39,7 @@ import (
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
+	"github.com/strata-tsdb/strata/web"
 )
 
 // Server is a running Strata.
@@ -255,6 +256,9 @@ func (s *Server) routes() http.Handler {
 		RemoteReadConcurrency: s.cfg.Query.API.RemoteReadConcurrency,
 		Rules:                 s.alerting.Rules,
 		AnomalyQuery:          s.alerting.AnomalyQueryHandler(),
+		AnomalyRules:          s.alerting.TenantAnomalyRules,
+		Store:                 s.store,
+		Compactor:             s.compactor,
 		BuildInfo: v1.PrometheusVersion{
 			Version:   version.Version,
 			Revision:  version.Revision,
@@ -277,6 +281,7 @@ func (s *Server) routes() http.Handler {
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
 	// running Strata are what explain its memory and CPU use.
 	handlePprof(mux, s.authenticated)
+	mux.Handle("/", web.Handler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
