@@ -62,6 +62,28 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// Await is Eventually for a check that also describes what it saw, for a
+// test that goes on after a failed wait (a live test of many programs
+// reports every missing behaviour, not only the first). It waits up to
+// timeout for check to report ok (see Wait); when it does not, it reports
+// an error naming what, the timeout and the state the last check described,
+// and returns false. It logs how long a successful wait took.
+func Await(t testing.TB, timeout time.Duration, what string, check func() (ok bool, state string)) bool {
+	t.Helper()
+	start := time.Now()
+	var state string
+	if Wait(timeout, func() bool {
+		var ok bool
+		ok, state = check()
+		return ok
+	}) {
+		t.Logf("%s: ok after %s", what, time.Since(start).Round(time.Millisecond))
+		return true
+	}
+	t.Errorf("timed out after %s waiting for %s (last: %s)", timeout, what, state)
+	return false
+}
+
 // Metric returns the sum of the samples of metric family name in g whose
 // labels include the pairs of labelPairs (name, value, name, value, ...):
 // the value of a counter, gauge or untyped sample, the sample count of a

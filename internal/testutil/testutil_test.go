@@ -70,6 +70,30 @@ func TestEventually(t *testing.T) {
 	}
 }
 
+func TestAwait(t *testing.T) {
+	var n atomic.Int32
+	if !Await(t, time.Minute, "n to reach 3", func() (bool, string) { return n.Add(1) >= 3, "" }) {
+		t.Error("a condition that comes to hold: Await reported false")
+	}
+	r := &errRecorder{TB: t}
+	if Await(r, 10*time.Millisecond, "the impossible", func() (bool, string) { return false, "still nothing" }) {
+		t.Error("a condition that never holds: Await reported true")
+	}
+	if !strings.Contains(r.errored, "the impossible") || !strings.Contains(r.errored, "still nothing") {
+		t.Errorf("error %q, want one naming the condition and the last state", r.errored)
+	}
+}
+
+// errRecorder is a testing.TB that records an error instead of failing.
+type errRecorder struct {
+	testing.TB
+	errored string
+}
+
+func (r *errRecorder) Helper()                   {}
+func (r *errRecorder) Logf(string, ...any)       {}
+func (r *errRecorder) Errorf(f string, a ...any) { r.errored = fmt.Sprintf(f, a...) }
+
 func registry(t *testing.T) *prometheus.Registry {
 	reg := prometheus.NewPedanticRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_requests_total", Help: "h"}, []string{"tenant", "code"})
