@@ -17,6 +17,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -157,24 +158,6 @@ func TestDownsamplesEveryCompleteWindow(t *testing.T) {
 
 func resName(res int64) string { return (time.Duration(res) * time.Millisecond).String() }
 
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
-
 // TestRetentionWaitsForCoarserResolutions starts from a bucket as releases
 // before this one left it: nine days of raw blocks, none downsampled, one
 // of them already marked for deletion by retention. The next run takes the
@@ -208,10 +191,10 @@ func TestRetentionWaitsForCoarserResolutions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	run := newRunner(t, bkt, compactor.DefaultRetention, reg)
 	run(now)
-	if got := metricValue(t, reg, "strata_compactor_blocks_unmarked_total"); got != 1 {
+	if got := testutil.Metric(t, reg, "strata_compactor_blocks_unmarked_total"); got != 1 {
 		t.Errorf("strata_compactor_blocks_unmarked_total = %v, want 1 (the block marked before its data was downsampled)", got)
 	}
-	if got := metricValue(t, reg, "strata_compactor_blocks_retention_held"); got != 0 {
+	if got := testutil.Metric(t, reg, "strata_compactor_blocks_retention_held"); got != 0 {
 		t.Errorf("strata_compactor_blocks_retention_held = %v after downsampling everything, want 0", got)
 	}
 	inv, err = compactor.LoadInventory(ctx, bkt, "team")
@@ -441,7 +424,7 @@ func TestDataWrittenAgainCountsOnce(t *testing.T) {
 	if n := byRes(); n[blockmeta.ResRaw] != 1 || n[blockmeta.Res1h] != 1 {
 		t.Fatalf("blocks by resolution %v, want the day's raw block kept in the grace beside its 1h block", n)
 	}
-	if g := metricValue(t, reg, "strata_compactor_blocks_retention_grace"); g != 1 {
+	if g := testutil.RequireMetric(t, reg, "strata_compactor_blocks_retention_grace"); g != 1 {
 		t.Errorf("strata_compactor_blocks_retention_grace = %v, want 1", g)
 	}
 

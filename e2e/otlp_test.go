@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // otlpTenant is the tenant the OTLP test writes as.
@@ -179,7 +180,7 @@ otlp:
 			t.Errorf("metadata of %s: %+v, want %s", name, e, w)
 		}
 	}
-	if v := strataMetric(t, strata, "strata_remote_write_requests_total", map[string]string{"protocol": "otlp", "code": "200", "tenant": otlpTenant}); v != rounds {
+	if v := testutil.RequireMetric(t, strata.metrics(), "strata_remote_write_requests_total", "protocol", "otlp", "code", "200", "tenant", otlpTenant); v != rounds {
 		t.Errorf("strata_remote_write_requests_total{protocol=otlp,code=200} = %v, want %d", v, rounds)
 	}
 
