@@ -543,7 +543,7 @@ func (t *tenantRun) applyRetention(ctx context.Context) error {
 		if !t.ret.expired(m.Resolution(), m, t.now) {
 			continue
 		}
-		if m.Resolution() == blockmeta.ResRaw && t.now.Sub(newestSource(m)) < t.c.o.RetentionGrace {
+		if t.c.o.RetentionGrace > 0 && m.Resolution() == blockmeta.ResRaw && t.now.Sub(newestSource(m)) < t.c.o.RetentionGrace {
 			inGrace++
 			t.c.logger.Debug("raw block past retention kept for the retention grace", "tenant", t.id, "block", id, "newest_data_written", newestSource(m), "mint", m.MinTime, "maxt", m.MaxTime)
 			continue
