@@ -3,10 +3,10 @@ package otlp
 import (
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/prometheus/otlptranslator"
-	"gopkg.in/yaml.v3"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // Delta temporality handling (Config.DeltaTemporality).
@@ -24,17 +24,17 @@ const (
 // Config configures the OTLP receiver: the settings of Prometheus's otlp:
 // configuration section, with the same defaults.
 type Config struct {
-	Enabled                              bool       `yaml:"enabled"`
-	TranslationStrategy                  string     `yaml:"translation_strategy"`
-	PromoteResourceAttributes            StringList `yaml:"promote_resource_attributes"`
-	PromoteAllResourceAttributes         bool       `yaml:"promote_all_resource_attributes"`
-	IgnoreResourceAttributes             StringList `yaml:"ignore_resource_attributes"`
-	KeepIdentifyingResourceAttributes    bool       `yaml:"keep_identifying_resource_attributes"`
-	ConvertHistogramsToNHCB              bool       `yaml:"convert_histograms_to_nhcb"`
-	PromoteScopeMetadata                 bool       `yaml:"promote_scope_metadata"`
-	LabelNameUnderscoreSanitization      bool       `yaml:"label_name_underscore_sanitization"`
-	LabelNamePreserveMultipleUnderscores bool       `yaml:"label_name_preserve_multiple_underscores"`
-	DeltaTemporality                     string     `yaml:"delta_temporality"`
+	Enabled                              bool               `yaml:"enabled"`
+	TranslationStrategy                  string             `yaml:"translation_strategy"`
+	PromoteResourceAttributes            flagext.StringList `yaml:"promote_resource_attributes"`
+	PromoteAllResourceAttributes         bool               `yaml:"promote_all_resource_attributes"`
+	IgnoreResourceAttributes             flagext.StringList `yaml:"ignore_resource_attributes"`
+	KeepIdentifyingResourceAttributes    bool               `yaml:"keep_identifying_resource_attributes"`
+	ConvertHistogramsToNHCB              bool               `yaml:"convert_histograms_to_nhcb"`
+	PromoteScopeMetadata                 bool               `yaml:"promote_scope_metadata"`
+	LabelNameUnderscoreSanitization      bool               `yaml:"label_name_underscore_sanitization"`
+	LabelNamePreserveMultipleUnderscores bool               `yaml:"label_name_preserve_multiple_underscores"`
+	DeltaTemporality                     string             `yaml:"delta_temporality"`
 }
 
 // RegisterFlags registers the flags of c on fs, with their defaults.
@@ -73,7 +73,7 @@ func (c *Config) Validate() error {
 	if !c.PromoteAllResourceAttributes && len(c.IgnoreResourceAttributes) > 0 {
 		return fmt.Errorf("otlp.ignore-resource-attributes needs otlp.promote-all-resource-attributes")
 	}
-	for _, list := range []StringList{c.PromoteResourceAttributes, c.IgnoreResourceAttributes} {
+	for _, list := range []flagext.StringList{c.PromoteResourceAttributes, c.IgnoreResourceAttributes} {
 		seen := map[string]bool{}
 		for _, a := range list {
 			if seen[a] {
@@ -82,35 +82,5 @@ func (c *Config) Validate() error {
 			seen[a] = true
 		}
 	}
-	return nil
-}
-
-// StringList is a list given as a comma-separated flag or a YAML sequence
-// (or one comma-separated string).
-type StringList []string
-
-func (l *StringList) String() string { return strings.Join(*l, ",") }
-
-// Set implements flag.Value.
-func (l *StringList) Set(s string) error {
-	*l = nil
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
-		}
-	}
-	return nil
-}
-
-// UnmarshalYAML accepts a sequence or a comma-separated string.
-func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		return l.Set(n.Value)
-	}
-	var s []string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	*l = s
 	return nil
 }
