@@ -242,6 +242,9 @@ async function statusPage(browser) {
   await page.locator('[data-testid=blocks-table] tbody tr').first().waitFor({ timeout: 30000 });
   const ulids = (await page.locator('[data-testid=blocks-table] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.ulid))).sort();
   check(JSON.stringify(ulids) === JSON.stringify(expect.blocks), `the status page lists the ${expect.blocks.length} blocks the bucket holds (lists ${ulids.length}: ${ulids.join(', ')})`);
+  // The tenants table comes from its own request (status/tenants), which may
+  // answer after the blocks table's.
+  await page.locator(`[data-testid=tenants-table] tbody tr[data-tenant="${expect.tenant}"]`).waitFor({ timeout: 30000 }).catch(() => {});
   const tenants = await page.locator('[data-testid=tenants-table] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.tenant));
   check(tenants.includes(expect.tenant) && tenants.includes(expect.otherTenant), `the tenants are listed (${tenants.join(', ')})`);
   // Rates need two answers of the tenants endpoint: the page asks every 5s.
