@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -111,7 +112,7 @@ func init() {
 		Params: []Param{
 			{"window", "6", "samples averaged by the level expert"},
 			{"half_life", "70", "half-life of the slow baseline, in samples"},
-			{"memory", "3000", "half-life of the deviation histograms, in samples"},
+			{"memory", "10000", "half-life of the deviation histograms, in samples"},
 			{"surprise", "4", "-log10 of the tail probability at score 1"},
 			{"rest", "1d", "time reported as 0 after an onset, unless more surprising"},
 			{"onset", "2.65", "surprise that marks an incident's onset and starts a rest"},
@@ -120,7 +121,10 @@ func init() {
 			{"season_half_life", "16h", "half-life of a slot's mean and deviation"},
 			{"season_gain", "0.2", "relative error reduction at which the seasonal expert counts fully"},
 			{"recur", "1", "weight of the time of day's recurring level deviation (0: off)"},
+			{"recur_days", "3", "previous days a recurring deviation is looked for in"},
+			{"recur_count", "2", "days of recur_days a deviation must have come on to recur"},
 			{"warmup", "50", "samples learned before scoring starts"},
+			{"lag", "6", "samples a deviation waits before its histogram learns it"},
 			{"history", "3d", "history a new detector learns from"},
 		},
 		build: func(p *params) (Factory, error) {
@@ -172,6 +176,15 @@ func init() {
 			if f.warmup, err = p.int("warmup", 2, 1<<30); err != nil {
 				return nil, err
 			}
+			if f.recurDays, err = p.int("recur_days", 1, peakDays-1); err != nil {
+				return nil, err
+			}
+			if f.recurCount, err = p.int("recur_count", 1, f.recurDays); err != nil {
+				return nil, err
+			}
+			if f.lag, err = p.int("lag", 0, 1024); err != nil {
+				return nil, err
+			}
 			if f.history, err = p.duration("history", 0); err != nil {
 				return nil, err
 			}
@@ -193,6 +206,9 @@ type surpriseFactory struct {
 	seasonGain       float64
 	recur            float64
 	warmup           int
+	lag              int
+	recurDays        int
+	recurCount       int
 	history          time.Duration
 	spec             Spec
 }
@@ -202,6 +218,7 @@ func (f *surpriseFactory) New() Detector {
 		f:     f,
 		win:   make([]float64, f.window-1),
 		slots: make([]slotStat, f.seasonMs/f.slotMs),
+		pend:  make([][2]float32, f.lag),
 	}
 	d.level.init(f.memory)
 	d.seasonal.init(f.memory)
@@ -332,35 +349,33 @@ type slotStat struct {
 	dev  float32 // mean absolute deviation from mean
 	n    uint8   // samples seen, saturating
 	// peak holds the largest level deviation seen in the slot in season
-	// number day (peak[0]) and the two seasons before (peak[1], peak[2]);
-	// a season without samples in the slot has 0.
-	peak [3]float32
+	// number day (peak[0]) and the seasons before (peak[i] for day−i); a
+	// season without samples in the slot has 0.
+	peak [peakDays]float32
 	day  int32
 }
 
-// peaks returns the slot's peaks of seasons day−1 and day−2.
-func (s *slotStat) peaks(day int32) (p1, p2 float32) {
-	switch day - s.day {
-	case 0:
-		return s.peak[1], s.peak[2]
-	case 1:
-		return s.peak[0], s.peak[1]
-	case 2:
-		return 0, s.peak[0]
+// peakDays is the number of seasons whose peaks a slot remembers, the current one included.
+const peakDays = 4
+
+// peak returns the slot's peak of season day−i (i ≥ 1).
+func (s *slotStat) peakOf(day int32, i int) float32 {
+	j := i - int(day-s.day) // index of season day−i in peak
+	if j < 0 || j >= peakDays {
+		return 0
 	}
-	return 0, 0
+	return s.peak[j]
 }
 
 // notePeak records a level deviation x seen in season number day.
 func (s *slotStat) notePeak(day int32, x float64) {
-	switch day - s.day {
-	case 0:
-	case 1:
-		s.peak = [3]float32{0, s.peak[0], s.peak[1]}
-	case 2:
-		s.peak = [3]float32{0, 0, s.peak[0]}
-	default:
-		s.peak = [3]float32{}
+	if k := int(day - s.day); k > 0 {
+		if k >= peakDays {
+			s.peak = [peakDays]float32{}
+		} else {
+			copy(s.peak[k:], s.peak[:peakDays-k])
+			clear(s.peak[:k])
+		}
 	}
 	s.day = day
 	s.peak[0] = max(s.peak[0], float32(x))
@@ -384,6 +399,9 @@ type surpriseDet struct {
 	errSamples int
 
 	level, seasonal tail
+	pend            [][2]float32 // deviations not yet learned (level, seasonal or NaN)
+	pendPos         int
+	pendN           int
 	restUntil       int64   // end of the rest, ms; 0 before the first onset
 	restLevel       float64 // surprise of the last onset
 }
@@ -421,13 +439,18 @@ func (d *surpriseDet) recurring(t int64) float64 {
 	if d.f.recur == 0 {
 		return 0
 	}
-	var a, b float32
+	var days [peakDays]float32
 	for o := int64(-1); o <= 1; o++ {
 		u := t + o*d.f.slotMs // the neighbouring slot, in its own season
-		p1, p2 := d.slots[d.slotIndex(u)].peaks(d.seasonOf(u))
-		a, b = max(a, p1), max(b, p2)
+		s, day := &d.slots[d.slotIndex(u)], d.seasonOf(u)
+		for i := 1; i <= d.f.recurDays; i++ {
+			days[i-1] = max(days[i-1], s.peakOf(day, i))
+		}
 	}
-	return d.f.recur * float64(min(a, b))
+	// The recurCount-th largest.
+	ds := days[:d.f.recurDays]
+	slices.Sort(ds)
+	return d.f.recur * float64(ds[len(ds)-d.f.recurCount])
 }
 
 func (d *surpriseDet) Observe(t int64, v float64) Result {
@@ -505,10 +528,13 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelD
 	// The first half of the warm-up teaches the baselines and the noise
 	// only: deviations measured against them are not yet meaningful.
 	if d.n >= d.f.warmup/2 {
-		d.level.add(levelDev)
 		slot.notePeak(d.seasonOf(t), rawLevel)
+		sd := float32(math.NaN())
 		if seasonOK {
-			d.seasonal.add(seasonDev)
+			sd = float32(seasonDev)
+		}
+		d.pending(float32(levelDev), sd)
+		if seasonOK {
 			a := 1.0 / errHalfLife
 			d.errSeason += a * (math.Abs(v-slot.mean) - d.errSeason)
 			d.errLevel += a * (math.Abs(v-d.slow) - d.errLevel)
@@ -552,4 +578,22 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelD
 	}
 	d.n++
 	d.lastT = t
+}
+
+// pending queues deviations for the histograms, which learn them lag samples later.
+func (d *surpriseDet) pending(lv, sv float32) {
+	if len(d.pend) > 0 {
+		old := d.pend[d.pendPos]
+		d.pend[d.pendPos] = [2]float32{lv, sv}
+		d.pendPos = (d.pendPos + 1) % len(d.pend)
+		if d.pendN < len(d.pend) {
+			d.pendN++
+			return
+		}
+		lv, sv = old[0], old[1]
+	}
+	d.level.add(float64(lv))
+	if !math.IsNaN(float64(sv)) {
+		d.seasonal.add(float64(sv))
+	}
 }
