@@ -31,16 +31,24 @@ import (
 //
 // What happens every day is not an incident: each slot of the day remembers
 // the largest level deviation seen in it (or in the slots either side) on
-// each of the two previous days, and the level expert measures only the
-// excess over the smaller of the two (weighted by `recur`). A nightly
-// backup's spike or a cron job's burst that came at this hour yesterday and
-// the day before scores as noise; one that is much larger than usual still
-// counts, by its excess. Requiring both days keeps a single burst yesterday
-// from hiding one today.
+// each of the `recur_days` previous days, and the level expert measures only
+// the excess over the `recur_count`-th largest of them (weighted by
+// `recur`): by default, what came on at least 2 of the 3 previous days. A
+// nightly backup's spike or a cron job's burst that came at this hour on
+// most recent days scores as noise, also when it skipped a day (a weekend, a
+// run that moved by more than a slot); one that is much larger than usual
+// still counts, by its excess. Requiring two days keeps a single burst
+// yesterday from hiding one today.
 //
 // Each expert's deviation goes into its own histogram (log-spaced bins,
-// exponentially forgotten with half-life `memory` samples) after it has
-// been scored, so a sample never influences its own score. The tail
+// exponentially forgotten with half-life `memory` samples) `lag` samples
+// after it has been scored, so a sample never influences its own score, and
+// an incident in progress is not measured against its own first samples: a
+// level shift takes `window` samples to rise through the level expert's
+// mean, and a histogram that learned each step at once measured every step
+// against the one before (a clear shift then peaked near score 1). The
+// memory is long enough (10^4 samples by default) for the histogram to tell
+// deviations as rare as 1 in 10^surprise from its own counts. The tail
 // probability p of a deviation is the weight of the histogram at or above
 // it; beyond the largest deviation the histogram remembers, p keeps falling
 // as (1+deviation)^−4, so a spike far beyond anything seen outranks one just
@@ -78,7 +86,7 @@ import (
 //
 //	window            samples averaged by the level expert (default 6)
 //	half_life         half-life of the slow baseline (default 70)
-//	memory            half-life of the deviation histograms (default 3000)
+//	memory            half-life of the deviation histograms (default 10000)
 //	surprise          −log10 of the tail probability at score 1 (default 4)
 //	onset             surprise that starts a rest (default 2.65)
 //	rest              duration of a rest (default 1d)
@@ -91,7 +99,12 @@ import (
 //	                  counts fully (default 0.2)
 //	recur             weight of the recurring deviation of the time of day
 //	                  subtracted from the level deviation (default 1, 0: off)
+//	recur_days        previous days a recurring deviation is looked for in
+//	                  (default 3, at most 3)
+//	recur_count       days of those it must have come on (default 2)
 //	warmup            samples learned before the first score (default 50)
+//	lag               samples a deviation waits before its histogram learns
+//	                  it (default 6, the window: 0 learns at once)
 //	history           history a rule's new detector learns from (default 3d)
 //
 // The defaults are one parameter set for every series; bench/nab reports how
@@ -101,10 +114,12 @@ import (
 // the second half of them on (before, the baselines and the noise they
 // measure deviations against are still settling). A histogram of few
 // samples cannot call anything rarer than 1 in that many from what it holds,
-// so early alerts need deviations well beyond everything seen. The rule evaluator feeds `history` from the store first.
-// Cost per series: about 2.5 KiB of state (two histograms of 96 float32
-// bins, 48 seasonal slots of 32 B, the window, a dozen numbers; see
-// BenchmarkDetectors), O(bins) work per sample: about 0.85 µs.
+// // so early alerts need deviations well beyond everything seen. The rule
+// evaluator feeds `history` from the store first.
+// Cost per series: about 3.1 KiB of state (two histograms of 96 float32
+// bins, 48 seasonal slots of 40 B, the window, `lag` pairs of float32, a
+// dozen numbers; see BenchmarkDetectors), O(bins) work per sample: about
+// 1 µs.
 func init() {
 	register(&Kind{
 		Name: "surprise",
@@ -355,10 +370,11 @@ type slotStat struct {
 	day  int32
 }
 
-// peakDays is the number of seasons whose peaks a slot remembers, the current one included.
+// peakDays is the number of seasons whose peaks a slot remembers, the
+// current one included: recur_days is at most peakDays−1.
 const peakDays = 4
 
-// peak returns the slot's peak of season day−i (i ≥ 1).
+// peakOf returns the slot's peak of season day−i (i ≥ 1).
 func (s *slotStat) peakOf(day int32, i int) float32 {
 	j := i - int(day-s.day) // index of season day−i in peak
 	if j < 0 || j >= peakDays {
@@ -399,11 +415,11 @@ type surpriseDet struct {
 	errSamples int
 
 	level, seasonal tail
-	pend            [][2]float32 // deviations not yet learned (level, seasonal or NaN)
-	pendPos         int
-	pendN           int
-	restUntil       int64   // end of the rest, ms; 0 before the first onset
-	restLevel       float64 // surprise of the last onset
+	pend            [][2]float32 // ring of deviations not yet learned: level, seasonal or NaN
+	pendPos         int          // next slot of pend to write
+	pendN           int          // slots of pend in use
+	restUntil       int64        // end of the rest, ms; 0 before the first onset
+	restLevel       float64      // surprise of the last onset
 }
 
 // noiseScale is the unit of deviations: the series' noise, floored so that a
@@ -580,7 +596,8 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelD
 	d.lastT = t
 }
 
-// pending queues deviations for the histograms, which learn them lag samples later.
+// pending queues a sample's level and seasonal deviations (NaN: none) for
+// the histograms, which learn them lag samples later.
 func (d *surpriseDet) pending(lv, sv float32) {
 	if len(d.pend) > 0 {
 		old := d.pend[d.pendPos]
