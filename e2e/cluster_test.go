@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
+)
+
+// A cluster on loopback: processes started with their roles, sharing a
+// filesystem bucket and finding each other through memberlist.
+type testCluster struct {
+	t       *testing.T
+	bucket  string
+	join    string // memberlist addresses of the ingesters, comma-separated
+	mlAddrs map[string]string
+}
+
+// clusterFlags are the flags every process of the test's cluster gets:
+// heartbeats every second so that a killed ingester is unhealthy after 5s.
+func (c *testCluster) flags(name string) []string {
+	host, port, _ := strings.Cut(c.mlAddrs[name], ":")
+	return []string{
+		"-bucket.filesystem.dir", c.bucket,
+		"-compactor.enabled=false",
+		"-memberlist.bind-addr", host,
+		"-memberlist.bind-port", port,
+		"-memberlist.join", c.join,
+		"-ring.heartbeat-period", "1s",
+		"-ring.heartbeat-timeout", "5s",
+		"-ring.forget-after", "1h",
+	}
+}
+
+// start starts process name (its memberlist address reserved by
+// newTestCluster) with target and the HTTP address addr (fresh when empty).
+func (c *testCluster) start(name, target, addr, dir string) *strataProc {
+	c.t.Helper()
+	if addr == "" {
+		addr = proctest.FreeAddr(c.t)
+	}
+	args := append(c.flags(name), "-target", target, "-ring.instance-id", name, "-ring.instance-addr", addr)
+	return startStrata(c.t, addr, dir, args...)
+}
+
+func newTestCluster(t *testing.T, names ...string) *testCluster {
+	c := &testCluster{t: t, bucket: filepath.Join(t.TempDir(), "bucket"), mlAddrs: map[string]string{}}
+	var ingesters []string
+	for _, n := range names {
+		c.mlAddrs[n] = proctest.FreeAddr(t)
+		if strings.HasPrefix(n, "ingester") {
+			ingesters = append(ingesters, c.mlAddrs[n])
+		}
+	}
+	c.join = strings.Join(ingesters, ",")
+	return c
+}
+
+// ringMember is one member of the ring as /ring answers it in JSON.
+type ringMember struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	Address   string `json:"address"`
+	Timestamp string `json:"timestamp"`
+}
+
+// ringMembers reads the ring as the process at base sees it.
+func ringMembers(base string) ([]ringMember, error) {
+	req, err := http.NewRequest(http.MethodGet, base+"/ring", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Shards []ringMember `json:"shards"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	return r.Shards, nil
+}
+
+// waitActive waits until the process at base sees exactly the members ids,
+// every one ACTIVE with a heartbeat at or after since.
+func waitActive(t *testing.T, base string, since time.Time, ids ...string) {
+	t.Helper()
+	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("%s sees %v ACTIVE in the ring", base, ids), func() bool {
+		ms, err := ringMembers(base)
+		if err != nil || len(ms) != len(ids) {
+			return false
+		}
+		active := map[string]bool{}
+		for _, m := range ms {
+			ts, err := time.Parse(time.RFC3339, m.Timestamp)
+			if m.State == "ACTIVE" && err == nil && !ts.Before(since.Truncate(time.Second)) {
+				active[m.ID] = true
+			}
+		}
+		for _, id := range ids {
+			if !active[id] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Shape of the cluster test's writes: clusterWriters senders, each with
+// clusterSeries counters and as many gauges, one sample per series per batch,
+// one batch per simulated second with per-series jitter.
+const (
+	clusterWriters = 3
+	clusterSeries  = 10
+)
+
+// clusterBatch is batch k of writer w: timestamps base + k seconds plus a
+// jitter of up to 0.9s that differs by series (unaligned, as scrapes are),
+// counters that reset every 97 batches, gauges that move both ways.
+func clusterBatch(w, k int, base int64) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{}
+	for s := range clusterSeries {
+		ts := base + int64(k)*1000 + int64((w*7+s*13)%10)*90
+		counter := float64((k%97)*(s+1)) + float64(w)/4
+		gauge := float64((k*31+s*17+w*5)%200) - 100 + 0.5
+		req.Timeseries = append(req.Timeseries,
+			newSeries([]prompb.Sample{{Timestamp: ts, Value: counter}},
+				"__name__", "cluster_counter_total", "writer", strconv.Itoa(w), "series", strconv.Itoa(s)),
+			newSeries([]prompb.Sample{{Timestamp: ts, Value: gauge}},
+				"__name__", "cluster_gauge", "writer", strconv.Itoa(w), "series", strconv.Itoa(s)))
+	}
+	return req
+}
+
+// clusterWriter sends batches to a distributor, resending each until it is
+// answered 204 (as Prometheus resends on 5xx or a lost connection), and
+// sends every batch answered 204 to the reference Prometheus too: the
+// reference holds exactly the acknowledged samples.
+type clusterWriter struct {
+	url, promURL string
+	base         int64
+
+	acked      atomic.Int64 // batches answered 204
+	failed     atomic.Int64 // answers 5xx or no answer, each resent
+	mu         sync.Mutex
+	unexpected []string
+	last       [clusterWriters]int // last batch acknowledged per writer
+}
+
+func (cw *clusterWriter) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for w := range clusterWriters {
+		wg.Go(func() { cw.writer(ctx, w) })
+	}
+	wg.Wait()
+}
+
+// writer sends its batches in order until ctx is done; a batch started is
+// sent until acknowledged, so that the reference never lacks what Strata
+// acknowledged and never has what it did not. The resend loop is bounded
+// by the test's deadline.
+func (cw *clusterWriter) writer(ctx context.Context, w int) {
+	hc := &http.Client{Timeout: 15 * time.Second}
+	for k := 0; ctx.Err() == nil; k++ {
+		req := clusterBatch(w, k, cw.base)
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			code, body, err := sendWriteV1(context.Background(), hc, cw.url, "", req)
+			if err == nil && code == http.StatusNoContent {
+				break
+			}
+			if (err == nil && code < 500) || time.Now().After(deadline) {
+				cw.mu.Lock()
+				cw.unexpected = append(cw.unexpected, fmt.Sprintf("writer %d batch %d: HTTP %d %s %v", w, k, code, body, err))
+				cw.mu.Unlock()
+				return
+			}
+			cw.failed.Add(1)
+			time.Sleep(50 * time.Millisecond)
+		}
+		if code, body, err := sendWriteV1(context.Background(), hc, cw.promURL, "", req); err != nil || code != http.StatusNoContent {
+			cw.mu.Lock()
+			cw.unexpected = append(cw.unexpected, fmt.Sprintf("reference Prometheus, writer %d batch %d: HTTP %d %s %v", w, k, code, body, err))
+			cw.mu.Unlock()
+			return
+		}
+		cw.mu.Lock()
+		cw.last[w] = k
+		cw.mu.Unlock()
+		cw.acked.Add(1)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (cw *clusterWriter) problems() []string {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	return append([]string(nil), cw.unexpected...)
+}
+
+// TestClusterSurvivesIngesterKill runs a cluster of real processes on
+// loopback (three ingesters, one distributor, one querier, a shared
+// bucket) under remote-write load, kills one ingester with SIGKILL, keeps
+// writing and querying while it is gone and after it is unhealthy in the
+// ring, restarts it, and then requires every query answer of the querier
+// to be byte for byte a reference Prometheus 3's, fed exactly the batches
+// the distributor acknowledged.
+func TestClusterSurvivesIngesterKill(t *testing.T) {
+	requireE2E(t)
+	prom := startPrometheus(t, "prometheus3", prometheus3Bin(t), proctest.FreeAddr(t), "global: {}\n", "--web.enable-remote-write-receiver")
+	c := newTestCluster(t, "ingester-1", "ingester-2", "ingester-3", "distributor", "querier")
+	start := time.Now()
+	ing := map[string]*strataProc{}
+	for _, n := range []string{"ingester-1", "ingester-2", "ingester-3"} {
+		ing[n] = c.start(n, "ingester", "", t.TempDir())
+	}
+	dist := c.start("distributor", "distributor", "", t.TempDir())
+	q := c.start("querier", "querier", "", t.TempDir())
+	for _, p := range []*strataProc{dist, q} {
+		waitActive(t, p.url, start, "ingester-1", "ingester-2", "ingester-3")
+	}
+
+	base := (time.Now().Add(-time.Hour).UnixMilli() / 1000) * 1000
+	cw := &clusterWriter{url: dist.url + "/api/v1/write", promURL: prom.url + "/api/v1/write", base: base}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cw.run(ctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	waitAcked := func(what string, n int64) {
+		t.Helper()
+		target := cw.acked.Load() + n
+		testutil.Eventually(t, 60*time.Second, fmt.Sprintf("%s: %d batches acknowledged", what, target), func() bool {
+			if p := cw.problems(); len(p) > 0 {
+				t.Fatalf("%s: unexpected answers: %v", what, p)
+			}
+			return cw.acked.Load() >= target
+		})
+	}
+	waitAcked("before the kill", 100)
+
+	victim := ing["ingester-2"]
+	victim.Kill()
+	t.Logf("killed ingester-2 (%v) after %d batches acknowledged", victim.WaitErr(), cw.acked.Load())
+	failedBefore := cw.failed.Load()
+	waitAcked("ingester-2 killed, still in the ring as healthy", 100)
+	// Once its heartbeat is older than the timeout, the ring counts it
+	// unhealthy and each series' write set is the other two.
+	testutil.Eventually(t, 30*time.Second, "the distributor sees ingester-2 unhealthy", func() bool {
+		ms, err := ringMembers(dist.url)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			ts, err := time.Parse(time.RFC3339, m.Timestamp)
+			if m.ID == "ingester-2" && err == nil && time.Since(ts) > 6*time.Second {
+				return true
+			}
+		}
+		return false
+	})
+	waitAcked("ingester-2 unhealthy", 100)
+	// Queries answer through the loss, every series there.
+	r := newAPIClient(q.url, "").query(t, "count(last_over_time(cluster_gauge[2h]))", time.Now().UnixMilli())
+	if data := string(mustSucceedResult(t, r)); !strings.Contains(data, fmt.Sprintf(`"%d"`, clusterWriters*clusterSeries)) {
+		t.Errorf("count of cluster_gauge series with ingester-2 down: %s, want %d", data, clusterWriters*clusterSeries)
+	}
+	t.Logf("while ingester-2 was down: %d writes answered 5xx or not at all and resent", cw.failed.Load()-failedBefore)
+
+	restarted := time.Now()
+	ing["ingester-2"] = c.start("ingester-2", "ingester", victim.addr, victim.dir)
+	waitActive(t, dist.url, restarted, "ingester-1", "ingester-2", "ingester-3")
+	waitAcked("after the restart", 100)
+	stop()
+	if p := cw.problems(); len(p) > 0 {
+		t.Fatalf("unexpected answers: %v", p)
+	}
+	t.Logf("%d batches acknowledged in all, %d answers 5xx or none (resent)", cw.acked.Load(), cw.failed.Load())
+
+	// The newest sample of any series is before base + (last batch + 1)s.
+	cw.mu.Lock()
+	lastBatch := 0
+	for _, k := range cw.last {
+		lastBatch = max(lastBatch, k)
+	}
+	cw.mu.Unlock()
+	end := base + int64(lastBatch+1)*1000
+	strata, ref := newAPIClient(q.url, ""), newAPIClient(prom.url, "")
+	// An instant vector's order is the order the storage returns series
+	// in, which for Prometheus's head is the order the series were created
+	// (here, as concurrent writers' requests arrived): compared as sets.
+	instant := []string{
+		`cluster_gauge[1h]`,
+		`cluster_counter_total[1h]`,
+		`count(cluster_gauge)`,
+		`sum by (writer) (cluster_counter_total)`,
+		`cluster_gauge`,
+	}
+	for _, expr := range instant {
+		compareAnswers(t, "instant "+expr, strata.query(t, expr, end), ref.query(t, expr, end), p2Unsorted)
+	}
+	rangeQueries := []string{
+		`rate(cluster_counter_total[1m])`,
+		`sum by (series) (cluster_gauge)`,
+		`count_over_time(cluster_gauge[30s])`,
+		`max_over_time(cluster_gauge[1m])`,
+	}
+	for _, expr := range rangeQueries {
+		compareAnswers(t, "range "+expr, strata.queryRange(t, expr, base, end, 7*time.Second), ref.queryRange(t, expr, base, end, 7*time.Second), 0)
+	}
+	params := url.Values{"start": {apiTime(base)}, "end": {apiTime(end)}}
+	for _, path := range []string{"/api/v1/labels", "/api/v1/label/series/values"} {
+		compareAnswers(t, path, strata.get(t, path, params), ref.get(t, path, params), 0)
+	}
+	series := url.Values{"match[]": {"cluster_gauge"}, "start": {apiTime(base)}, "end": {apiTime(end)}}
+	compareAnswers(t, "series", strata.get(t, "/api/v1/series", series), ref.get(t, "/api/v1/series", series), p2Unsorted)
+}
