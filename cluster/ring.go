@@ -150,10 +150,16 @@ func (m *Member) Start(ctx context.Context) error {
 		svcs = append(svcs, m.lifecycler)
 	}
 	for _, s := range svcs {
-		if err := services.StartAndAwaitRunning(ctx, s); err != nil {
+		// A service runs until stopped with the context it was started
+		// with: not ctx, so that the process's shutdown stops them in
+		// order (Stop) rather than all at once.
+		if err := s.StartAsync(context.Background()); err != nil {
 			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
 		}
 		m.started = append(m.started, s)
+		if err := s.AwaitRunning(ctx); err != nil {
+			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
+		}
 	}
 	return nil
 }

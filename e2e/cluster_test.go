@@ -156,6 +156,7 @@ func clusterBatch(w, k int, base int64) *prompb.WriteRequest {
 type clusterWriter struct {
 	url, promURL string
 	base         int64
+	from         int // first batch of each writer
 
 	acked      atomic.Int64 // batches answered 204
 	failed     atomic.Int64 // answers 5xx or no answer, each resent
@@ -178,7 +179,7 @@ func (cw *clusterWriter) run(ctx context.Context) {
 // by the test's deadline.
 func (cw *clusterWriter) writer(ctx context.Context, w int) {
 	hc := &http.Client{Timeout: 15 * time.Second}
-	for k := 0; ctx.Err() == nil; k++ {
+	for k := cw.from; ctx.Err() == nil; k++ {
 		req := clusterBatch(w, k, cw.base)
 		for deadline := time.Now().Add(2 * time.Minute); ; {
 			code, body, err := sendWriteV1(context.Background(), hc, cw.url, "", req)
@@ -237,18 +238,25 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	}
 
 	base := (time.Now().Add(-time.Hour).UnixMilli() / 1000) * 1000
-	cw := &clusterWriter{url: dist.url + "/api/v1/write", promURL: prom.url + "/api/v1/write", base: base}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cw.run(ctx)
-	}()
-	stop := func() {
-		cancel()
-		<-done
+	var (
+		cw   *clusterWriter
+		stop func()
+	)
+	write := func(from int) {
+		cw = &clusterWriter{url: dist.url + "/api/v1/write", promURL: prom.url + "/api/v1/write", base: base, from: from}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cw.run(ctx)
+		}()
+		stop = func() {
+			cancel()
+			<-done
+		}
+		t.Cleanup(stop)
 	}
-	t.Cleanup(stop)
+	write(0)
 	waitAcked := func(what string, n int64) {
 		t.Helper()
 		target := cw.acked.Load() + n
@@ -299,6 +307,41 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	}
 	t.Logf("%d batches acknowledged in all, %d answers 5xx or none (resent)", cw.acked.Load(), cw.failed.Load())
 
+	lastBatch := compareCluster(t, "after the kill and restart", q.url, prom.url, base, cw)
+
+	// A graceful stop: ingester-3 goes LEAVING, ships its heads to the
+	// bucket, leaves the ring and exits 0; writes go on to the other two.
+	blocksBefore := bucketBlocks(t, c.bucket)
+	if err := ing["ingester-3"].Stop(2 * time.Minute); err != nil {
+		t.Fatalf("ingester-3 on SIGTERM: %v, want exit status 0", err)
+	}
+	if after := bucketBlocks(t, c.bucket); after <= blocksBefore {
+		t.Errorf("ingester-3 left the ring with %d blocks in the bucket, %d before: its heads were not flushed", after, blocksBefore)
+	}
+	waitActive(t, dist.url, time.Now(), "ingester-1", "ingester-2")
+	write(lastBatch + 1)
+	waitAcked("after ingester-3 left", 100)
+	stop()
+	if p := cw.problems(); len(p) > 0 {
+		t.Fatalf("unexpected answers: %v", p)
+	}
+	compareCluster(t, "after ingester-3 left", q.url, prom.url, base, cw)
+}
+
+// bucketBlocks counts the blocks in a filesystem bucket (their meta.json).
+func bucketBlocks(t *testing.T, dir string) int {
+	t.Helper()
+	metas, err := filepath.Glob(filepath.Join(dir, "*", "*", "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(metas)
+}
+
+// compareCluster requires the querier's answers to be the reference's, over
+// everything written since base, and returns the last batch written.
+func compareCluster(t *testing.T, when, querierURL, promURL string, base int64, cw *clusterWriter) int {
+	t.Helper()
 	// The newest sample of any series is before base + (last batch + 1)s.
 	cw.mu.Lock()
 	lastBatch := 0
@@ -307,7 +350,7 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	}
 	cw.mu.Unlock()
 	end := base + int64(lastBatch+1)*1000
-	strata, ref := newAPIClient(q.url, ""), newAPIClient(prom.url, "")
+	strata, ref := newAPIClient(querierURL, ""), newAPIClient(promURL, "")
 	// An instant vector's order is the order the storage returns series
 	// in, which for Prometheus's head is the order the series were created
 	// (here, as concurrent writers' requests arrived): compared as sets.
@@ -319,7 +362,7 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 		`cluster_gauge`,
 	}
 	for _, expr := range instant {
-		compareAnswers(t, "instant "+expr, strata.query(t, expr, end), ref.query(t, expr, end), p2Unsorted)
+		compareAnswers(t, when+": instant "+expr, strata.query(t, expr, end), ref.query(t, expr, end), p2Unsorted)
 	}
 	rangeQueries := []string{
 		`rate(cluster_counter_total[1m])`,
@@ -328,12 +371,13 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 		`max_over_time(cluster_gauge[1m])`,
 	}
 	for _, expr := range rangeQueries {
-		compareAnswers(t, "range "+expr, strata.queryRange(t, expr, base, end, 7*time.Second), ref.queryRange(t, expr, base, end, 7*time.Second), 0)
+		compareAnswers(t, when+": range "+expr, strata.queryRange(t, expr, base, end, 7*time.Second), ref.queryRange(t, expr, base, end, 7*time.Second), 0)
 	}
 	params := url.Values{"start": {apiTime(base)}, "end": {apiTime(end)}}
 	for _, path := range []string{"/api/v1/labels", "/api/v1/label/series/values"} {
-		compareAnswers(t, path, strata.get(t, path, params), ref.get(t, path, params), 0)
+		compareAnswers(t, when+": "+path, strata.get(t, path, params), ref.get(t, path, params), 0)
 	}
 	series := url.Values{"match[]": {"cluster_gauge"}, "start": {apiTime(base)}, "end": {apiTime(end)}}
-	compareAnswers(t, "series", strata.get(t, "/api/v1/series", series), ref.get(t, "/api/v1/series", series), p2Unsorted)
+	compareAnswers(t, when+": series", strata.get(t, "/api/v1/series", series), ref.get(t, "/api/v1/series", series), p2Unsorted)
+	return lastBatch
 }
