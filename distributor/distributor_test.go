@@ -1,0 +1,200 @@
+package distributor_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/strata-tsdb/strata/distributor"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/remotewrite"
+	"github.com/strata-tsdb/strata/tenant"
+)
+
+// fakeIngester answers pushes with a fixed status and records the samples
+// of the pushes it answered 2xx, by series.
+type fakeIngester struct {
+	srv    *httptest.Server
+	status int
+	msg    string
+
+	mu      sync.Mutex
+	tenants []string
+	samples map[string][]writev2.Sample
+}
+
+func newFakeIngester(t *testing.T, status int, msg string) *fakeIngester {
+	f := &fakeIngester{status: status, msg: msg, samples: map[string][]writev2.Sample{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != distributor.PushPath {
+			t.Errorf("push to %s, want %s", r.URL.Path, distributor.PushPath)
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "io.prometheus.write.v2.Request") {
+			t.Errorf("push with Content-Type %q, want remote write 2.0", ct)
+		}
+		compressed, _ := io.ReadAll(r.Body)
+		raw, err := snappy.Decode(nil, compressed)
+		if err != nil {
+			t.Errorf("push body: %v", err)
+		}
+		var req writev2.Request
+		if err := req.Unmarshal(raw); err != nil {
+			t.Errorf("push body: %v", err)
+		}
+		if f.status/100 != 2 {
+			http.Error(w, f.msg, f.status)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.tenants = append(f.tenants, r.Header.Get(tenant.HeaderName))
+		b := labels.NewScratchBuilder(8)
+		for _, ts := range req.Timeseries {
+			ls, err := ts.ToLabels(&b, req.Symbols)
+			if err != nil {
+				t.Errorf("push series: %v", err)
+			}
+			f.samples[ls.String()] = append(f.samples[ls.String()], ts.Samples...)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeIngester) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+// fakeRing puts every key on all its instances, with a quorum of a majority,
+// as dskit's ring does when the replication factor is the number of
+// ingesters.
+type fakeRing struct{ instances []ring.InstanceDesc }
+
+func (r fakeRing) Get(uint32, ring.Operation, []ring.InstanceDesc, []string, []string) (ring.ReplicationSet, error) {
+	return ring.ReplicationSet{Instances: r.instances, MaxErrors: len(r.instances) - (len(r.instances)/2 + 1)}, nil
+}
+func (r fakeRing) ReplicationFactor() int { return len(r.instances) }
+func (r fakeRing) InstancesCount() int    { return len(r.instances) }
+
+// writeBody is a remote write 1.0 body of two series with two samples each.
+func writeBody(t *testing.T) []byte {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}}, Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}, {Timestamp: 2000, Value: 2}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "b"}}, Samples: []prompb.Sample{{Timestamp: 1500, Value: 0.5}, {Timestamp: 2500, Value: -3}}},
+	}}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+// TestQuorum sends remote write requests through the receiver and pipeline
+// of a distributor to three ingesters answering as each case says, and
+// checks the sender's answer and what the ingesters that accepted got.
+func TestQuorum(t *testing.T) {
+	down := func(t *testing.T) *fakeIngester {
+		f := newFakeIngester(t, http.StatusNoContent, "")
+		f.srv.Close() // connection refused
+		return f
+	}
+	ok := func(t *testing.T) *fakeIngester { return newFakeIngester(t, http.StatusNoContent, "") }
+	status := func(code int, msg string) func(t *testing.T) *fakeIngester {
+		return func(t *testing.T) *fakeIngester { return newFakeIngester(t, code, msg) }
+	}
+	for _, tc := range []struct {
+		name      string
+		ingesters []func(*testing.T) *fakeIngester
+		want      int
+		wantBody  string
+	}{
+		{"all write", []func(*testing.T) *fakeIngester{ok, ok, ok}, http.StatusNoContent, ""},
+		{"one fails", []func(*testing.T) *fakeIngester{ok, status(500, "disk"), ok}, http.StatusNoContent, ""},
+		{"one down", []func(*testing.T) *fakeIngester{down, ok, ok}, http.StatusNoContent, ""},
+		{"two fail: no quorum", []func(*testing.T) *fakeIngester{status(503, "full"), ok, down}, http.StatusServiceUnavailable, "no quorum"},
+		{"all down", []func(*testing.T) *fakeIngester{down, down, down}, http.StatusServiceUnavailable, "no quorum"},
+		{"rejected by all: 400, the valid rest stored", []func(*testing.T) *fakeIngester{status(400, "out of order sample for series up"), status(400, "out of order sample for series up"), status(400, "out of order sample for series up")}, http.StatusBadRequest, "out of order sample"},
+		{"refused as a whole by a quorum", []func(*testing.T) *fakeIngester{status(413, "too big"), status(413, "too big"), ok}, http.StatusRequestEntityTooLarge, "too big"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ings []*fakeIngester
+			var descs []ring.InstanceDesc
+			for i, mk := range tc.ingesters {
+				f := mk(t)
+				ings = append(ings, f)
+				descs = append(descs, ring.InstanceDesc{Id: fmt.Sprint("ingester-", i), Addr: f.addr(), State: ring.ACTIVE})
+			}
+			d := distributor.New(distributor.Options{Ring: fakeRing{descs}, PushTimeout: 5 * time.Second})
+			h := remotewrite.NewHandler(d, remotewrite.Options{Tenants: tenant.Resolver{Default: "anonymous"}, Pipeline: ingest.New(d, ingest.Options{})})
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(writeBody(t)))
+			r.Header.Set("Content-Type", "application/x-protobuf")
+			r.Header.Set("Content-Encoding", "snappy")
+			r.Header.Set(tenant.HeaderName, "team-a")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want || !strings.Contains(w.Body.String(), tc.wantBody) {
+				t.Fatalf("answer HTTP %d %q, want %d containing %q", w.Code, w.Body.String(), tc.want, tc.wantBody)
+			}
+			if w.Code != http.StatusNoContent {
+				return
+			}
+			// Every ingester that answered 2xx got both series, whole,
+			// under the sender's tenant; at least two did (the third may
+			// still be writing when the answer is sent).
+			want := map[string][]writev2.Sample{
+				`{__name__="up", job="a"}`: {{Timestamp: 1000, Value: 1}, {Timestamp: 2000, Value: 2}},
+				`{__name__="up", job="b"}`: {{Timestamp: 1500, Value: 0.5}, {Timestamp: 2500, Value: -3}},
+			}
+			wrote := 0
+			for _, f := range ings {
+				f.mu.Lock()
+				if len(f.samples) > 0 {
+					wrote++
+					if fmt.Sprint(f.samples) != fmt.Sprint(want) || !slices.Equal(f.tenants, []string{"team-a"}) {
+						t.Errorf("ingester got %v for tenants %v, want %v for [team-a]", f.samples, f.tenants, want)
+					}
+				}
+				f.mu.Unlock()
+			}
+			if wrote < 2 {
+				t.Errorf("%d ingesters had the samples when the sender was answered, want at least 2", wrote)
+			}
+		})
+	}
+}
+
+// TestTokenSpreadsTenantsAndSeries checks that a series' token depends on
+// its tenant and on every label, so that the same series of two tenants,
+// and two series of one, go to independent places on the ring.
+func TestTokenSpreadsTenantsAndSeries(t *testing.T) {
+	a := labels.FromStrings("__name__", "up", "job", "a")
+	for _, tc := range []struct {
+		name   string
+		t1, t2 string
+		l1, l2 labels.Labels
+		same   bool
+	}{
+		{"same series, same tenant", "x", "x", a, a, true},
+		{"same series, other tenant", "x", "y", a, a, false},
+		{"other value", "x", "x", a, labels.FromStrings("__name__", "up", "job", "b"), false},
+		{"name and value boundaries", "x", "x", labels.FromStrings("ab", "c"), labels.FromStrings("a", "bc"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := distributor.Token(tc.t1, tc.l1) == distributor.Token(tc.t2, tc.l2); got != tc.same {
+				t.Errorf("tokens equal: %v, want %v", got, tc.same)
+			}
+		})
+	}
+}
