@@ -120,10 +120,17 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("open bucket: %w", err)
 	}
 	s.onClose("bucket", bkt.Close)
-	if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
+	listen := func() (err error) {
+		if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
+		}
+		return nil
 	}
 	if targets.Clustered() {
+		// A member's ring address is its HTTP address: known once bound.
+		if err := listen(); err != nil {
+			return nil, err
+		}
 		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
 			Targets:      targets,
 			HTTPAddr:     s.listener.Addr().String(),
@@ -175,6 +182,13 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	if targets.Has(cluster.TargetDistributor) {
 		s.newWrite(cfg, logger)
+	}
+	if s.listener == nil {
+		// A single process listens once its store is open, as before
+		// clusters: connections are refused, not queued, during WAL replay.
+		if err := listen(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HTTP.MaxConnections > 0 {
 		// As Prometheus: connections beyond the limit wait to be accepted.
@@ -358,8 +372,9 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/", web.Handler())
 	}
 	if s.member != nil {
-		mux.Handle("/ring", s.member.RingHandler())
-		mux.Handle("/memberlist", s.member.MemberlistHandler())
+		// Behind the API's authentication: the ring page can forget members.
+		mux.Handle("/ring", s.authenticated(s.member.RingHandler()))
+		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
