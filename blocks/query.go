@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -32,24 +33,29 @@ func (s *Store) Queryable() storage.SampleAndChunkQueryable { return queryable{s
 func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return queryable{s: s} }
 
 // LocalQueryable is Queryable without the bucket's blocks nor
-// Options.Recent: the tenant's head and local blocks (those the bucket
-// holds in other blocks left out, as Queryable does). It is what an
-// ingester answers queriers with: they read the bucket themselves.
-func (s *Store) LocalQueryable() storage.SampleAndChunkQueryable {
-	return queryable{s: s, localOnly: true}
+// Options.Recent: the tenant's head and the local blocks not yet shipped,
+// or shipped less than shippedFor ago. It is what an ingester answers
+// queriers with: they read the bucket themselves, and see a shipped block
+// there within their bucket sync interval, which shippedFor must exceed.
+// Leaving older shipped blocks out keeps an ingester's raw data from being
+// read beside the bucket's downsampled blocks of the same time (made hours
+// later), whose aggregates it would be added to.
+func (s *Store) LocalQueryable(shippedFor time.Duration) storage.SampleAndChunkQueryable {
+	return queryable{s: s, localOnly: true, shippedFor: shippedFor}
 }
 
 type queryable struct {
-	s         *Store
-	localOnly bool
+	s          *Store
+	localOnly  bool
+	shippedFor time.Duration
 }
 
 func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly}, nil
+	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly, shippedFor: q.shippedFor}, nil
 }
 
 func (q queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &tenantChunkQuerier{tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly}}, nil
+	return &tenantChunkQuerier{tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly, shippedFor: q.shippedFor}}, nil
 }
 
 func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
@@ -93,8 +99,10 @@ func (emptyExemplarQuerier) Select(int64, int64, ...[]*labels.Matcher) ([]exempl
 type tenantQuerier struct {
 	s          *Store
 	mint, maxt int64
-	// localOnly leaves out the bucket and Options.Recent.
-	localOnly bool
+	// localOnly leaves out the bucket and Options.Recent, and the local
+	// blocks shipped more than shippedFor ago (LocalQueryable).
+	localOnly  bool
+	shippedFor time.Duration
 
 	mu       sync.Mutex
 	closers  []func() error
@@ -260,6 +268,12 @@ func (q *tenantQuerier) openLocal(id string, t *tenantDB, f func() error) (map[u
 	var held func(ulid.ULID) bool
 	if q.s.bucket != nil {
 		held = q.s.bucket.HeldElsewhere(id)
+	}
+	if q.localOnly && t.shipper != nil {
+		elsewhere, cutoff := held, time.Now().Add(-q.shippedFor)
+		held = func(u ulid.ULID) bool {
+			return (elsewhere != nil && elsewhere(u)) || t.shipper.shippedBefore(u, cutoff)
+		}
 	}
 	return t.local.open(held, f)
 }

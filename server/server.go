@@ -134,7 +134,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
 			Targets:      targets,
 			HTTPAddr:     s.listener.Addr().String(),
-			Flush:        func(ctx context.Context) error { return s.store.Flush(ctx) },
+			Flush:        func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
 			FlushTimeout: time.Duration(cfg.HTTP.ShutdownTimeout),
 			Logger:       logger.With("component", "ring"),
 			Registerer:   s.reg,
@@ -459,7 +459,11 @@ func (s *Server) ingesterRoutes(mux *http.ServeMux, m *httpMetrics) {
 		Registerer:   reg,
 	})
 	mux.Handle(distributor.PushPath, m.instrument("ingester_push", push))
-	read := remote.NewReadHandler(logger, reg, s.store.LocalQueryable(), func() promconfig.Config { return promconfig.Config{} },
+	// Shipped blocks are served until queriers surely see them in the
+	// bucket: a few of their bucket sync intervals (the same setting:
+	// one configuration serves every role).
+	shippedFor := max(15*time.Minute, 3*time.Duration(s.cfg.Storage.BucketSyncInterval))
+	read := remote.NewReadHandler(logger, reg, s.store.LocalQueryable(shippedFor), func() promconfig.Config { return promconfig.Config{} },
 		0, s.cfg.Query.API.RemoteReadConcurrency, 1<<20)
 	mux.Handle(querier.ReadPath, m.instrument("ingester_read", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := internal.FromRequest(r)
