@@ -32,6 +32,11 @@ type testCluster struct {
 // clusterFlags are the flags every process of the test's cluster gets:
 // heartbeats every second so that a killed ingester is unhealthy after 5s.
 func (c *testCluster) flags(name string) []string {
+	if c.mlAddrs[name] == "" {
+		// Reserved only now: a port reserved long before may have been
+		// given to some connection meanwhile.
+		c.mlAddrs[name] = proctest.FreeAddr(c.t)
+	}
 	host, port, _ := strings.Cut(c.mlAddrs[name], ":")
 	return []string{
 		"-bucket.filesystem.dir", c.bucket,
@@ -56,6 +61,8 @@ func (c *testCluster) start(name, target, addr, dir string) *strataProc {
 	return startStrata(c.t, addr, dir, args...)
 }
 
+// newTestCluster reserves the memberlist addresses of the ingesters named,
+// which every process joins.
 func newTestCluster(t *testing.T, names ...string) *testCluster {
 	c := &testCluster{t: t, bucket: filepath.Join(t.TempDir(), "bucket"), mlAddrs: map[string]string{}}
 	var ingesters []string
@@ -219,13 +226,14 @@ func (cw *clusterWriter) problems() []string {
 // loopback (three ingesters, one distributor, one querier, a shared
 // bucket) under remote-write load, kills one ingester with SIGKILL, keeps
 // writing and querying while it is gone and after it is unhealthy in the
-// ring, restarts it, and then requires every query answer of the querier
-// to be byte for byte a reference Prometheus 3's, fed exactly the batches
-// the distributor acknowledged.
+// ring, restarts it, adds a fourth, and then requires every query answer
+// of the querier to be byte for byte a reference Prometheus 3's, fed
+// exactly the batches the distributor acknowledged; then again after
+// another ingester left with SIGTERM.
 func TestClusterSurvivesIngesterKill(t *testing.T) {
 	requireE2E(t)
 	prom := startPrometheus(t, "prometheus3", prometheus3Bin(t), proctest.FreeAddr(t), "global: {}\n", "--web.enable-remote-write-receiver")
-	c := newTestCluster(t, "ingester-1", "ingester-2", "ingester-3", "distributor", "querier")
+	c := newTestCluster(t, "ingester-1", "ingester-2", "ingester-3")
 	start := time.Now()
 	ing := map[string]*strataProc{}
 	for _, n := range []string{"ingester-1", "ingester-2", "ingester-3"} {
@@ -301,6 +309,13 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	ing["ingester-2"] = c.start("ingester-2", "ingester", victim.addr, victim.dir)
 	waitActive(t, dist.url, restarted, "ingester-1", "ingester-2", "ingester-3")
 	waitAcked("after the restart", 100)
+
+	// A fourth ingester joins while writes go on: it takes a share of the
+	// series from now on; what was written before stays on the others.
+	joined := time.Now()
+	ing["ingester-4"] = c.start("ingester-4", "ingester", "", t.TempDir())
+	waitActive(t, dist.url, joined, "ingester-1", "ingester-2", "ingester-3", "ingester-4")
+	waitAcked("after ingester-4 joined", 100)
 	stop()
 	if p := cw.problems(); len(p) > 0 {
 		t.Fatalf("unexpected answers: %v", p)
@@ -318,7 +333,7 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	if after := bucketBlocks(t, c.bucket); after <= blocksBefore {
 		t.Errorf("ingester-3 left the ring with %d blocks in the bucket, %d before: its heads were not flushed", after, blocksBefore)
 	}
-	waitActive(t, dist.url, time.Now(), "ingester-1", "ingester-2")
+	waitActive(t, dist.url, time.Now(), "ingester-1", "ingester-2", "ingester-4")
 	write(lastBatch + 1)
 	waitAcked("after ingester-3 left", 100)
 	stop()

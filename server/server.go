@@ -520,9 +520,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.member != nil {
 		// Joined once serving: an ingester is written to as soon as it is
 		// ACTIVE in the ring.
-		if err = s.member.Start(ctx); err != nil {
-			err = fmt.Errorf("join the cluster: %w", err)
-		}
+		err = s.member.Start(ctx)
 	}
 	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path, "target", s.cfg.Cluster.Target.String())
 
