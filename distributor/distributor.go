@@ -38,7 +38,6 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/metadata"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 
@@ -62,6 +61,7 @@ type Ring interface {
 	Get(key uint32, op ring.Operation, bufInstances []ring.InstanceDesc, bufStrings1, bufStrings2 []string) (ring.ReplicationSet, error)
 	ReplicationFactor() int
 	InstancesCount() int
+	GetAllHealthy(op ring.Operation) (ring.ReplicationSet, error)
 }
 
 // Options configure a Distributor.
@@ -86,6 +86,9 @@ type Distributor struct {
 
 	pushes       *prometheus.CounterVec
 	pushDuration prometheus.Histogram
+
+	metaMu sync.Mutex
+	meta   map[metaKey]metaEntry // metadata.go
 }
 
 // New returns a distributor writing through opts.Ring.
@@ -112,6 +115,7 @@ func New(opts Options) *Distributor {
 	return &Distributor{
 		opts:   opts,
 		logger: opts.Logger,
+		meta:   map[metaKey]metaEntry{},
 		pushes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_ingester_pushes_total",
 			Help: "Pushes of a distributor to ingesters, by outcome: ok (in the WAL), rejected (400: some samples rejected, the rest in the WAL) or failed (not written).",
@@ -130,10 +134,6 @@ func New(opts Options) *Distributor {
 func (d *Distributor) Appender(ctx context.Context, id string) (storage.AppenderV2, error) {
 	return &appender{d: d, ctx: ctx, tenant: id}, nil
 }
-
-// SetMetadata is not forwarded yet: ingesters of a cluster keep no metric
-// metadata (the metadata API answers empty in cluster mode).
-func (d *Distributor) SetMetadata(string, string, metadata.Metadata) error { return nil }
 
 // series is one series of a commit, with what was appended to it.
 type series struct {

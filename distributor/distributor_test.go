@@ -2,6 +2,7 @@ package distributor_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/strata-tsdb/strata/distributor"
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -31,24 +33,36 @@ type fakeIngester struct {
 	status int
 	msg    string
 
-	mu      sync.Mutex
-	tenants []string
-	samples map[string][]writev2.Sample
+	mu       sync.Mutex
+	tenants  []string
+	samples  map[string][]writev2.Sample
+	metadata map[string]prompb.MetricMetadata // remote write 1.0 metadata, by family
 }
 
 func newFakeIngester(t *testing.T, status int, msg string) *fakeIngester {
-	f := &fakeIngester{status: status, msg: msg, samples: map[string][]writev2.Sample{}}
+	f := &fakeIngester{status: status, msg: msg, samples: map[string][]writev2.Sample{}, metadata: map[string]prompb.MetricMetadata{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != distributor.PushPath {
 			t.Errorf("push to %s, want %s", r.URL.Path, distributor.PushPath)
-		}
-		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "io.prometheus.write.v2.Request") {
-			t.Errorf("push with Content-Type %q, want remote write 2.0", ct)
 		}
 		compressed, _ := io.ReadAll(r.Body)
 		raw, err := snappy.Decode(nil, compressed)
 		if err != nil {
 			t.Errorf("push body: %v", err)
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "io.prometheus.write.v2.Request") {
+			// Metric metadata: remote write 1.0, metadata only.
+			var req prompb.WriteRequest
+			if err := req.Unmarshal(raw); err != nil || len(req.Timeseries) > 0 {
+				t.Errorf("push of Content-Type %q: %v, %d series; want remote write 1.0 metadata only", ct, err, len(req.Timeseries))
+			}
+			f.mu.Lock()
+			for _, m := range req.Metadata {
+				f.metadata[r.Header.Get(tenant.HeaderName)+"/"+m.MetricFamilyName] = m
+			}
+			f.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 		var req writev2.Request
 		if err := req.Unmarshal(raw); err != nil {
@@ -84,6 +98,9 @@ type fakeRing struct{ instances []ring.InstanceDesc }
 
 func (r fakeRing) Get(uint32, ring.Operation, []ring.InstanceDesc, []string, []string) (ring.ReplicationSet, error) {
 	return ring.ReplicationSet{Instances: r.instances, MaxErrors: len(r.instances) - (len(r.instances)/2 + 1)}, nil
+}
+func (r fakeRing) GetAllHealthy(ring.Operation) (ring.ReplicationSet, error) {
+	return ring.ReplicationSet{Instances: r.instances}, nil
 }
 func (r fakeRing) ReplicationFactor() int { return len(r.instances) }
 func (r fakeRing) InstancesCount() int    { return len(r.instances) }
@@ -197,4 +214,58 @@ func TestTokenSpreadsTenantsAndSeries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMetadataForwarded sends a remote write 1.0 request with metadata to
+// a distributor and waits for every ingester to receive the metadata from
+// the distributor's loop.
+func TestMetadataForwarded(t *testing.T) {
+	var ings []*fakeIngester
+	var descs []ring.InstanceDesc
+	for i := range 3 {
+		f := newFakeIngester(t, http.StatusNoContent, "")
+		ings = append(ings, f)
+		descs = append(descs, ring.InstanceDesc{Id: fmt.Sprint("ingester-", i), Addr: f.addr(), State: ring.ACTIVE})
+	}
+	d := distributor.New(distributor.Options{Ring: fakeRing{descs}, PushTimeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	h := remotewrite.NewHandler(d, remotewrite.Options{Tenants: tenant.Resolver{Default: "anonymous"}, Pipeline: ingest.New(d, ingest.Options{})})
+	req := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "http_requests", Help: "Requests served.", Unit: "requests"}}}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	r.Header.Set("Content-Type", "application/x-protobuf")
+	r.Header.Set("Content-Encoding", "snappy")
+	r.Header.Set(tenant.HeaderName, "team-a")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("answer HTTP %d %s, want 204", w.Code, w.Body)
+	}
+	want := req.Metadata[0]
+	testutil.Eventually(t, 10*time.Second, "every ingester has the metadata", func() bool {
+		for _, f := range ings {
+			f.mu.Lock()
+			got, ok := f.metadata["team-a/http_requests"]
+			f.mu.Unlock()
+			if !ok {
+				return false
+			}
+			if got.String() != want.String() {
+				t.Fatalf("ingester got %v, want %v", got, want)
+			}
+		}
+		return true
+	})
 }

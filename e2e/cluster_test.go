@@ -277,6 +277,19 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	}
 	waitAcked("before the kill", 100)
 
+	// Metric metadata sent to the distributor is answered by the querier.
+	meta := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{
+		Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "cluster_gauge", Help: "A gauge of the cluster test.", Unit: "widgets",
+	}}}
+	if code, body, err := sendWriteV1(context.Background(), http.DefaultClient, dist.url+"/api/v1/write", "", meta); err != nil || code != http.StatusNoContent {
+		t.Fatalf("write metadata: HTTP %d %q %v; want 204", code, body, err)
+	}
+	wantMeta := `{"status":"success","data":{"cluster_gauge":[{"type":"gauge","unit":"widgets","help":"A gauge of the cluster test."}]}}`
+	testutil.Eventually(t, 30*time.Second, "the querier answers the metadata", func() bool {
+		r := newAPIClient(q.url, "").get(t, "/api/v1/metadata", url.Values{"metric": {"cluster_gauge"}})
+		return r.code == http.StatusOK && string(r.body) == wantMeta
+	})
+
 	victim := ing["ingester-2"]
 	victim.Kill()
 	t.Logf("killed ingester-2 (%v) after %d batches acknowledged", victim.WaitErr(), cw.acked.Load())

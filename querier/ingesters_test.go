@@ -2,16 +2,21 @@ package querier_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -156,4 +161,68 @@ func equalSamples(a, b []sample) bool {
 		}
 	}
 	return true
+}
+
+// TestMetadataUnion asks three ingesters for metric metadata: the answer
+// is the union of theirs, each entry once; one may fail, two may not.
+func TestMetadataUnion(t *testing.T) {
+	gauge := metadata.Metadata{Type: model.MetricTypeGauge, Help: "Temperature.", Unit: "celsius"}
+	counter := metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."}
+	held := []map[string][]metadata.Metadata{
+		{"temp": {gauge}},
+		{"temp": {gauge}, "requests": {counter}},
+		{"requests": {counter}},
+	}
+	for _, tc := range []struct {
+		name    string
+		fail    []bool
+		want    string
+		wantErr bool
+	}{
+		{"all answer", []bool{false, false, false}, "requests:[counter] temp:[gauge]", false},
+		{"one fails", []bool{false, false, true}, "requests:[counter] temp:[gauge]", false},
+		{"two fail", []bool{true, false, true}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var set ring.ReplicationSet
+			for i, fams := range held {
+				h := querier.MetadataHandler(func(id, metric string) (map[string][]metadata.Metadata, error) {
+					if tc.fail[i] {
+						return nil, errors.New("failing")
+					}
+					if id != "team-a" || metric != "" {
+						return nil, fmt.Errorf("asked for tenant %q family %q", id, metric)
+					}
+					return fams, nil
+				})
+				srv := httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+				set.Instances = append(set.Instances, ring.InstanceDesc{Addr: strings.TrimPrefix(srv.URL, "http://")})
+			}
+			set.MaxErrors = 1
+			r := querier.NewReader(querier.Options{Ring: fakeRing{set}})
+			got, err := r.MetricMetadata(context.Background(), "team-a", "")
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error with two of three ingesters failing, got %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for fam, entries := range got {
+				var types []string
+				for _, e := range entries {
+					types = append(types, string(e.Type))
+				}
+				parts = append(parts, fam+":"+fmt.Sprint(types))
+			}
+			slices.Sort(parts)
+			if s := strings.Join(parts, " "); s != tc.want {
+				t.Errorf("metadata %s, want %s", s, tc.want)
+			}
+		})
+	}
 }

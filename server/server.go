@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +69,11 @@ type Server struct {
 	auth         *tenant.Authenticator // nil: the tenant header is trusted
 	// targets are the process's roles (-target); empty for all.
 	targets cluster.Targets
+	// distributor forwards writes to the ingesters; nil unless a cluster's
+	// distributor.
+	distributor *distributor.Distributor
+	// ingesters reads the ingesters; nil unless a cluster's querier.
+	ingesters *querier.Reader
 	// member is the process's membership of the cluster; nil for all.
 	member   *cluster.Member
 	http     *http.Server
@@ -149,12 +155,13 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		so.AlwaysAdmit = s.overrides.Has
 		so.Logger, so.Registerer = logger.With("component", "store"), s.reg
 		if targets.Clustered() && targets.Has(cluster.TargetQuerier) {
-			so.Recent = querier.NewReader(querier.Options{
+			s.ingesters = querier.NewReader(querier.Options{
 				Ring:       s.member.Ring,
 				Timeout:    time.Duration(cfg.Cluster.Querier.IngesterTimeout),
 				Logger:     logger.With("component", "querier"),
 				Registerer: s.reg,
-			}).Querier
+			})
+			so.Recent = s.ingesters.Querier
 		}
 		if s.store, err = blocks.Open(so); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
@@ -245,12 +252,13 @@ func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 func (s *Server) newWrite(cfg *Config, logger *slog.Logger) {
 	var store ingest.Storage = s.store
 	if s.targets.Clustered() {
-		store = distributor.New(distributor.Options{
+		s.distributor = distributor.New(distributor.Options{
 			Ring:        s.member.Ring,
 			PushTimeout: time.Duration(cfg.Cluster.Distributor.PushTimeout),
 			Logger:      logger.With("component", "distributor"),
 			Registerer:  s.reg,
 		})
+		store = s.distributor
 	}
 	// One pipeline behind every protocol: remote write and OTLP decode
 	// into its Request; HA re-decodes the bodies it keeps by their protocol.
@@ -406,7 +414,7 @@ func (s *Server) queryAPI() http.Handler {
 		Parser:                s.engine.Parser,
 		Queryable:             s.store.Queryable(),
 		Exemplars:             s.store.ExemplarQueryable(),
-		Metadata:              metadataSource{s.store},
+		Metadata:              metadataSource{s.store, s.ingesters},
 		HeadStats:             s.store,
 		Tenants:               s.tenants(),
 		Limits:                s.overrides,
@@ -459,6 +467,9 @@ func (s *Server) ingesterRoutes(mux *http.ServeMux, m *httpMetrics) {
 		Registerer:   reg,
 	})
 	mux.Handle(distributor.PushPath, m.instrument("ingester_push", push))
+	mux.Handle(querier.MetadataPath, m.instrument("ingester_metadata", querier.MetadataHandler(func(id, metric string) (map[string][]metadata.Metadata, error) {
+		return storeMetadata(s.store, id, metric)
+	})))
 	// Shipped blocks are served until queriers surely see them in the
 	// bucket: a few of their bucket sync intervals (the same setting:
 	// one configuration serves every role).
@@ -485,6 +496,9 @@ func (s *Server) Run(ctx context.Context) error {
 	loops := []func(context.Context){s.overrides.Run}
 	if s.store != nil {
 		loops = append(loops, s.store.Run)
+	}
+	if s.distributor != nil {
+		loops = append(loops, s.distributor.Run)
 	}
 	if s.releaser != nil {
 		loops = append(loops, s.releaser.Run)
@@ -570,11 +584,36 @@ loop:
 	return err
 }
 
-// metadataSource adapts the store's metadata to the API.
-type metadataSource struct{ s *blocks.Store }
+// metadataSource adapts the store's metadata to the API; in a cluster's
+// querier, the ingesters' is added.
+type metadataSource struct {
+	s         *blocks.Store
+	ingesters *querier.Reader // nil unless a cluster's querier
+}
 
-func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
-	fams, err := m.s.MetricMetadata(id, metric)
+func (m metadataSource) MetricMetadata(ctx context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
+	out, err := storeMetadata(m.s, id, metric)
+	if err != nil || m.ingesters == nil {
+		return out, err
+	}
+	theirs, err := m.ingesters.MetricMetadata(ctx, id, metric)
+	if err != nil {
+		return nil, err
+	}
+	for fam, entries := range theirs {
+		for _, e := range entries {
+			if !slices.Contains(out[fam], e) {
+				out[fam] = append(out[fam], e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// storeMetadata is the metadata of tenant id's family metric (every family
+// when empty) in store.
+func storeMetadata(store *blocks.Store, id, metric string) (map[string][]metadata.Metadata, error) {
+	fams, err := store.MetricMetadata(id, metric)
 	if err != nil {
 		return nil, err
 	}
