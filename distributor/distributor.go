@@ -26,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -266,9 +267,27 @@ func (d *Distributor) push(ctx context.Context, id string, ss []series) error {
 			byAddr[in.Addr] = append(byAddr[in.Addr], i)
 		}
 	}
+	// Ingesters sent the same series get the same body, encoded once: with
+	// as many ingesters as replicas, every ingester gets every series.
 	bodies := make(map[string][]byte, len(byAddr))
+	var encoded []struct {
+		idx  []int
+		body []byte
+	}
 	for addr, idx := range byAddr {
-		bodies[addr] = d.encode(ss, idx)
+		for _, e := range encoded {
+			if slices.Equal(e.idx, idx) {
+				bodies[addr] = e.body
+				break
+			}
+		}
+		if bodies[addr] == nil {
+			bodies[addr] = d.encode(ss, idx)
+			encoded = append(encoded, struct {
+				idx  []int
+				body []byte
+			}{idx, bodies[addr]})
+		}
 	}
 
 	var (
