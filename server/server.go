@@ -553,13 +553,20 @@ loop:
 		}
 	}
 	s.logger.Info("shutting down")
-	if s.member != nil {
-		// An ingester goes LEAVING (distributors write to the next
-		// ingesters), flushes its heads to the bucket and leaves the
-		// ring, all while still serving reads and late pushes.
+	leave := func() {
+		if s.member == nil {
+			return
+		}
 		if merr := s.member.Stop(); merr != nil {
 			err = errors.Join(err, fmt.Errorf("leave the cluster: %w", merr))
 		}
+		s.member = nil
+	}
+	if s.targets.Has(cluster.TargetIngester) {
+		// An ingester goes LEAVING (distributors write to the next
+		// ingesters), flushes its heads to the bucket and leaves the
+		// ring, all while still serving reads and late pushes.
+		leave()
 	}
 	timeout := time.Duration(s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -567,6 +574,9 @@ loop:
 	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
 	}
+	// Distributors and queriers keep their view of the ring until their
+	// last requests are answered.
+	leave()
 	stopRules()
 	<-rulesDone
 	stopBg()
