@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 
@@ -181,22 +182,16 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v 
 	return 0, nil
 }
 
-// AppendExemplars buffers the exemplars of the series appended last. The
-// exemplars of a series that has no samples in this request are not
-// forwarded (remote write 1.0 senders send them in an entry of their own):
-// they are reported failed, which the pipeline counts, as exemplars are
-// best effort.
+// AppendExemplars buffers the exemplars of series ls: with the samples of
+// the series appended last when it is ls, else on their own (remote write
+// 1.0 senders send a series' exemplars in an entry of their own, often in a
+// request without its samples).
 func (a *appender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
-	n := len(a.series)
-	if n == 0 || !labels.Equal(a.series[n-1].ls, ls) {
-		pe := &storage.AppendPartialError{}
-		for i := range es {
-			pe.ExemplarErrors = append(pe.ExemplarErrors, storage.ExemplarError{Index: i, Err: storage.ErrNotFound})
-		}
-		return 0, pe
+	if n := len(a.series); n > 0 && labels.Equal(a.series[n-1].ls, ls) {
+		a.series[n-1].exemplars = append(a.series[n-1].exemplars, es...)
+		return 0, nil
 	}
-	s := &a.series[n-1]
-	s.exemplars = append(s.exemplars, es...)
+	a.series = append(a.series, series{ls: ls, exemplars: slices.Clone(es)})
 	return 0, nil
 }
 
@@ -269,23 +264,24 @@ func (d *Distributor) push(ctx context.Context, id string, ss []series) error {
 	}
 	// Ingesters sent the same series get the same body, encoded once: with
 	// as many ingesters as replicas, every ingester gets every series.
-	bodies := make(map[string][]byte, len(byAddr))
+	bodies := make(map[string]pushBodies, len(byAddr))
 	var encoded []struct {
-		idx  []int
-		body []byte
+		idx    []int
+		bodies pushBodies
 	}
 	for addr, idx := range byAddr {
+		found := false
 		for _, e := range encoded {
 			if slices.Equal(e.idx, idx) {
-				bodies[addr] = e.body
+				bodies[addr], found = e.bodies, true
 				break
 			}
 		}
-		if bodies[addr] == nil {
+		if !found {
 			bodies[addr] = d.encode(ss, idx)
 			encoded = append(encoded, struct {
-				idx  []int
-				body []byte
+				idx    []int
+				bodies pushBodies
 			}{idx, bodies[addr]})
 		}
 	}
@@ -299,7 +295,21 @@ func (d *Distributor) push(ctx context.Context, id string, ss []series) error {
 	pctx := context.WithoutCancel(ctx)
 	err := ring.DoBatchWithOptions(ctx, ring.Write, fixedRing{sets: sets, rf: d.opts.Ring.ReplicationFactor(), n: len(byAddr)}, tokens,
 		func(in ring.InstanceDesc, _ []int) error {
-			msg, err := d.send(pctx, id, in.Addr, bodies[in.Addr])
+			b := bodies[in.Addr]
+			var (
+				msg string
+				err error
+			)
+			if b.samples != nil {
+				msg, err = d.send(pctx, id, in.Addr, b.samples, protoV2)
+			}
+			if err == nil && b.exemplars != nil {
+				// Best effort, as exemplars are in a single process: an
+				// ingester's failure to take them fails nothing.
+				if _, xerr := d.send(pctx, id, in.Addr, b.exemplars, protoV1); xerr != nil {
+					d.logger.Debug("exemplars not written to an ingester", "ingester", in.Addr, "err", xerr)
+				}
+			}
 			if err == nil && msg != "" {
 				mu.Lock()
 				rejected = append(rejected, msg)
@@ -324,14 +334,26 @@ func (d *Distributor) push(ctx context.Context, id string, ss []series) error {
 	return nil
 }
 
-// encode returns the snappy-compressed remote write 2.0 body of the series
-// idx of ss.
-func (d *Distributor) encode(ss []series, idx []int) []byte {
+// pushBodies are the bodies pushed to one ingester: a remote write 2.0 body
+// of the series with samples or histograms (and their exemplars), and a
+// remote write 1.0 body of the exemplars of series without samples in the
+// request (which the 2.0 receiver refuses as empty series); nil when none.
+type pushBodies struct{ samples, exemplars []byte }
+
+// encode returns the snappy-compressed bodies of the series idx of ss.
+func (d *Distributor) encode(ss []series, idx []int) pushBodies {
 	st := writev2.NewSymbolTable()
 	req := writev2.Request{Timeseries: make([]writev2.TimeSeries, 0, len(idx))}
-	var refs []uint32
+	var (
+		refs []uint32
+		exs  prompb.WriteRequest
+	)
 	for _, i := range idx {
 		s := &ss[i]
+		if len(s.samples) == 0 && len(s.hists) == 0 {
+			exs.Timeseries = append(exs.Timeseries, exemplarSeries(s))
+			continue
+		}
 		refs = st.SymbolizeLabels(s.ls, refs[:0])
 		ts := writev2.TimeSeries{LabelsRefs: append([]uint32(nil), refs...), Samples: s.samples}
 		for _, e := range s.exemplars {
@@ -339,7 +361,7 @@ func (d *Distributor) encode(ss []series, idx []int) []byte {
 				LabelsRefs: st.SymbolizeLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts,
 			})
 		}
-		if len(s.samples) > 0 || len(s.hists) == 0 {
+		if len(s.samples) > 0 {
 			req.Timeseries = append(req.Timeseries, ts)
 		}
 		if len(s.hists) > 0 {
@@ -352,20 +374,40 @@ func (d *Distributor) encode(ss []series, idx []int) []byte {
 			req.Timeseries = append(req.Timeseries, hts)
 		}
 	}
-	req.Symbols = st.Symbols()
-	bp, _ := d.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
+	var out pushBodies
+	if len(req.Timeseries) > 0 {
+		req.Symbols = st.Symbols()
+		bp, _ := d.bufs.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
+		}
+		raw, err := req.OptimizedMarshal((*bp)[:0])
+		if err != nil {
+			// Marshalling a well-formed message into a buffer cannot fail.
+			panic(fmt.Sprintf("marshal remote write 2.0 request: %v", err))
+		}
+		out.samples = snappy.Encode(nil, raw)
+		*bp = raw
+		d.bufs.Put(bp)
 	}
-	raw, err := req.OptimizedMarshal((*bp)[:0])
-	if err != nil {
-		// Marshalling a well-formed message into a buffer cannot fail.
-		panic(fmt.Sprintf("marshal remote write 2.0 request: %v", err))
+	if len(exs.Timeseries) > 0 {
+		raw, err := exs.Marshal()
+		if err != nil {
+			panic(fmt.Sprintf("marshal remote write 1.0 request: %v", err))
+		}
+		out.exemplars = snappy.Encode(nil, raw)
 	}
-	out := snappy.Encode(nil, raw)
-	*bp = raw
-	d.bufs.Put(bp)
 	return out
+}
+
+// exemplarSeries is s, which has exemplars only, as a remote write 1.0
+// series.
+func exemplarSeries(s *series) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Labels: prompb.FromLabels(s.ls, nil)}
+	for _, e := range s.exemplars {
+		ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: prompb.FromLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
+	}
+	return ts
 }
 
 // pushError is an ingester's refusal of a push, with its status code.
@@ -389,7 +431,13 @@ func isClientError(err error) bool {
 // send pushes one body to the ingester at addr. It returns the ingester's
 // message when it answered 400 (the valid rest is in its WAL, as 2xx), and
 // an error when it wrote nothing.
-func (d *Distributor) send(ctx context.Context, id, addr string, body []byte) (string, error) {
+// Content types of the pushes.
+const (
+	protoV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	protoV1 = "application/x-protobuf"
+)
+
+func (d *Distributor) send(ctx context.Context, id, addr string, body []byte, contentType string) (string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.opts.PushTimeout)
 	defer cancel()
@@ -397,9 +445,13 @@ func (d *Distributor) send(ctx context.Context, id, addr string, body []byte) (s
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	if contentType == protoV2 {
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
 	req.Header.Set(tenant.HeaderName, id)
 	resp, err := d.opts.Client.Do(req)
 	d.pushDuration.Observe(time.Since(start).Seconds())

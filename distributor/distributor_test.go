@@ -37,10 +37,13 @@ type fakeIngester struct {
 	tenants  []string
 	samples  map[string][]writev2.Sample
 	metadata map[string]prompb.MetricMetadata // remote write 1.0 metadata, by family
+	// exemplars of series without samples (remote write 1.0) and of series
+	// with samples (2.0), by series
+	exemplars map[string][]float64
 }
 
 func newFakeIngester(t *testing.T, status int, msg string) *fakeIngester {
-	f := &fakeIngester{status: status, msg: msg, samples: map[string][]writev2.Sample{}, metadata: map[string]prompb.MetricMetadata{}}
+	f := &fakeIngester{status: status, msg: msg, samples: map[string][]writev2.Sample{}, metadata: map[string]prompb.MetricMetadata{}, exemplars: map[string][]float64{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != distributor.PushPath {
 			t.Errorf("push to %s, want %s", r.URL.Path, distributor.PushPath)
@@ -51,14 +54,25 @@ func newFakeIngester(t *testing.T, status int, msg string) *fakeIngester {
 			t.Errorf("push body: %v", err)
 		}
 		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "io.prometheus.write.v2.Request") {
-			// Metric metadata: remote write 1.0, metadata only.
+			// Remote write 1.0: metric metadata, or exemplars of series
+			// without samples.
 			var req prompb.WriteRequest
-			if err := req.Unmarshal(raw); err != nil || len(req.Timeseries) > 0 {
-				t.Errorf("push of Content-Type %q: %v, %d series; want remote write 1.0 metadata only", ct, err, len(req.Timeseries))
+			if err := req.Unmarshal(raw); err != nil {
+				t.Errorf("push of Content-Type %q: %v", ct, err)
 			}
 			f.mu.Lock()
 			for _, m := range req.Metadata {
 				f.metadata[r.Header.Get(tenant.HeaderName)+"/"+m.MetricFamilyName] = m
+			}
+			for _, ts := range req.Timeseries {
+				if len(ts.Samples) > 0 || len(ts.Histograms) > 0 || len(ts.Exemplars) == 0 {
+					t.Errorf("remote write 1.0 push of a series with samples or without exemplars: %v", ts)
+				}
+				sb := labels.NewScratchBuilder(4)
+				key := ts.ToLabels(&sb, nil).String()
+				for _, e := range ts.Exemplars {
+					f.exemplars[key] = append(f.exemplars[key], e.Value)
+				}
 			}
 			f.mu.Unlock()
 			w.WriteHeader(http.StatusNoContent)
@@ -82,6 +96,9 @@ func newFakeIngester(t *testing.T, status int, msg string) *fakeIngester {
 				t.Errorf("push series: %v", err)
 			}
 			f.samples[ls.String()] = append(f.samples[ls.String()], ts.Samples...)
+			for _, e := range ts.Exemplars {
+				f.exemplars[ls.String()] = append(f.exemplars[ls.String()], e.Value)
+			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -264,6 +281,59 @@ func TestMetadataForwarded(t *testing.T) {
 			}
 			if got.String() != want.String() {
 				t.Fatalf("ingester got %v, want %v", got, want)
+			}
+		}
+		return true
+	})
+}
+
+// TestExemplarsForwarded sends exemplars as remote write 1.0 senders do, in
+// entries of their own, one for a series whose samples are in the request
+// and one for a series without: every ingester gets both.
+func TestExemplarsForwarded(t *testing.T) {
+	var ings []*fakeIngester
+	var descs []ring.InstanceDesc
+	for i := range 3 {
+		f := newFakeIngester(t, http.StatusNoContent, "")
+		ings = append(ings, f)
+		descs = append(descs, ring.InstanceDesc{Id: fmt.Sprint("ingester-", i), Addr: f.addr(), State: ring.ACTIVE})
+	}
+	d := distributor.New(distributor.Options{Ring: fakeRing{descs}, PushTimeout: 5 * time.Second})
+	h := remotewrite.NewHandler(d, remotewrite.Options{Tenants: tenant.Resolver{Default: "anonymous"}, Pipeline: ingest.New(d, ingest.Options{})})
+	a := []prompb.Label{{Name: "__name__", Value: "req_total"}, {Name: "job", Value: "a"}}
+	b := []prompb.Label{{Name: "__name__", Value: "req_total"}, {Name: "job", Value: "b"}}
+	now := time.Now().UnixMilli()
+	ex := func(v float64) []prompb.Exemplar {
+		return []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprint(v)}}, Value: v, Timestamp: now}}
+	}
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: a, Samples: []prompb.Sample{{Timestamp: now, Value: 1}}},
+		{Labels: b, Samples: []prompb.Sample{{Timestamp: now, Value: 2}}},
+		{Labels: a, Exemplars: ex(0.5)},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "req_total"}, {Name: "job", Value: "c"}}, Exemplars: ex(0.25)},
+	}}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	r.Header.Set("Content-Type", "application/x-protobuf")
+	r.Header.Set("Content-Encoding", "snappy")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("answer HTTP %d %s, want 204", w.Code, w.Body)
+	}
+	want := `map[{__name__="req_total", job="a"}:[0.5] {__name__="req_total", job="c"}:[0.25]]`
+	// The exemplars of an ingester beyond the quorum may arrive after the
+	// answer.
+	testutil.Eventually(t, 10*time.Second, "every ingester has the exemplars", func() bool {
+		for _, f := range ings {
+			f.mu.Lock()
+			got := fmt.Sprint(f.exemplars)
+			f.mu.Unlock()
+			if got != want {
+				return false
 			}
 		}
 		return true

@@ -289,6 +289,21 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 		r := newAPIClient(q.url, "").get(t, "/api/v1/metadata", url.Values{"metric": {"cluster_gauge"}})
 		return r.code == http.StatusOK && string(r.body) == wantMeta
 	})
+	// Exemplars, sent as remote write 1.0 senders do (an entry of their
+	// own), are answered by the querier from the ingesters.
+	exTs := base + 500
+	exReq := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:    []prompb.Label{{Name: "__name__", Value: "cluster_counter_total"}, {Name: "series", Value: "0"}, {Name: "writer", Value: "0"}},
+		Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc123"}}, Value: 1, Timestamp: exTs}},
+	}}}
+	if code, body, err := sendWriteV1(context.Background(), http.DefaultClient, dist.url+"/api/v1/write", "", exReq); err != nil || code != http.StatusNoContent {
+		t.Fatalf("write exemplar: HTTP %d %q %v; want 204", code, body, err)
+	}
+	exParams := url.Values{"query": {`cluster_counter_total{writer="0",series="0"}`}, "start": {apiTime(base)}, "end": {apiTime(base + 3600_000)}}
+	wantEx := `{"status":"success","data":[{"seriesLabels":{"__name__":"cluster_counter_total","series":"0","writer":"0"},"exemplars":[{"labels":{"trace_id":"abc123"},"value":"1","timestamp":` + apiTime(exTs) + `}]}]}`
+	if r := newAPIClient(q.url, "").get(t, "/api/v1/query_exemplars", exParams); r.code != http.StatusOK || string(r.body) != wantEx {
+		t.Errorf("exemplars from the querier: HTTP %d %s, want 200 %s", r.code, r.body, wantEx)
+	}
 
 	victim := ing["ingester-2"]
 	victim.Kill()

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/netconnlimit"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -413,7 +414,7 @@ func (s *Server) queryAPI() http.Handler {
 		Engine:                s.engine,
 		Parser:                s.engine.Parser,
 		Queryable:             s.store.Queryable(),
-		Exemplars:             s.store.ExemplarQueryable(),
+		Exemplars:             s.exemplars(),
 		Metadata:              metadataSource{s.store, s.ingesters},
 		HeadStats:             s.store,
 		Tenants:               s.tenants(),
@@ -442,6 +443,15 @@ func (s *Server) queryAPI() http.Handler {
 	})
 }
 
+// exemplars is the store's exemplars; in a cluster's querier, the
+// ingesters' too.
+func (s *Server) exemplars() storage.ExemplarQueryable {
+	if s.ingesters != nil {
+		return s.ingesters.ExemplarQueryable(s.store.ExemplarQueryable())
+	}
+	return s.store.ExemplarQueryable()
+}
+
 // ingesterRoutes serves an ingester's internal endpoints: the distributors'
 // pushes, through a pipeline of its own that validates and appends (the
 // distributors applied the limits and HA de-duplication), and the queriers'
@@ -467,6 +477,7 @@ func (s *Server) ingesterRoutes(mux *http.ServeMux, m *httpMetrics) {
 		Registerer:   reg,
 	})
 	mux.Handle(distributor.PushPath, m.instrument("ingester_push", push))
+	mux.Handle(querier.ExemplarsPath, m.instrument("ingester_exemplars", querier.ExemplarsHandler(s.store.ExemplarQueryable())))
 	mux.Handle(querier.MetadataPath, m.instrument("ingester_metadata", querier.MetadataHandler(func(id, metric string) (map[string][]metadata.Metadata, error) {
 		return storeMetadata(s.store, id, metric)
 	})))
