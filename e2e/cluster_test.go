@@ -20,6 +20,10 @@ import (
 	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
+// clusterForgetAfter is the test cluster's -ring.forget-after: longer than
+// an ingester of the test is down before it is restarted.
+const clusterForgetAfter = 30 * time.Second
+
 // A cluster on loopback: processes started with their roles, sharing a
 // filesystem bucket and finding each other through memberlist.
 type testCluster struct {
@@ -46,7 +50,7 @@ func (c *testCluster) flags(name string) []string {
 		"-memberlist.join", c.join,
 		"-ring.heartbeat-period", "1s",
 		"-ring.heartbeat-timeout", "5s",
-		"-ring.forget-after", "1h",
+		"-ring.forget-after", clusterForgetAfter.String(),
 	}
 }
 
@@ -229,7 +233,8 @@ func (cw *clusterWriter) problems() []string {
 // ring, restarts it, adds a fourth, and then requires every query answer
 // of the querier to be byte for byte a reference Prometheus 3's, fed
 // exactly the batches the distributor acknowledged; then again after
-// another ingester left with SIGTERM.
+// another ingester left with SIGTERM, and after a third was killed for good
+// and forgotten by the ring.
 func TestClusterSurvivesIngesterKill(t *testing.T) {
 	requireE2E(t)
 	prom := startPrometheus(t, "prometheus3", prometheus3Bin(t), proctest.FreeAddr(t), "global: {}\n", "--web.enable-remote-write-receiver")
@@ -368,7 +373,30 @@ func TestClusterSurvivesIngesterKill(t *testing.T) {
 	if p := cw.problems(); len(p) > 0 {
 		t.Fatalf("unexpected answers: %v", p)
 	}
-	compareCluster(t, "after ingester-3 left", q.url, prom.url, base, cw)
+	lastBatch = compareCluster(t, "after ingester-3 left", q.url, prom.url, base, cw)
+
+	// An ingester lost for good is forgotten by the others after
+	// -ring.forget-after; writes go on meanwhile.
+	ing["ingester-4"].Kill()
+	write(lastBatch + 1)
+	testutil.Eventually(t, clusterForgetAfter+time.Minute, "the killed ingester-4 forgotten", func() bool {
+		ms, err := ringMembers(dist.url)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.ID == "ingester-4" {
+				return false
+			}
+		}
+		return len(ms) == 2
+	})
+	waitAcked("after ingester-4 was forgotten", 100)
+	stop()
+	if p := cw.problems(); len(p) > 0 {
+		t.Fatalf("unexpected answers: %v", p)
+	}
+	compareCluster(t, "after ingester-4 was forgotten", q.url, prom.url, base, cw)
 }
 
 // bucketBlocks counts the blocks in a filesystem bucket (their meta.json).
