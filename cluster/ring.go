@@ -20,10 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Ring names: the ring of ingesters, under one key of the KV store.
+// Ring names, each under one key of the KV store: the ingesters' ring
+// places series; the distributors' ring only counts distributors, which
+// share each tenant's ingestion rate.
 const (
-	ingesterRingName = "ingester"
-	ingesterRingKey  = "ingester"
+	ingesterRingName    = "ingester"
+	ingesterRingKey     = "ingester"
+	distributorRingName = "distributor"
+	distributorRingKey  = "distributor"
 )
 
 // Options are what a Member needs besides its Config.
@@ -52,6 +56,10 @@ type Member struct {
 	// Ring is the ingesters' ring, as this process sees it.
 	Ring       *ring.Ring
 	lifecycler *ring.BasicLifecycler // nil unless the process is an ingester
+	// distributors is the distributors' ring, and distLifecycler this
+	// distributor's entry in it; nil unless the process is a distributor.
+	distributors   *ring.Ring
+	distLifecycler *ring.BasicLifecycler
 	// started are the services running, in the order they started.
 	started []services.Service
 }
@@ -81,7 +89,7 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	if m.Ring, err = ring.New(ringCfg, ingesterRingName, ingesterRingKey, logger, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("create the ingester ring client: %w", err)
 	}
-	if !opts.Targets.Has(TargetIngester) {
+	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) {
 		return m, nil
 	}
 
@@ -94,6 +102,32 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 		if id, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("ring.instance-id is empty and the host name is unknown: %w", err)
 		}
+	}
+	if opts.Targets.Has(TargetDistributor) {
+		distCfg := ringCfg
+		distCfg.ReplicationFactor = 1
+		if m.distributors, err = ring.New(distCfg, distributorRingName, distributorRingKey, logger, prometheus.WrapRegistererWithPrefix("distributor_", opts.Registerer)); err != nil {
+			return nil, fmt.Errorf("create the distributor ring client: %w", err)
+		}
+		client, err := kv.NewClient(kvStore, ring.GetCodec(), kv.RegistererWithKVName(opts.Registerer, "distributor-lifecycler"), logger)
+		if err != nil {
+			return nil, fmt.Errorf("create the ring's KV client: %w", err)
+		}
+		// One token: the ring only counts distributors. A distributor
+		// holds no data: on stop it leaves at once.
+		var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, 1)
+		d = ring.NewLeaveOnStoppingDelegate(d, logger)
+		d = ring.NewAutoForgetDelegate(time.Duration(cfg.Ring.ForgetAfter), d, logger)
+		if m.distLifecycler, err = ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
+			ID: id, Addr: addr, NumTokens: 1,
+			HeartbeatPeriod:  time.Duration(cfg.Ring.HeartbeatPeriod),
+			HeartbeatTimeout: time.Duration(cfg.Ring.HeartbeatTimeout),
+		}, distributorRingName, distributorRingKey, client, d, logger, prometheus.WrapRegistererWithPrefix("distributor_", opts.Registerer)); err != nil {
+			return nil, fmt.Errorf("create the distributor lifecycler: %w", err)
+		}
+	}
+	if !opts.Targets.Has(TargetIngester) {
+		return m, nil
 	}
 	client, err := kv.NewClient(kvStore, ring.GetCodec(), kv.RegistererWithKVName(opts.Registerer, "ingester-lifecycler"), logger)
 	if err != nil {
@@ -146,6 +180,9 @@ func instanceAddr(configured, httpAddr string, logger kitLogger) (string, error)
 // its entry in the ring (ACTIVE once registered).
 func (m *Member) Start(ctx context.Context) error {
 	svcs := []services.Service{m.kv, m.Ring}
+	if m.distributors != nil {
+		svcs = append(svcs, m.distributors, m.distLifecycler)
+	}
 	if m.lifecycler != nil {
 		svcs = append(svcs, m.lifecycler)
 	}
@@ -186,10 +223,33 @@ func (m *Member) InstanceID() string {
 	return m.lifecycler.GetInstanceID()
 }
 
+// Distributors returns how many healthy distributors the cluster has, this
+// one included: they share each tenant's ingestion rate
+// (limits.NewSharedRateLimiters). 1 unless the process is a distributor.
+func (m *Member) Distributors() int {
+	if m.distributors == nil {
+		return 1
+	}
+	rs, err := m.distributors.GetAllHealthy(ring.Reporting)
+	if err != nil {
+		return 1
+	}
+	return max(1, len(rs.Instances))
+}
+
 // RingHandler serves the ring's status page (/ring): the members, their
 // state, address, heartbeat and token ownership; JSON for a request that
 // accepts application/json. It allows forgetting a member by hand.
 func (m *Member) RingHandler() http.Handler { return m.Ring }
+
+// DistributorRingHandler serves the distributors' ring page; nil unless
+// the process is a distributor.
+func (m *Member) DistributorRingHandler() http.Handler {
+	if m.distributors == nil {
+		return nil
+	}
+	return m.distributors
+}
 
 // MemberlistHandler serves memberlist's status page (/memberlist).
 func (m *Member) MemberlistHandler() http.Handler { return m.kv }

@@ -269,9 +269,15 @@ func (s *Server) newWrite(cfg *Config, logger *slog.Logger) {
 		translator = otlp.NewTranslator(cfg.OTLP, time.Duration(cfg.Query.Engine.LookbackDelta))
 		maps.Copy(decoders, translator.Decoders())
 	}
+	var rates *limits.RateLimiters
+	if s.targets.Clustered() {
+		// Each tenant's rate is the cluster's: the distributors share it.
+		rates = limits.NewSharedRateLimiters(s.overrides, s.member.Distributors)
+	}
 	s.pipeline = ingest.New(store, ingest.Options{
 		MaxFutureTime: time.Duration(cfg.Write.MaxFutureTime),
 		Limits:        s.overrides,
+		Rates:         rates,
 		Decoders:      decoders,
 		Logger:        logger.With("component", "ingest"),
 		Registerer:    s.reg,
@@ -384,6 +390,9 @@ func (s *Server) routes() http.Handler {
 		// Behind the API's authentication: the ring page can forget members.
 		mux.Handle("/ring", s.authenticated(s.member.RingHandler()))
 		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
+		if h := s.member.DistributorRingHandler(); h != nil {
+			mux.Handle("/distributor/ring", s.authenticated(h))
+		}
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
