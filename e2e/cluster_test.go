@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,12 +57,13 @@ func (c *testCluster) flags(name string) []string {
 
 // start starts process name (its memberlist address reserved by
 // newTestCluster) with target and the HTTP address addr (fresh when empty).
-func (c *testCluster) start(name, target, addr, dir string) *strataProc {
+func (c *testCluster) start(name, target, addr, dir string, extra ...string) *strataProc {
 	c.t.Helper()
 	if addr == "" {
 		addr = proctest.FreeAddr(c.t)
 	}
 	args := append(c.flags(name), "-target", target, "-ring.instance-id", name, "-ring.instance-addr", addr)
+	args = append(args, extra...)
 	return startStrata(c.t, addr, dir, args...)
 }
 
@@ -451,4 +453,115 @@ func compareCluster(t *testing.T, when, querierURL, promURL string, base int64, 
 	series := url.Values{"match[]": {"cluster_gauge"}, "start": {apiTime(base)}, "end": {apiTime(end)}}
 	compareAnswers(t, when+": series", strata.get(t, "/api/v1/series", series), ref.get(t, "/api/v1/series", series), p2Unsorted)
 	return lastBatch
+}
+
+// TestClusterReplicasCompactedToOneCopy writes through a cluster of three
+// ingesters, has each ship its head to the bucket (three overlapping
+// copies of every series), and runs a compactor process: the bucket ends
+// with one block holding every acknowledged sample once, and the querier's
+// answers stay the reference Prometheus's.
+func TestClusterReplicasCompactedToOneCopy(t *testing.T) {
+	requireE2E(t)
+	prom := startPrometheus(t, "prometheus3", prometheus3Bin(t), proctest.FreeAddr(t), "global: {}\n", "--web.enable-remote-write-receiver")
+	c := newTestCluster(t, "ingester-1", "ingester-2", "ingester-3")
+	start := time.Now()
+	var ings []*strataProc
+	for _, n := range []string{"ingester-1", "ingester-2", "ingester-3"} {
+		ings = append(ings, c.start(n, "ingester", "", t.TempDir()))
+	}
+	dist := c.start("distributor", "distributor", "", t.TempDir())
+	q := c.start("querier", "querier", "", t.TempDir())
+	for _, p := range []*strataProc{dist, q} {
+		waitActive(t, p.url, start, "ingester-1", "ingester-2", "ingester-3")
+	}
+
+	// The samples fall in one 2h window that ended more than 2h ago: the
+	// compactor merges a window's blocks once it is complete.
+	window := time.Now().Truncate(2 * time.Hour).Add(-4 * time.Hour)
+	base := window.Add(time.Minute).UnixMilli()
+	cw := &clusterWriter{url: dist.url + "/api/v1/write", promURL: prom.url + "/api/v1/write", base: base}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cw.run(ctx)
+	}()
+	testutil.Eventually(t, 60*time.Second, "300 batches acknowledged", func() bool { return cw.acked.Load() >= 300 })
+	cancel()
+	<-done
+	if p := cw.problems(); len(p) > 0 {
+		t.Fatalf("unexpected answers: %v", p)
+	}
+	acked := cw.acked.Load()
+
+	for _, ing := range ings {
+		resp, err := http.Post(ing.url+"/api/v1/admin/flush", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("flush of %s: HTTP %d", ing.addr, resp.StatusCode)
+		}
+	}
+	if n := len(liveBlocks(t, c.bucket)); n != 3 {
+		t.Fatalf("%d blocks in the bucket after the three ingesters flushed, want 3 (one per replica)", n)
+	}
+
+	c.start("compactor", "compactor", "", t.TempDir(), "-compactor.enabled=true", "-compactor.interval=1s", "-compactor.compaction-delay=0s")
+	var merged blockMeta
+	testutil.Eventually(t, 60*time.Second, "the compactor merged the replicas into one block", func() bool {
+		live := liveBlocks(t, c.bucket)
+		if len(live) != 1 {
+			return false
+		}
+		merged = live[0]
+		return true
+	})
+	t.Logf("merged block %s: %d samples from %v, %d batches acknowledged", merged.ULID, merged.Stats.NumSamples, merged.Compaction.Sources, acked)
+	// Every batch has one sample of each of its 2*clusterSeries series.
+	if want := acked * 2 * clusterSeries; merged.Stats.NumSamples != want {
+		t.Errorf("the merged block holds %d samples, want %d: each acknowledged sample once", merged.Stats.NumSamples, want)
+	}
+	if len(merged.Compaction.Sources) != 3 {
+		t.Errorf("the merged block's sources are %v, want the three replicas' blocks", merged.Compaction.Sources)
+	}
+	compareCluster(t, "after compaction", q.url, prom.url, base, cw)
+}
+
+// blockMeta is what the test reads of a block's meta.json.
+type blockMeta struct {
+	ULID  string `json:"ulid"`
+	Stats struct {
+		NumSamples int64 `json:"numSamples"`
+	} `json:"stats"`
+	Compaction struct {
+		Sources []string `json:"sources"`
+	} `json:"compaction"`
+}
+
+// liveBlocks reads the meta.json of the blocks in a filesystem bucket that
+// carry no deletion mark.
+func liveBlocks(t *testing.T, dir string) []blockMeta {
+	t.Helper()
+	metas, err := filepath.Glob(filepath.Join(dir, "*", "*", "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []blockMeta
+	for _, p := range metas {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "deletion-mark.json")); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var m blockMeta
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
