@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/alerting/notify"
+	"github.com/strata-tsdb/strata/frontend"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
@@ -51,6 +52,8 @@ type Config struct {
 	Compactor CompactorConfig `yaml:"compactor"`
 	Write     WriteConfig     `yaml:"remote_write"`
 	Query     QueryConfig     `yaml:"query"`
+	// The query front end: splitting and the results cache (package frontend).
+	Frontend frontend.Config `yaml:"frontend"`
 	Runtime   RuntimeConfig   `yaml:"runtime"`
 
 	// Per-tenant limits: the defaults, and the runtime overrides file (package limits).
@@ -218,6 +221,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Runtime.MemoryLimitRatio, "runtime.memory-limit-ratio", 0.9, "Share of the container's or machine's memory used as the Go memory limit when -runtime.memory-limit is 0, as Prometheus's auto-gomemlimit; 0 sets no limit.")
 	durationVar(fs, &c.Runtime.ReleaseMemoryAfterIdle, "runtime.release-memory-after-idle", 2*time.Second, "After a burst of work (ingest, a large query), once the process has allocated almost nothing for this long and much memory is reclaimable, collect garbage and return the free memory to the OS, so that resident memory falls back to what is live. 0 leaves it to the Go runtime, which collects only on allocation or every 2 minutes.")
 
+	c.Frontend.RegisterFlags(fs)
+
 	c.Limits.RegisterFlags(fs)
 	c.Overrides.RegisterFlags(fs)
 
@@ -334,6 +339,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Bucket.Validate(); err != nil {
+		return err
+	}
+	if err := c.Frontend.Validate(); err != nil {
 		return err
 	}
 	if err := c.Limits.Validate(); err != nil {

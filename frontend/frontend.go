@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -303,5 +304,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_results_cache_backend_errors_total",
 			Help: "Failed operations of the memcached results cache, by operation; a failed read is a miss.",
 		}, []string{"op"}),
+	}
+}
+
+// Changes passes the store's reports of changed data (blocks.ChangeObserver)
+// to a front end created after the store, as the front end needs the engine
+// and the engine the store. Reports before Set are dropped: the cache is
+// empty then, unless it is memcached's, whose entries a restart keeps (see
+// docs/architecture.md for what that leaves).
+type Changes struct{ fe atomic.Pointer[Frontend] }
+
+// Set makes f receive the reports.
+func (c *Changes) Set(f *Frontend) { c.fe.Store(f) }
+
+// Committed implements blocks.ChangeObserver.
+func (c *Changes) Committed(tenant string, mint, maxt int64) {
+	if f := c.fe.Load(); f != nil {
+		f.Committed(tenant, mint, maxt)
+	}
+}
+
+// BucketChanged implements blocks.ChangeObserver.
+func (c *Changes) BucketChanged(tenant string, mint, maxt int64) {
+	if f := c.fe.Load(); f != nil {
+		f.BucketChanged(tenant, mint, maxt)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/frontend"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
@@ -50,6 +51,7 @@ type Server struct {
 	compactor *compactor.Compactor
 	bucket    objstore.Bucket
 	engine    *promqlengine.Engine
+	frontend  *frontend.Frontend
 	alerting  *alerting.Service
 	overrides *limits.Overrides
 	auth      *tenant.Authenticator // nil: the tenant header is trusted
@@ -84,6 +86,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		}
 	}
 	seriesLimiter := limits.NewSeriesLimiter(overrides, reg)
+	changes := &frontend.Changes{}
 	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket: %w", err)
@@ -107,6 +110,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		AlwaysAdmit:                 overrides.Has,
 		IdleTimeout:                 time.Duration(cfg.Storage.TenantIdleTimeout),
 		MinFreeBytes:                cfg.Storage.MinFreeBytes,
+		Changes:                     changes,
 		Logger:                      logger.With("component", "store"),
 		Registerer:                  reg,
 	})
@@ -143,6 +147,23 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		_ = bkt.Close()
 		return nil, fmt.Errorf("create query engine: %w", err)
 	}
+	fe, err := frontend.New(frontend.Options{
+		Config:           cfg.Frontend,
+		Engine:           engine,
+		Parser:           engine.Parser,
+		LookbackDelta:    time.Duration(cfg.Query.LookbackDelta),
+		OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
+		TenantMaxBytes:   func(id string) int64 { return overrides.For(id).ResultsCacheMaxBytes },
+		Logger:           logger.With("component", "frontend"),
+		Registerer:       reg,
+	})
+	if err != nil {
+		_ = engine.Close()
+		_ = store.Close()
+		_ = bkt.Close()
+		return nil, fmt.Errorf("create query front end: %w", err)
+	}
+	changes.Set(fe)
 	al, err := alerting.New(alerting.Options{
 		Rules:         cfg.Rules,
 		Notify:        cfg.Notifications,
@@ -183,7 +204,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		// As Prometheus: connections beyond the limit wait to be accepted.
 		ln = netconnlimit.SharedLimitListener(ln, netconnlimit.NewSharedSemaphore(cfg.HTTP.MaxConnections))
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, frontend: fe, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
 	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
 	headerTimeout := 30 * time.Second
 	if rt := time.Duration(cfg.HTTP.ReadTimeout); rt > 0 {
@@ -241,7 +262,7 @@ func (s *Server) routes() http.Handler {
 		Registerer:    s.reg,
 	})
 	query := api.New(api.Options{
-		Engine:                s.engine,
+		Engine:                s.frontend,
 		Parser:                s.engine.Parser,
 		Queryable:             s.store.Queryable(),
 		Exemplars:             s.store.ExemplarQueryable(),
@@ -272,7 +293,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", m.instrument("write", write))
 	mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
-	mux.Handle("/api/v1/", m.instrument("api", query))
+	mux.Handle("/api/v1/", m.instrument("api", frontend.Handler(query)))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
 	// running Strata are what explain its memory and CPU use.
@@ -376,6 +397,9 @@ loop:
 		if ferr := s.store.Flush(context.Background()); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("flush on shutdown: %w", ferr))
 		}
+	}
+	if cerr := s.frontend.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
 	}
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
