@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,24 +17,8 @@ import (
 	"github.com/strata-tsdb/strata/internal/proctest"
 )
 
-// startMemcached starts Debian's memcached on a free port and returns its address.
-func startMemcached(t *testing.T) string {
-	t.Helper()
-	bin := proctest.RequireProgram(t, "memcached")
-	addr := proctest.FreeAddr(t)
-	host, port, _ := net.SplitHostPort(addr)
-	args := []string{"-l", host, "-p", port, "-U", "0", "-m", "64", "-I", "4m"}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
-	}
-	proctest.Start(t, "memcached", bin, args...)
-	waitFor(t, startTimeout, "memcached to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+func memcachedAddr(t *testing.T) string {
+	_, addr := proctest.StartMemcached(t)
 	return addr
 }
 
@@ -116,7 +98,7 @@ func testResultsCache(t *testing.T, backend string) {
 		"-compactor.enabled=false",
 	}
 	if backend == "memcached" {
-		flags = append(flags, "-query.results-cache.memcached.addresses", startMemcached(t), "-query.results-cache.memcached.max-item-bytes", strconv.Itoa(4<<20))
+		flags = append(flags, "-query.results-cache.memcached.addresses", memcachedAddr(t), "-query.results-cache.memcached.max-item-bytes", strconv.Itoa(4<<20))
 	}
 	strata := startStrata(t, "", dir, flags...)
 	promAddr := proctest.FreeAddr(t)

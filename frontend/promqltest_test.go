@@ -32,7 +32,7 @@ func TestPromQLScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	for _, interval := range []time.Duration{time.Minute, 7 * time.Minute, 24 * time.Hour} {
+	for _, interval := range []time.Duration{time.Minute, 24 * time.Hour} {
 		t.Run(interval.String(), func(t *testing.T) {
 			eng := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
 			cfg := testConfig()
