@@ -10,7 +10,7 @@ GO ?= go
 # from the tree, which Go's test cache cannot see, so a cached pass could be stale.
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run deps test test-unit test-long-horizon vet fmt-check fuzz clean bench bench-dashboard docs pgo
+.PHONY: all build run deps test test-unit test-long-horizon vet fmt-check fuzz clean bench bench-dashboard docs pgo webui
 
 all: build
 
@@ -28,6 +28,7 @@ run:
 
 deps:
 	./scripts/deps.sh
+	$(MAKE) -C web/ui deps
 
 # Regenerate the configuration reference (docs/configuration.md) from the
 # flag and YAML declarations; config.TestReferenceUpToDate fails until it is.
@@ -43,11 +44,19 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test, integration suites included (they start real Prometheus and
-# node-exporter processes and fail when those are missing), then the Grafana
+# node-exporter processes and fail when those are missing; web/browsertest
+# drives the web UI in headless Chromium), then the web UI's type check, Jest
+# and the check that web/dist is what web/ui builds, then the Grafana
 # plugin's (its own Go module, Jest, headless Chromium).
 test: deps fmt-check vet
 	$(GO) test $(GOTEST_FLAGS) ./...
+	$(MAKE) -C web/ui test
 	$(MAKE) -C grafana-plugin test
+
+# Rebuild the web UI (web/ui) into web/dist, which the binary embeds: commit
+# web/dist with the sources. web.TestDistUpToDate fails until it is rebuilt.
+webui:
+	$(MAKE) -C web/ui build
 
 # The long-horizon test (e2e/longhorizon_test.go) over more simulated days
 # than make test's 42: 400 by default, past the 1h resolution's retention.
@@ -66,8 +75,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV1 -fuzztime $(FUZZTIME)
 	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzWriteV2 -fuzztime $(FUZZTIME)
-	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV1 -fuzztime $(FUZZTIME)
-	$(GO) test ./remotewrite -run '^$$' -fuzz FuzzFlatV2 -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/rwproto -run '^$$' -fuzz FuzzDecodeV1 -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/rwproto -run '^$$' -fuzz FuzzDecodeV2 -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin data

@@ -27,6 +27,7 @@ import (
 	"github.com/strata-tsdb/strata/alerting/anomalyapi"
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/alerting/ruler"
+	"github.com/strata-tsdb/strata/tenant"
 )
 
 // Options configure the evaluator.
@@ -119,6 +120,18 @@ func (s *Service) Rules(ctx context.Context) v1.RulesRetriever { return s.ruler.
 
 // AnomalyRules lists the loaded anomaly rules.
 func (s *Service) AnomalyRules() []ruler.AnomalyRule { return s.ruler.AnomalyRules() }
+
+// TenantAnomalyRules lists the loaded anomaly rules of the tenant of ctx.
+func (s *Service) TenantAnomalyRules(ctx context.Context) []ruler.AnomalyRule {
+	id, _ := tenant.FromContext(ctx)
+	var out []ruler.AnomalyRule
+	for _, r := range s.ruler.AnomalyRules() {
+		if r.Tenant == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // AnomalyQueryHandler serves /api/v1/anomaly/query_range for the tenant in
 // the request context.

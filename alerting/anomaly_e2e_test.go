@@ -19,7 +19,6 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/internal/proctest"
 	"github.com/strata-tsdb/strata/server"
 )
@@ -136,7 +135,7 @@ receivers:
         keep_firing_for: 1m
 `)
 	waitTCP(t, amAddr)
-	cfg, err := config.Load("strata", []string{
+	cfg, err := server.LoadConfig([]string{
 		"-http.listen-address", "127.0.0.1:0",
 		"-storage.path", filepath.Join(dir, "data"),
 		"-tenant.default", "team-a",

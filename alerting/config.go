@@ -14,6 +14,8 @@ import (
 
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/tenant"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // RulesConfig says where each tenant's rule files are and how they are evaluated.
@@ -40,16 +42,11 @@ type RulesConfig struct {
 func (c *RulesConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Files, "rules.files", "Comma-separated globs of rule files (Prometheus format, plus anomaly rules) of the default tenant.")
 	fs.StringVar(&c.TenantsDir, "rules.tenants-dir", "", "Directory with one subdirectory of rule files (*.yml, *.yaml) per tenant, named by the tenant ID.")
-	durationFlag(fs, &c.EvaluationInterval, "rules.evaluation-interval", time.Minute, "Evaluation interval of rule groups that set none.")
-	durationFlag(fs, &c.ResendDelay, "rules.resend-delay", time.Minute, "How often firing alerts are sent to Alertmanager again (as Prometheus's --rules.alert.resend-delay).")
-	durationFlag(fs, &c.OutageTolerance, "rules.outage-tolerance", time.Hour, "Longest outage after which the 'for' state of alerts is still restored from ALERTS_FOR_STATE.")
-	durationFlag(fs, &c.ForGracePeriod, "rules.for-grace-period", 10*time.Minute, "Least time left of an alert's 'for' after a restart.")
+	flagext.DurationVar(fs, &c.EvaluationInterval, "rules.evaluation-interval", time.Minute, "Evaluation interval of rule groups that set none.")
+	flagext.DurationVar(fs, &c.ResendDelay, "rules.resend-delay", time.Minute, "How often firing alerts are sent to Alertmanager again (as Prometheus's --rules.alert.resend-delay).")
+	flagext.DurationVar(fs, &c.OutageTolerance, "rules.outage-tolerance", time.Hour, "Longest outage after which the 'for' state of alerts is still restored from ALERTS_FOR_STATE.")
+	flagext.DurationVar(fs, &c.ForGracePeriod, "rules.for-grace-period", 10*time.Minute, "Least time left of an alert's 'for' after a restart.")
 	fs.StringVar(&c.ExternalURL, "rules.external-url", "", "URL under which users reach Strata (or the Grafana in front of it): alerts' generator URLs and $externalURL in templates.")
-}
-
-func durationFlag(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
-	*d = model.Duration(def)
-	fs.Var(d, name, usage)
 }
 
 // Validate reports the first setting that cannot work.

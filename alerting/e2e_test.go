@@ -26,7 +26,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/alerting/notify"
-	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/internal/proctest"
 	"github.com/strata-tsdb/strata/server"
 )
@@ -339,7 +338,7 @@ receivers:
 	waitTCP(t, smtpAddr)
 	waitTCP(t, amAddr)
 
-	cfg, err := config.Load("strata", []string{
+	cfg, err := server.LoadConfig([]string{
 		"-config.file", cfgFile,
 		"-http.listen-address", "127.0.0.1:0",
 		"-storage.path", filepath.Join(dir, "data"),

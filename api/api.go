@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/strata-tsdb/strata/alerting/ruler"
 	"github.com/strata-tsdb/strata/internal/snappybound"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/promqlengine"
@@ -77,8 +78,20 @@ type Options struct {
 	// Rules returns the rule groups and alerts of the tenant of the context,
 	// for /api/v1/rules and /api/v1/alerts; nil answers with none.
 	Rules func(context.Context) v1.RulesRetriever
-	// AnomalyQuery serves /api/v1/anomaly/query_range; nil leaves it out.
+	// AnomalyQuery serves /api/v1/anomaly/query_range; nil leaves it out
+	// (and /api/v1/anomaly/detectors, which lists the detectors it takes).
 	AnomalyQuery http.Handler
+
+	// AnomalyRules returns the anomaly rules of the tenant of the context,
+	// for /api/v1/anomaly/rules; nil leaves it out.
+	AnomalyRules func(context.Context) []ruler.AnomalyRule
+
+	// Store answers the status endpoints about tenants, blocks and WAL
+	// replay (status.go); nil leaves Prometheus's answers.
+	Store StoreStatus
+	// Compactor answers /api/v1/status/compactor; a nil *compactor.Compactor
+	// answers that compaction is disabled, a nil interface leaves it out.
+	Compactor CompactorStatus
 
 	BuildInfo v1.PrometheusVersion
 	// Flags are shown by /api/v1/status/flags.
@@ -153,7 +166,7 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", newQueryGate(o.Limits).wrap(maxSourceResolution(router)))
+	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
 	if o.HeadStats != nil {
@@ -161,7 +174,21 @@ func New(o Options) http.Handler {
 	}
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
+		mux.Handle("/api/v1/anomaly/detectors", getOnly(detectorsHandler))
 	}
+	if o.AnomalyRules != nil {
+		mux.Handle("/api/v1/anomaly/rules", getOnly(anomalyRulesHandler(o.AnomalyRules)))
+	}
+	status := &statusHandlers{
+		store:      o.Store,
+		compactor:  o.Compactor,
+		limits:     o.Limits,
+		gatherer:   o.Gatherer,
+		flags:      o.Flags,
+		allTenants: o.Tenants.Auth == nil,
+		now:        time.Now,
+	}
+	status.register(mux)
 	withTenant := o.Tenants.Middleware(mux, respondTenantError)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions {

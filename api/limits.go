@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -22,13 +25,18 @@ import (
 // promqlengine).
 type queryGate struct {
 	overrides *limits.Overrides
+	waiting   *prometheus.GaugeVec
 
 	mu    sync.Mutex
 	slots map[string]chan struct{} // per tenant; replaced when its limit changes
 }
 
-func newQueryGate(o *limits.Overrides) *queryGate {
-	return &queryGate{overrides: o, slots: map[string]chan struct{}{}}
+func newQueryGate(o *limits.Overrides, reg prometheus.Registerer) *queryGate {
+	return &queryGate{overrides: o, slots: map[string]chan struct{}{},
+		waiting: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_query_queue_waiting",
+			Help: "Queries waiting for one of their tenant's max_concurrent_queries slots, by tenant.",
+		}, []string{"tenant"})}
 }
 
 // wrap applies the gate to the query endpoints of next.
@@ -84,6 +92,9 @@ func (g *queryGate) acquire(ctx context.Context, id string, l *limits.Limits) (f
 		return release, nil
 	default:
 	}
+	waiting := g.waiting.WithLabelValues(id)
+	waiting.Inc()
+	defer waiting.Dec()
 	t := time.NewTimer(time.Duration(l.MaxQueryQueueWait))
 	defer t.Stop()
 	select {

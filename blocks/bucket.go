@@ -355,3 +355,10 @@ func (b *bucketBlocks) Tenants() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Count returns the number of the tenant's blocks in the view.
+func (b *bucketBlocks) Count(tenantID string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.tenants[tenantID])
+}

@@ -227,9 +227,10 @@ func Open(opts Options) (*Store, error) {
 
 func (s *Store) tenantsDir() string { return filepath.Join(s.opts.Dir, "tenants") }
 
-// openTenant opens (creating it if needed) the TSDB of tenant id. The
-// caller has marked the tenant busy (tenants.go).
-func (s *Store) openTenant(id string) (*tenantDB, error) {
+// openTenant opens (creating it if needed) the TSDB of tenant id, its WAL
+// replay's progress recorded in stats. The caller has marked the tenant
+// busy (tenants.go).
+func (s *Store) openTenant(id string, stats *tsdb.DBStats) (*tenantDB, error) {
 	start := time.Now()
 	dir := filepath.Join(s.tenantsDir(), id)
 	o := tsdb.DefaultOptions()
@@ -283,7 +284,7 @@ func (s *Store) openTenant(id string) (*tenantDB, error) {
 	// The TSDB registers its metrics when it opens; they are unregistered
 	// when it closes, so that it can open again.
 	treg := newTenantRegisterer(id, s.reg)
-	db, err := tsdb.Open(dir, s.logger.With("tenant", id), treg, o, nil)
+	db, err := tsdb.Open(dir, s.logger.With("tenant", id), treg, o, stats)
 	if err != nil {
 		treg.unregisterAll()
 		return nil, fmt.Errorf("open TSDB of tenant %q in %s: %w", id, dir, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
@@ -72,6 +73,7 @@ type tenantEntry struct {
 	onDisk  bool          // its directory exists; false only while a new tenant is first opened
 	reopen  bool          // open in the background: it was open when the store last stopped
 	openErr error         // why the last opening failed; nil after a success
+	replay  *tsdb.DBStats // the WAL replay of the last opening; nil before one
 	retryAt time.Time     // no opening before this after a failure, nor a background one
 	backoff time.Duration
 }
@@ -134,6 +136,8 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 		busy := make(chan struct{})
 		e.busy = busy
 		created := !e.onDisk
+		stats := tsdb.NewDBStats()
+		e.replay = stats
 		s.mu.Unlock()
 		var t *tenantDB
 		err := error(nil)
@@ -141,7 +145,7 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 			err = s.startCreating(id)
 		}
 		if err == nil {
-			t, err = s.openTenant(id)
+			t, err = s.openTenant(id, stats)
 		}
 		if err == nil && created {
 			// From here on the tenant may acknowledge writes: it is a tenant.

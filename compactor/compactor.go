@@ -87,6 +87,7 @@ type Compactor struct {
 	o       Options
 	logger  *slog.Logger
 	metrics *metrics
+	status  status // the last runs, for Status
 }
 
 type metrics struct {
@@ -175,7 +176,9 @@ func (c *Compactor) Run(ctx context.Context, interval time.Duration) {
 }
 
 // RunOnce compacts every tenant in the bucket once.
-func (c *Compactor) RunOnce(ctx context.Context) error {
+func (c *Compactor) RunOnce(ctx context.Context) (err error) {
+	start := c.o.Now()
+	defer func() { c.status.passDone(start, c.o.Now(), err) }()
 	tenants, err := Tenants(ctx, c.o.Bucket)
 	if err != nil {
 		return err
@@ -192,7 +195,9 @@ func (c *Compactor) RunOnce(ctx context.Context) error {
 // CompactTenant runs every step once for one tenant, under its lock.
 func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	c.metrics.runs.WithLabelValues(id).Inc()
+	start, skipped := c.o.Now(), false
 	defer func() {
+		c.status.tenantDone(id, start, c.o.Now(), skipped, err)
 		if err != nil {
 			c.metrics.failures.WithLabelValues(id).Inc()
 			err = fmt.Errorf("compact tenant %q: %w", id, err)
@@ -206,6 +211,7 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	}
 	if l == nil {
 		c.logger.Info("tenant locked by another compactor, skipping", "tenant", id)
+		skipped = true
 		return nil
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)

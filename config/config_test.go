@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -13,6 +13,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/strata-tsdb/strata/secret"
+
+	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/server"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -42,19 +45,19 @@ query:
 		wantOOO    time.Duration
 		wantSample int
 	}{
-		{"defaults", nil, DefaultListenAddress, "./data", 10 * time.Minute, 50000000},
+		{"defaults", nil, server.DefaultListenAddress, "./data", 10 * time.Minute, 50000000},
 		{"file", []string{"-config.file", file}, ":7777", "/from/file", 30 * time.Minute, 1000},
 		{"flag over file", []string{"-config.file", file, "-storage.path", "/from/flag"}, ":7777", "/from/flag", 30 * time.Minute, 1000},
 		{"flag before file flag", []string{"-storage.out-of-order-window=1m", "-config.file=" + file}, ":7777", "/from/file", time.Minute, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load("strata", tc.args, io.Discard)
+			c, err := server.LoadConfig(tc.args, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if c.HTTP.ListenAddress != tc.wantAddr || c.Storage.Path != tc.wantPath ||
-				c.Storage.OutOfOrderWindow != model.Duration(tc.wantOOO) || c.Query.MaxSamples != tc.wantSample {
-				t.Fatalf("got addr=%s path=%s ooo=%s samples=%d", c.HTTP.ListenAddress, c.Storage.Path, c.Storage.OutOfOrderWindow, c.Query.MaxSamples)
+				c.Storage.OutOfOrderWindow != model.Duration(tc.wantOOO) || c.Query.Engine.MaxSamples != tc.wantSample {
+				t.Fatalf("got addr=%s path=%s ooo=%s samples=%d", c.HTTP.ListenAddress, c.Storage.Path, c.Storage.OutOfOrderWindow, c.Query.Engine.MaxSamples)
 			}
 		})
 	}
@@ -80,7 +83,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negative tenant limit", []string{"-storage.max-tenants", "-1"}, "storage.max-tenants"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load("strata", tc.args, io.Discard)
+			_, err := server.LoadConfig(tc.args, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
@@ -90,14 +93,34 @@ func TestLoadErrors(t *testing.T) {
 
 func TestHelpListsFlags(t *testing.T) {
 	var out strings.Builder
-	_, err := Load("strata", []string{"-h"}, &out)
+	_, err := server.LoadConfig([]string{"-h"}, &out)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, f := range []string{"-http.listen-address", "-storage.path", "-config.file", "-storage.out-of-order-window"} {
+	for _, f := range []string{"-http.listen-address", "-storage.path", "-config.file", "-storage.out-of-order-window", "-limits.retention-raw", "-help-all"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
+	}
+	// The advanced flags are left to -help-all.
+	for _, f := range []string{"-query.shards", "-storage.block-cache-max-bytes", "-runtime.gogc"} {
+		if strings.Contains(out.String(), f) {
+			t.Errorf("-h lists the advanced flag %s", f)
+		}
+	}
+	var all strings.Builder
+	if _, err := server.LoadConfig([]string{"-help-all"}, &all); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-help-all: err = %v, want flag.ErrHelp", err)
+	}
+	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
+	server.NewConfig().RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(all.String(), "-"+f.Name+" ") && !strings.Contains(all.String(), "-"+f.Name+"\n") {
+			t.Errorf("-help-all does not list -%s", f.Name)
+		}
+	})
+	if lines := strings.Count(out.String(), "\n  -"); lines > 25 {
+		t.Errorf("-h lists %d flags, not the few a new user needs", lines)
 	}
 }
 
@@ -116,7 +139,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		{"-bucket.s3.access-key", "AK", "-bucket.s3.secret-key", key},
 		{"-config.file=" + file, "-config.expand-env"},
 	} {
-		c, err := Load("strata", args, io.Discard)
+		c, err := server.LoadConfig(args, io.Discard)
 		if err != nil {
 			t.Fatalf("%q: %v", args, err)
 		}
@@ -131,7 +154,7 @@ func TestSecretsNeverShown(t *testing.T) {
 				t.Errorf("%q: flag %s shows the secret: %q", args, name, v)
 			}
 		}
-		if red := strings.Join(RedactArgs(args), " "); strings.Contains(red, key) {
+		if red := strings.Join(config.RedactArgs(args, server.NewConfig), " "); strings.Contains(red, key) {
 			t.Errorf("RedactArgs(%q) = %q", args, red)
 		}
 		if args[0] == "-config.file="+file {

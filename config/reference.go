@@ -13,8 +13,8 @@ import (
 )
 
 // Setting is one configuration setting as the reference documents it. It is
-// derived from the flag declarations and the yaml tags of Config, so the
-// reference cannot drift from the code.
+// derived from the flag declarations and the yaml tags of the root's
+// structs, so the reference cannot drift from the code.
 type Setting struct {
 	// Flag is the flag's name without the dash; empty for YAML-only keys.
 	Flag string
@@ -41,11 +41,12 @@ func (s Setting) Section() string {
 	return sec
 }
 
-// Settings returns every setting of Config: each flag, matched to the YAML
-// key of the Config field it is bound to, and each YAML key no flag sets. The
-// order is the declaration order of Config's fields, flag-only settings first.
-func Settings() []Setting {
-	var c Config
+// Settings returns every setting of the configuration newRoot returns: each
+// flag, matched to the YAML key of the field it is bound to, and each YAML
+// key no flag sets. The order is the declaration order of the fields,
+// flag-only settings first.
+func Settings(newRoot func() Root) []Setting {
+	c := newRoot()
 	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
 	c.RegisterFlags(fs)
 
@@ -61,7 +62,8 @@ func Settings() []Setting {
 
 	var keyed []Setting
 	matched := map[string]bool{}
-	walkYAML(reflect.ValueOf(&c).Elem(), reflect.TypeOf(c), "", func(path string, t reflect.Type, addr uintptr, help string) {
+	root := reflect.ValueOf(c).Elem()
+	walkYAML(root, root.Type(), "", func(path string, t reflect.Type, addr uintptr, help string) {
 		s := Setting{YAMLPath: path, Type: typeName(t), Help: help}
 		if f, ok := byAddr[addr]; ok && addr != 0 {
 			s.Flag, s.Default, s.Help = f.Name, f.DefValue, f.Usage
@@ -193,11 +195,12 @@ const (
 	ReferenceEnd   = "<!-- END GENERATED CONFIGURATION REFERENCE -->"
 )
 
-// WriteReference writes the Markdown reference of every setting to w: one
-// table per YAML section, plus the flags no YAML key sets.
-func WriteReference(w io.Writer) error {
+// WriteReference writes the Markdown reference of every setting of
+// newRoot's configuration to w: one table per YAML section, plus the flags
+// no YAML key sets.
+func WriteReference(w io.Writer, newRoot func() Root) error {
 	var b bytes.Buffer
-	settings := Settings()
+	settings := Settings(newRoot)
 	section := "\x00"
 	for _, s := range settings {
 		if sec := s.Section(); sec != section {
@@ -238,30 +241,30 @@ func cell(s string) string {
 }
 
 // Reference returns WriteReference's Markdown.
-func Reference() string {
+func Reference(newRoot func() Root) string {
 	var b strings.Builder
-	_ = WriteReference(&b)
+	_ = WriteReference(&b, newRoot)
 	return b.String()
 }
 
 // ReplaceReference returns doc with the text between ReferenceBegin and
 // ReferenceEnd replaced by the current reference.
-func ReplaceReference(doc string) (string, error) {
+func ReplaceReference(doc string, newRoot func() Root) (string, error) {
 	i := strings.Index(doc, ReferenceBegin)
 	j := strings.Index(doc, ReferenceEnd)
 	if i < 0 || j < i {
 		return "", fmt.Errorf("the markers %q and %q are missing or out of order", ReferenceBegin, ReferenceEnd)
 	}
-	return doc[:i+len(ReferenceBegin)] + "\n" + Reference() + doc[j:], nil
+	return doc[:i+len(ReferenceBegin)] + "\n" + Reference(newRoot) + doc[j:], nil
 }
 
 // UpdateReferenceFile rewrites the generated part of the Markdown file path.
-func UpdateReferenceFile(path string) error {
+func UpdateReferenceFile(path string, newRoot func() Root) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	doc, err := ReplaceReference(string(b))
+	doc, err := ReplaceReference(string(b), newRoot)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

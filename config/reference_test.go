@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"flag"
@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/server"
 )
 
 //go:generate go run ../cmd/strata tools config-reference -update ../docs/configuration.md
@@ -20,7 +23,7 @@ func TestReferenceUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the committed reference: %v", err)
 	}
-	want, err := ReplaceReference(string(b))
+	want, err := config.ReplaceReference(string(b), server.NewConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +35,11 @@ func TestReferenceUpToDate(t *testing.T) {
 // TestSettingsCoverEveryFlag: every flag is in the reference, and every
 // documented YAML path is a key Load accepts (an unknown key is an error).
 func TestSettingsCoverEveryFlag(t *testing.T) {
-	var c Config
+	c := server.NewConfig()
 	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
 	c.RegisterFlags(fs)
-	byFlag := map[string]Setting{}
-	for _, s := range Settings() {
+	byFlag := map[string]config.Setting{}
+	for _, s := range config.Settings(server.NewConfig) {
 		if s.Flag != "" {
 			byFlag[s.Flag] = s
 		}
@@ -48,17 +51,17 @@ func TestSettingsCoverEveryFlag(t *testing.T) {
 			t.Errorf("flag -%s is missing from the reference", f.Name)
 		case s.Help != f.Usage || s.Default != f.DefValue:
 			t.Errorf("flag -%s: reference has help %q default %q", f.Name, s.Help, s.Default)
-		case s.YAMLPath == "" && !strings.HasPrefix(f.Name, "config."): // flags about the file itself
+		case s.YAMLPath == "" && !strings.HasPrefix(f.Name, "config.") && f.Name != "help-all": // flags about the configuration itself
 			t.Errorf("flag -%s is bound to no YAML key of Config", f.Name)
 		}
 	})
-	for _, s := range Settings() {
+	for _, s := range config.Settings(server.NewConfig) {
 		if s.YAMLPath == "" {
 			continue
 		}
 		t.Run(s.YAMLPath, func(t *testing.T) {
 			doc := yamlFor(t, s)
-			if _, err := Load("strata", []string{"-config.file", writeFile(t, doc)}, nil); err != nil && strings.Contains(err.Error(), "not found") {
+			if _, err := server.LoadConfig([]string{"-config.file", writeFile(t, doc)}, nil); err != nil && strings.Contains(err.Error(), "not found") {
 				t.Fatalf("YAML path %s is not a key of the configuration file: %v\n%s", s.YAMLPath, err, doc)
 			}
 		})
@@ -66,7 +69,7 @@ func TestSettingsCoverEveryFlag(t *testing.T) {
 }
 
 // yamlFor builds a YAML document that sets s's key to a value of its type.
-func yamlFor(t *testing.T, s Setting) string {
+func yamlFor(t *testing.T, s config.Setting) string {
 	t.Helper()
 	var value any
 	switch s.Type {
@@ -105,15 +108,15 @@ func yamlFor(t *testing.T, s Setting) string {
 }
 
 func TestReplaceReference(t *testing.T) {
-	doc := "intro\n" + ReferenceBegin + "\nstale\n" + ReferenceEnd + "\nafter\n"
-	got, err := ReplaceReference(doc)
+	doc := "intro\n" + config.ReferenceBegin + "\nstale\n" + config.ReferenceEnd + "\nafter\n"
+	got, err := config.ReplaceReference(doc, server.NewConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(got, "intro\n"+ReferenceBegin+"\n### Command line only") || !strings.HasSuffix(got, ReferenceEnd+"\nafter\n") || strings.Contains(got, "stale") {
+	if !strings.HasPrefix(got, "intro\n"+config.ReferenceBegin+"\n### Command line only") || !strings.HasSuffix(got, config.ReferenceEnd+"\nafter\n") || strings.Contains(got, "stale") {
 		t.Fatalf("ReplaceReference kept or lost the wrong text:\n%s", got)
 	}
-	if _, err := ReplaceReference("no markers"); err == nil {
+	if _, err := config.ReplaceReference("no markers", server.NewConfig); err == nil {
 		t.Fatal("ReplaceReference accepted a document without markers")
 	}
 	if !strings.Contains(got, "| `-storage.path` | `storage.path` | string | `./data` |") {

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
-	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/server"
 )
 
 // The contract between the stack and the Grafana plugin (grafana-plugin/).
@@ -43,7 +43,7 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 // strataConfig loads the Strata configuration the stack mounts.
-func (s *stack) strataConfig(t *testing.T) (*config.Config, string) {
+func (s *stack) strataConfig(t *testing.T) (*server.Config, string) {
 	t.Helper()
 	cmd := s.service(t, "strata").Command
 	file, ok := flagValue(cmd, "-config.file")
@@ -51,7 +51,7 @@ func (s *stack) strataConfig(t *testing.T) (*config.Config, string) {
 		t.Fatalf("the strata service's command %v names no -config.file", cmd)
 	}
 	host := s.hostPath(t, "strata", file)
-	c, err := config.Load("strata", []string{"-config.file", host}, io.Discard)
+	c, err := server.LoadConfig([]string{"-config.file", host}, io.Discard)
 	if err != nil {
 		t.Fatalf("Strata's configuration %s: %v", host, err)
 	}
@@ -74,7 +74,7 @@ func (s *stack) mcBucket(t *testing.T) (bucket, endpoint string) {
 }
 
 // ruleFiles returns the repository paths of the rule files Strata loads.
-func (s *stack) ruleFiles(t *testing.T, c *config.Config) []string {
+func (s *stack) ruleFiles(t *testing.T, c *server.Config) []string {
 	t.Helper()
 	var out []string
 	for _, glob := range c.Rules.Files {
@@ -700,7 +700,7 @@ func checkDashboard(t *testing.T, file string, d dashboard, dsTypes map[string]s
 }
 
 // anomalyRuleNames returns the names of the anomaly rules Strata loads.
-func (s *stack) anomalyRuleNames(t *testing.T, c *config.Config) []string {
+func (s *stack) anomalyRuleNames(t *testing.T, c *server.Config) []string {
 	t.Helper()
 	var out []string
 	for _, f := range s.ruleFiles(t, c) {

@@ -616,6 +616,15 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 			break
 		}
 		snd.send(t, req)
+		if snd.requests%8 == 0 {
+			// Real time never outruns the head's compaction; days written
+			// in seconds do (a 2h block a fraction of a second, fsyncs
+			// included). Left unpaced, the head would hold months and
+			// every query read them from memory, which no real Strata does.
+			waitFor(t, 3*time.Minute, "the head to compact down to 6h", func() bool {
+				return metric("prometheus_tsdb_head_max_time", nil)-metric("prometheus_tsdb_head_min_time", nil) <= float64(6*time.Hour/time.Millisecond)
+			})
+		}
 		if !killed && !upTo.Before(killAt) {
 			// kill -9 in the middle: nothing acknowledged may be lost.
 			killed = true

@@ -99,7 +99,9 @@ func TestNoSecretInAnswers(t *testing.T) {
 				t.Fatalf("flush answered 200 but MinIO holds no object of team-a")
 			}
 
-			for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap", "/api/v1/status/flags", "/api/v1/status/config", "/api/v1/admin/flush", "/-/reload"} {
+			// The status endpoints the web UI reads are the tenant's, behind its credentials too.
+			status := []string{"/api/v1/status/runtimeinfo", "/api/v1/status/tenants", "/api/v1/status/compactor", "/api/v1/status/tsdb/blocks", "/api/v1/status/walreplay"}
+			for _, path := range append([]string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap", "/api/v1/status/flags", "/api/v1/status/config", "/api/v1/admin/flush", "/-/reload"}, status...) {
 				method := http.MethodGet
 				if path == "/api/v1/admin/flush" || path == "/-/reload" {
 					method = http.MethodPost
@@ -108,7 +110,7 @@ func TestNoSecretInAnswers(t *testing.T) {
 					t.Errorf("%s %s without credentials: HTTP %d %.200s, want 401", method, path, code, body)
 				}
 			}
-			for _, path := range []string{"/debug/pprof/cmdline", "/api/v1/status/flags", "/api/v1/status/config", "/debug/pprof/goroutine?debug=2", "/metrics"} {
+			for _, path := range append([]string{"/debug/pprof/cmdline", "/api/v1/status/flags", "/api/v1/status/config", "/debug/pprof/goroutine?debug=2", "/metrics"}, status...) {
 				code, body := do(http.MethodGet, path, "tok-a")
 				if code != http.StatusOK {
 					t.Errorf("GET %s: HTTP %d %.200s", path, code, body)

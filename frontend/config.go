@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // Backends of the results cache.
@@ -17,8 +19,10 @@ const (
 	BackendNone      = "none"
 )
 
-// Config configures the query front end. Its flags are -query.split-* and
-// -query.results-cache.*; its YAML keys live under frontend:.
+// Config configures the query front end. Its settings are part of the
+// query: section of the configuration (flags -query.split-* and
+// -query.results-cache.*, YAML keys query.split_* and query.results_cache.*);
+// the per-tenant share of the cache is a limit (package limits).
 type Config struct {
 	// SplitInterval is the length of the parts a range query is split
 	// into, aligned to multiples of it since the Unix epoch (UTC days by
@@ -29,16 +33,21 @@ type Config struct {
 	// GOMAXPROCS.
 	Parallelism int `yaml:"split_parallelism"`
 
+	ResultsCache ResultsCacheConfig `yaml:"results_cache"`
+}
+
+// ResultsCacheConfig configures the results cache.
+type ResultsCacheConfig struct {
 	// Backend is where results are cached: inmemory, memcached or none.
-	Backend string `yaml:"results_cache_backend"`
+	Backend string `yaml:"backend"`
 	// MaxFreshness: results at and after now less this are never cached
 	// (and data of that age is never assumed final). At least the store's
 	// out-of-order window.
-	MaxFreshness model.Duration `yaml:"results_cache_max_freshness"`
+	MaxFreshness model.Duration `yaml:"max_freshness"`
 	// MaxBytes bounds the in-memory cache.
-	MaxBytes int64 `yaml:"results_cache_max_bytes"`
+	MaxBytes int64 `yaml:"max_bytes"`
 
-	Memcached MemcachedConfig `yaml:"results_cache_memcached"`
+	Memcached MemcachedConfig `yaml:"memcached"`
 }
 
 // MemcachedConfig configures the memcached backend.
@@ -52,21 +61,18 @@ type MemcachedConfig struct {
 	MaxItemBytes int `yaml:"max_item_bytes"`
 }
 
-// RegisterFlags registers the front end's flags on fs and sets c to the defaults.
+// RegisterFlags registers the front end's flags on fs, with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	durationVar(fs, &c.SplitInterval, "query.split-interval", 24*time.Hour, "Range queries are split into parts aligned to multiples of this length (UTC days by default), evaluated in parallel; each part that can no longer change is cached. 0 turns splitting and the results cache off.")
+	flagext.DurationVar(fs, &c.SplitInterval, "query.split-interval", 24*time.Hour, "Range queries are split into parts aligned to multiples of this length (UTC days by default), evaluated in parallel; each part that can no longer change is cached. 0 turns splitting and the results cache off.")
 	fs.IntVar(&c.Parallelism, "query.split-parallelism", 0, "Most parts of one split range query evaluated at once; 0 means one per core (GOMAXPROCS).")
-	fs.StringVar(&c.Backend, "query.results-cache.backend", BackendInMemory, "Where the results of range query parts are cached: inmemory (this process, bounded by -query.results-cache.max-bytes), memcached (shared by several query processes) or none.")
-	durationVar(fs, &c.MaxFreshness, "query.results-cache.max-freshness", 10*time.Minute, "Results whose data is newer than now less this are never cached, and samples written older than it invalidate the cached results they touch. Raised to -storage.out-of-order-window when shorter.")
-	fs.Int64Var(&c.MaxBytes, "query.results-cache.max-bytes", 256<<20, "Size of the in-memory results cache; least recently used results are evicted beyond it. Per tenant, -limits.results-cache-max-bytes bounds a tenant's share.")
-	fs.StringVar(&c.Memcached.Addresses, "query.results-cache.memcached.addresses", "", "Memcached servers (host:port, comma-separated) of the memcached results cache.")
-	durationVar(fs, &c.Memcached.Timeout, "query.results-cache.memcached.timeout", 500*time.Millisecond, "Longest wait for memcached; a slower answer counts as a miss, never an error of the query.")
-	fs.IntVar(&c.Memcached.MaxItemBytes, "query.results-cache.memcached.max-item-bytes", 1<<20, "Largest cached value sent to memcached (its -I option, 1 MiB by default); larger results are not cached.")
-}
-
-func durationVar(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
-	*d = model.Duration(def)
-	fs.Var(d, name, usage)
+	rc := &c.ResultsCache
+	fs.StringVar(&rc.Backend, "query.results-cache.backend", BackendInMemory, "Where the results of range query parts are cached: inmemory (this process, bounded by -query.results-cache.max-bytes), memcached (shared by several query processes) or none.")
+	flagext.DurationVar(fs, &rc.MaxFreshness, "query.results-cache.max-freshness", 10*time.Minute, "Results whose data is newer than now less this are never cached, and samples written older than it invalidate the cached results they touch. Raised to -storage.out-of-order-window when shorter.")
+	fs.Int64Var(&rc.MaxBytes, "query.results-cache.max-bytes", 256<<20, "Size of the in-memory results cache; least recently used results are evicted beyond it. Per tenant, -limits.results-cache-max-bytes bounds a tenant's share.")
+	fs.StringVar(&rc.Memcached.Addresses, "query.results-cache.memcached.addresses", "", "Memcached servers (host:port, comma-separated) of the memcached results cache.")
+	flagext.DurationVar(fs, &rc.Memcached.Timeout, "query.results-cache.memcached.timeout", 500*time.Millisecond, "Longest wait for memcached; a slower answer counts as a miss, never an error of the query.")
+	fs.IntVar(&rc.Memcached.MaxItemBytes, "query.results-cache.memcached.max-item-bytes", 1<<20, "Largest cached value sent to memcached (its -I option, 1 MiB by default); larger results are not cached.")
+	flagext.MarkBasic("query.results-cache.backend", "query.results-cache.memcached.addresses")
 }
 
 // Validate reports the first setting that cannot work.
@@ -78,24 +84,25 @@ func (c *Config) Validate() error {
 		return errors.New("query.split-interval must be at least 1m")
 	case c.Parallelism < 0:
 		return errors.New("query.split-parallelism must not be negative")
-	case c.MaxFreshness < 0:
+	case c.ResultsCache.MaxFreshness < 0:
 		return errors.New("query.results-cache.max-freshness must not be negative")
 	}
-	switch c.Backend {
+	rc := &c.ResultsCache
+	switch rc.Backend {
 	case BackendInMemory:
-		if c.MaxBytes <= 0 {
+		if rc.MaxBytes <= 0 {
 			return errors.New("query.results-cache.max-bytes must be positive for the inmemory backend")
 		}
 	case BackendMemcached:
-		if len(c.Memcached.addresses()) == 0 {
+		if len(rc.Memcached.addresses()) == 0 {
 			return errors.New("query.results-cache.memcached.addresses must be set for the memcached backend")
 		}
-		if c.Memcached.Timeout <= 0 || c.Memcached.MaxItemBytes <= 0 {
+		if rc.Memcached.Timeout <= 0 || rc.Memcached.MaxItemBytes <= 0 {
 			return errors.New("query.results-cache.memcached.timeout and max-item-bytes must be positive")
 		}
 	case BackendNone:
 	default:
-		return fmt.Errorf("query.results-cache.backend %q is not one of inmemory, memcached, none", c.Backend)
+		return fmt.Errorf("query.results-cache.backend %q is not one of inmemory, memcached, none", rc.Backend)
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func New(opts Options) (*Frontend, error) {
 		parser:      opts.Parser,
 		interval:    time.Duration(opts.Config.SplitInterval).Milliseconds(),
 		parallelism: opts.Config.Parallelism,
-		freshness:   max(time.Duration(opts.Config.MaxFreshness), opts.OutOfOrderWindow).Milliseconds(),
+		freshness:   max(time.Duration(opts.Config.ResultsCache.MaxFreshness), opts.OutOfOrderWindow).Milliseconds(),
 		lookback:    opts.LookbackDelta,
 		tenantOf:    opts.Tenant,
 		now:         opts.Now,
@@ -132,11 +132,11 @@ func New(opts Options) (*Frontend, error) {
 	}
 	f.pinner, _ = opts.Engine.(Pinner)
 	if f.interval > 0 {
-		switch opts.Config.Backend {
+		switch opts.Config.ResultsCache.Backend {
 		case BackendInMemory:
-			f.cache = newMemCache(opts.Config.MaxBytes, opts.TenantMaxBytes, f.m)
+			f.cache = newMemCache(opts.Config.ResultsCache.MaxBytes, opts.TenantMaxBytes, f.m)
 		case BackendMemcached:
-			f.cache = newMemcachedCache(opts.Config.Memcached, f.m, opts.Logger)
+			f.cache = newMemcachedCache(opts.Config.ResultsCache.Memcached, f.m, opts.Logger)
 		}
 	}
 	return f, nil

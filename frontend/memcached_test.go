@@ -81,9 +81,9 @@ func TestMemcached(t *testing.T) {
 	// Without memcached, queries are answered without the cache.
 	st := promqltest.LoadedStorage(t, "load 1m\n  x 0+1x120\n")
 	fe, eng := testFrontend(t, func(c *Config) {
-		c.Backend = BackendMemcached
-		c.Memcached = cfg
-		c.Memcached.Timeout = model.Duration(200 * time.Millisecond)
+		c.ResultsCache.Backend = BackendMemcached
+		c.ResultsCache.Memcached = cfg
+		c.ResultsCache.Memcached.Timeout = model.Duration(200 * time.Millisecond)
 	}, func() time.Time { return time.Unix(1e6, 0) })
 	defer fe.Close()
 	ctxT := withTenant("t")

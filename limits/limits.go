@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // Limits are the limits of one tenant. The yaml tag is the key in both the
@@ -112,26 +114,21 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&l.AcceptHASamples, "limits.accept-ha-samples", false, "De-duplicate HA Prometheus pairs: of the series carrying the cluster and replica labels, store only the elected replica's.")
 	fs.StringVar(&l.HAClusterLabel, "limits.ha-cluster-label", "cluster", "Label naming the HA cluster of a series.")
 	fs.StringVar(&l.HAReplicaLabel, "limits.ha-replica-label", "__replica__", "Label naming the HA replica of a series; dropped before storing.")
-	durationVar(fs, &l.HAFailoverTimeout, "limits.ha-failover-timeout", 30*time.Second, "Silence of the elected replica after which another replica of its cluster is elected.")
+	flagext.DurationVar(fs, &l.HAFailoverTimeout, "limits.ha-failover-timeout", 30*time.Second, "Silence of the elected replica after which another replica of its cluster is elected.")
 	fs.IntVar(&l.HAFailoverBufferBytes, "limits.ha-failover-buffer-bytes", 32<<20, "Bytes of requests of non-elected replicas, newer than the elected replica's samples, kept per HA cluster so that a failover leaves no gap; 0 keeps none.")
 
 	fs.IntVar(&l.MaxQuerySeries, "limits.max-query-series", 0, "Series one query may touch; 0 is unlimited. Over it, the query fails with 422 (errorType cost_limit).")
 	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", 0, "Samples one query may read; 0 is unlimited. Over it, the query fails with 422 (errorType cost_limit).")
-	durationVar(fs, &l.QueryTimeout, "limits.query-timeout", 0, "Longest a tenant's query may run; 0 uses -query.timeout, which also caps it.")
-	durationVar(fs, &l.MaxQueryLength, "limits.max-query-length", 0, "Longest time range of a range query; 0 is unlimited. Over it, 400 (bad_data).")
+	flagext.DurationVar(fs, &l.QueryTimeout, "limits.query-timeout", 0, "Longest a tenant's query may run; 0 uses -query.timeout, which also caps it.")
+	flagext.DurationVar(fs, &l.MaxQueryLength, "limits.max-query-length", 0, "Longest time range of a range query; 0 is unlimited. Over it, 400 (bad_data).")
 	fs.IntVar(&l.MaxConcurrentQueries, "limits.max-concurrent-queries", 0, "Queries of one tenant evaluated at once; 0 is unlimited.")
-	durationVar(fs, &l.MaxQueryQueueWait, "limits.max-query-queue-wait", 10*time.Second, "How long a query waits for one of its tenant's concurrent-query slots before it gets 503 (errorType unavailable).")
+	flagext.DurationVar(fs, &l.MaxQueryQueueWait, "limits.max-query-queue-wait", 10*time.Second, "How long a query waits for one of its tenant's concurrent-query slots before it gets 503 (errorType unavailable).")
 
 	fs.Int64Var(&l.ResultsCacheMaxBytes, "limits.results-cache-max-bytes", 0, "Bytes of a tenant's query results the in-memory results cache may hold (least recently used evicted first); with memcached, the largest cached entry of the tenant. 0 means the cache's whole size.")
 
-	durationVar(fs, &l.RetentionRaw, "limits.retention-raw", 7*24*time.Hour, "How long a tenant's raw data is kept in the bucket; 0 keeps it forever. Raw data past it is deleted once its 1m and 1h blocks are written.")
-	durationVar(fs, &l.Retention1m, "limits.retention-1m", 30*24*time.Hour, "How long a tenant's 1m-resolution data is kept; 0 keeps it forever. Deleted past it once its 1h blocks are written.")
-	durationVar(fs, &l.Retention1h, "limits.retention-1h", 365*24*time.Hour, "How long a tenant's 1h-resolution data is kept; 0 keeps it forever.")
-}
-
-func durationVar(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
-	*d = model.Duration(def)
-	fs.Var(d, name, usage)
+	flagext.DurationVar(fs, &l.RetentionRaw, "limits.retention-raw", 7*24*time.Hour, "How long a tenant's raw data is kept in the bucket; 0 keeps it forever. Raw data past it is deleted once its 1m and 1h blocks are written.")
+	flagext.DurationVar(fs, &l.Retention1m, "limits.retention-1m", 30*24*time.Hour, "How long a tenant's 1m-resolution data is kept; 0 keeps it forever. Deleted past it once its 1h blocks are written.")
+	flagext.DurationVar(fs, &l.Retention1h, "limits.retention-1h", 365*24*time.Hour, "How long a tenant's 1h-resolution data is kept; 0 keeps it forever.")
 }
 
 // Defaults returns the limits the flags default to.

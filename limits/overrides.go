@@ -19,6 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-tsdb/strata/tenant"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // OverridesConfig names the runtime overrides file.
@@ -32,7 +34,7 @@ type OverridesConfig struct {
 // RegisterFlags registers the overrides flags on fs.
 func (c *OverridesConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.File, "overrides.file", "", "YAML file of per-tenant limits, re-read while running (see docs/limits.md).")
-	durationVar(fs, &c.ReloadPeriod, "overrides.reload-period", 10*time.Second, "How often the overrides file is checked for changes; it is also re-read on SIGHUP and POST /-/reload.")
+	flagext.DurationVar(fs, &c.ReloadPeriod, "overrides.reload-period", 10*time.Second, "How often the overrides file is checked for changes; it is also re-read on SIGHUP and POST /-/reload.")
 }
 
 // overridesFile is the format of the overrides file:

@@ -1,7 +1,9 @@
 // Package remotewrite is Strata's Prometheus remote-write receiver: the HTTP
-// endpoint that negotiates remote write 1.0 and 2.0, decompresses and
-// decodes the body, validates each series and appends the valid ones to the
-// tenant's store.
+// endpoint that negotiates remote write 1.0 and 2.0, reads and decompresses
+// the body within its limits, decodes it (package ingest/rwproto) and hands
+// it to the write path (package ingest), which validates each series and
+// appends the valid ones to the tenant's store; it answers with the status
+// codes below and, for 2.0, the headers saying what was written.
 //
 // Status codes follow the remote-write specifications and Prometheus's own
 // receiver, so that a sender retries exactly what can succeed later:
@@ -16,9 +18,7 @@
 package remotewrite
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -30,10 +30,10 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/metadata"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/hatracker"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/ingest/rwproto"
 	"github.com/strata-tsdb/strata/internal/snappybound"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
@@ -41,8 +41,8 @@ import (
 
 // Protobuf messages named by the proto parameter of Content-Type.
 const (
-	ProtoV1 = "prometheus.WriteRequest"
-	ProtoV2 = "io.prometheus.write.v2.Request"
+	ProtoV1 = rwproto.ProtoV1
+	ProtoV2 = rwproto.ProtoV2
 )
 
 // Response headers of remote write 2.0 that confirm what was written.
@@ -53,13 +53,7 @@ const (
 )
 
 // Storage is what the receiver writes to.
-type Storage interface {
-	// Appender returns an appender for tenant. Its Commit must return only
-	// once the appended data is durable.
-	Appender(ctx context.Context, tenant string) (storage.AppenderV2, error)
-	// SetMetadata records the metadata of a metric family of tenant.
-	SetMetadata(tenant, family string, md metadata.Metadata) error
-}
+type Storage = ingest.Storage
 
 // Options configure a Handler.
 type Options struct {
@@ -74,6 +68,13 @@ type Options struct {
 	// HA de-duplicates HA pairs of tenants with accept_ha_samples; a new
 	// tracker when nil.
 	HA *hatracker.Tracker
+	// DisableFastDecode decodes every body with the generated (gogo)
+	// decoders only: for tests comparing the two.
+	DisableFastDecode bool
+	// Pipeline is the write path requests are handed to; one writing to
+	// the store with the options above when nil. A pipeline made outside
+	// decodes the bodies HA keeps with rwproto.Decoders.
+	Pipeline *ingest.Pipeline
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -87,14 +88,14 @@ const DefaultMaxBodyBytes = 64 << 20
 
 // Handler is the remote-write HTTP endpoint.
 type Handler struct {
-	store   Storage
+	pipe    *ingest.Pipeline
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
 	bufs    sync.Pool // *[]byte: compressed bodies
 	bodies  sync.Pool // *[]byte: decompressed bodies, up to maxPooledBody
-	lims    *limitState
-	fast    fastPath
+	// decoders by protobuf message (rwproto.Decoders)
+	decoders map[string]ingest.Decoder
 }
 
 // NewHandler returns a remote-write handler that writes to store.
@@ -114,27 +115,25 @@ func NewHandler(store Storage, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Handler{
-		store:   store,
-		opts:    opts,
-		logger:  opts.Logger,
-		metrics: newMetrics(opts.Registerer),
-		lims:    newLimitState(opts),
+	h := &Handler{opts: opts, logger: opts.Logger, metrics: newMetrics(opts.Registerer), decoders: rwproto.Decoders(!opts.DisableFastDecode), pipe: opts.Pipeline}
+	if h.pipe == nil {
+		h.pipe = ingest.New(store, ingest.Options{
+			MaxFutureTime: opts.MaxFutureTime,
+			Limits:        opts.Limits,
+			HA:            opts.HA,
+			Decoders:      h.decoders,
+			Logger:        opts.Logger,
+			Registerer:    opts.Registerer,
+			Now:           opts.Now,
+		})
 	}
+	return h
 }
 
 // httpError is an error with the status code it is answered with.
-type httpError struct {
-	code int
-	err  error
-}
+type httpError = ingest.Error
 
-func (e *httpError) Error() string { return e.err.Error() }
-func (e *httpError) Unwrap() error { return e.err }
-
-func errorf(code int, format string, args ...any) *httpError {
-	return &httpError{code: code, err: fmt.Errorf(format, args...)}
-}
+var errorf = ingest.Errorf
 
 // protoVersion negotiates the protobuf message from the request headers.
 func protoVersion(r *http.Request) (string, *httpError) {
@@ -201,9 +200,9 @@ func (h *Handler) readBody(r *http.Request, limit int64) (decoded []byte, buf, d
 	if err != nil {
 		h.putBufs(bp, nil)
 		if errors.Is(err, snappybound.ErrTooLarge) {
-			return nil, nil, nil, &httpError{code: http.StatusRequestEntityTooLarge, err: err}
+			return nil, nil, nil, &httpError{Code: http.StatusRequestEntityTooLarge, Err: err}
 		}
-		return nil, nil, nil, &httpError{code: http.StatusBadRequest, err: err}
+		return nil, nil, nil, &httpError{Code: http.StatusBadRequest, Err: err}
 	}
 	// golang/snappy rather than klauspost/compress/s2's snappy-compatible
 	// decoder: s2 decoded the bench's bodies about 40% slower.
@@ -268,7 +267,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	}
 	id, err := h.opts.Tenants.FromRequest(r)
 	if err != nil {
-		return h.fail(w, "", &httpError{code: tenant.StatusCode(err), err: err}), ""
+		return h.fail(w, "", &httpError{Code: tenant.StatusCode(err), Err: err}), ""
 	}
 	msg, herr := protoVersion(r)
 	if herr != nil {
@@ -284,37 +283,49 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	}
 	defer h.putBufs(bp, dp)
 
-	var res result
-	if msg == ProtoV2 {
-		res = h.writeV2(r.Context(), id, body)
+	req := h.pipe.GetRequest()
+	defer h.pipe.PutRequest(req)
+	var res ingest.Result
+	if err := h.decoders[msg](body, req); err != nil {
+		res.Err = err
 	} else {
-		res = h.writeV1(r.Context(), id, body)
+		res = h.pipe.Write(r.Context(), id, req, func(kept *ingest.Result) { h.metrics.record(id, kept) })
 	}
 	h.metrics.record(id, &res)
-	if msg == ProtoV2 && res.err == nil || msg == ProtoV2 && res.err.code < 500 {
+	if msg == ProtoV2 && res.Err == nil || msg == ProtoV2 && res.Err.Code < 500 {
 		// Remote write 2.0 confirms what was written, also alongside a 4xx.
-		w.Header().Set(HeaderSamplesWritten, strconv.Itoa(res.samples))
-		w.Header().Set(HeaderHistogramsWritten, strconv.Itoa(res.histograms))
-		w.Header().Set(HeaderExemplarsWritten, strconv.Itoa(res.exemplars))
+		w.Header().Set(HeaderSamplesWritten, strconv.Itoa(res.Samples))
+		w.Header().Set(HeaderHistogramsWritten, strconv.Itoa(res.Histograms))
+		w.Header().Set(HeaderExemplarsWritten, strconv.Itoa(res.Exemplars))
 	}
-	if res.err != nil {
-		return h.fail(w, id, res.err), id
+	if res.Err != nil {
+		return h.fail(w, id, res.Err), id
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent, id
 }
 
 func (h *Handler) fail(w http.ResponseWriter, id string, e *httpError) int {
-	if e.code == http.StatusAccepted {
+	if e.Code == http.StatusAccepted {
 		// A de-duplicated HA request: not stored, and not to be resent.
-		http.Error(w, e.err.Error(), e.code)
-		return e.code
+		http.Error(w, e.Err.Error(), e.Code)
+		return e.Code
 	}
-	if e.code >= 500 {
-		h.logger.Error("remote write failed", "tenant", id, "code", e.code, "err", e.err)
+	if e.Code >= 500 {
+		h.logger.Error("remote write failed", "tenant", id, "code", e.Code, "err", e.Err)
 	} else {
-		h.logger.Debug("remote write rejected", "tenant", id, "code", e.code, "err", e.err)
+		h.logger.Debug("remote write rejected", "tenant", id, "code", e.Code, "err", e.Err)
 	}
-	http.Error(w, e.err.Error(), e.code)
-	return e.code
+	http.Error(w, e.Err.Error(), e.Code)
+	return e.Code
+}
+
+// maxBody returns the body size limit of tenant id.
+func (h *Handler) maxBody(id string) int64 {
+	if h.opts.Limits != nil {
+		if n := h.opts.Limits.For(id).MaxRequestBodyBytes; n > 0 {
+			return n
+		}
+	}
+	return h.opts.MaxBodyBytes
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -821,6 +822,21 @@ func TestFutureHistogram(t *testing.T) {
 	assertCode(t, w, http.StatusBadRequest)
 	assertBodyContains(t, w, "too far in the future")
 	e.assertNothingStored(t)
+}
+
+// TestTenantRefusedByLimit: a tenant the max_tenants limit refuses cannot
+// succeed by retrying, so its writes get 400 naming the limit, not 503.
+func TestTenantRefusedByLimit(t *testing.T) {
+	m := &mockStorage{appenderErr: fmt.Errorf("open: %w", &limits.Error{Limit: "max_tenants", Msg: "full"})}
+	h := NewHandler(m, Options{Tenants: tenant.Resolver{Default: defaultTenant}, Registerer: testRegistry()})
+	w := do(h, req{contentType: ctV1, body: encodeV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		ts1(lbls("__name__", "good"), floats(float64(time.Now().UnixMilli()), 1)...),
+	}})})
+	assertCode(t, w, http.StatusBadRequest)
+	assertBodyContains(t, w, "max_tenants")
+	if len(m.apps) != 0 {
+		t.Errorf("%d appenders opened for a refused tenant", len(m.apps))
+	}
 }
 
 func TestStoreFailures(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,9 +47,13 @@ type env struct {
 	store *blocks.Store
 	h     *Handler
 	reg   *prometheus.Registry
-	now   time.Time // what Options.Now returns
+	now   time.Time // what Options.Now returns, until advance moves it
 	nowMs int64
+	ahead atomic.Int64 // nanoseconds advance added to now
 }
+
+// advance moves the handler's clock forward by d.
+func (e *env) advance(d time.Duration) { e.ahead.Add(int64(d)) }
 
 // newEnv opens a store with the options the tests share and a handler on it.
 // mods adjust the handler's options before it is built.
@@ -89,7 +94,7 @@ func newEnvWithStore(tb testing.TB, so blocks.Options, mods ...func(*Options)) *
 		MaxFutureTime: 10 * time.Minute,
 		Tenants:       tenant.Resolver{Default: defaultTenant},
 		Registerer:    e.reg,
-		Now:           func() time.Time { return now },
+		Now:           func() time.Time { return now.Add(time.Duration(e.ahead.Load())) },
 	}
 	for _, m := range mods {
 		m(&opts)

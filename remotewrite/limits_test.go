@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/ingest/rwproto"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -242,7 +244,7 @@ func TestHADeduplication(t *testing.T) {
 			t.Fatalf("%s %v: status %d, want %d", step.replica, step.ts, code, step.want)
 		}
 	}
-	time.Sleep(failover + 100*time.Millisecond)
+	e.advance(failover + 100*time.Millisecond)
 	// r2 takes over: its kept request at base+1500 is stored first, and its
 	// sample at base+800, older than r1's newest, is dropped.
 	if code := write("r2", base+800, base+2000); code != http.StatusNoContent {
@@ -323,7 +325,10 @@ overrides:
 	}
 	e := newEnv(t)
 	clock := &admissionClock{Storage: e.store, times: map[string][]time.Time{}}
-	h := NewHandler(clock, Options{Tenants: tenant.Resolver{Default: defaultTenant}, Limits: o, Registerer: testRegistry(), Now: e.h.opts.Now})
+	buckets := limits.NewRateLimiters(o)
+	reg := testRegistry()
+	pipe := ingest.New(clock, ingest.Options{Limits: o, Rates: buckets, Decoders: rwproto.Decoders(true), Registerer: reg})
+	h := NewHandler(clock, Options{Tenants: tenant.Resolver{Default: defaultTenant}, Limits: o, Registerer: reg, Pipeline: pipe})
 
 	const warmup, measure = time.Second, 5 * time.Second
 	var (
@@ -363,13 +368,13 @@ overrides:
 	t1 := time.Now()
 	level1 := map[string]float64{}
 	for id := range rates {
-		level1[id] = h.lims.rates.Tokens(id, t1)
+		level1[id] = buckets.Tokens(id, t1)
 	}
 	time.Sleep(measure)
 	t2 := time.Now()
 	level2 := map[string]float64{}
 	for id := range rates {
-		level2[id] = h.lims.rates.Tokens(id, t2)
+		level2[id] = buckets.Tokens(id, t2)
 	}
 	close(stop)
 	wg.Wait()

@@ -3,6 +3,8 @@ package remotewrite
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/strata-tsdb/strata/ingest"
 )
 
 type metrics struct {
@@ -37,17 +39,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-func (m *metrics) record(tenant string, res *result) {
-	if res.samples > 0 {
-		m.received.WithLabelValues(tenant, "sample").Add(float64(res.samples))
+func (m *metrics) record(tenant string, res *ingest.Result) {
+	if res.Samples > 0 {
+		m.received.WithLabelValues(tenant, "sample").Add(float64(res.Samples))
 	}
-	if res.histograms > 0 {
-		m.received.WithLabelValues(tenant, "histogram").Add(float64(res.histograms))
+	if res.Histograms > 0 {
+		m.received.WithLabelValues(tenant, "histogram").Add(float64(res.Histograms))
 	}
-	if res.exemplars > 0 {
-		m.received.WithLabelValues(tenant, "exemplar").Add(float64(res.exemplars))
+	if res.Exemplars > 0 {
+		m.received.WithLabelValues(tenant, "exemplar").Add(float64(res.Exemplars))
 	}
-	for reason, n := range res.rejected {
+	for reason, n := range res.Rejected {
 		m.rejected.WithLabelValues(tenant, reason).Add(float64(n))
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
-	"github.com/strata-tsdb/strata/config"
 )
 
 // NewLogger returns the process logger configured by c.
-func NewLogger(c config.LogConfig, w io.Writer) (*slog.Logger, error) {
+func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, fmt.Errorf("log level: %w", err)

@@ -25,6 +25,6 @@ func handlePprof(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
 func cmdline(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	args := append([]string{os.Args[0]}, config.RedactArgs(os.Args[1:])...)
+	args := append([]string{os.Args[0]}, config.RedactArgs(os.Args[1:], NewConfig)...)
 	_, _ = w.Write([]byte(strings.Join(args, "\x00")))
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
-	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -66,7 +65,7 @@ func TestTenantRetentionFromOverrides(t *testing.T) {
 		}
 	}
 	write("overrides: {short: {retention_raw: 1d}}")
-	cfg, err := config.Load("strata", []string{"-storage.path=" + dir, "-overrides.file=" + file, "-compactor.deletion-delay=1ms"}, io.Discard)
+	cfg, err := LoadConfig([]string{"-storage.path=" + dir, "-overrides.file=" + file, "-compactor.deletion-delay=1ms"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

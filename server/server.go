@@ -31,181 +31,154 @@ import (
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/compactor"
-	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/frontend"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/ingest/rwproto"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
+	"github.com/strata-tsdb/strata/web"
 )
 
 // Server is a running Strata.
 type Server struct {
-	cfg    *config.Config
+	cfg    *Config
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	store  *blocks.Store
 	// compactor is nil when -compactor.enabled is off.
 	compactor *compactor.Compactor
-	bucket    objstore.Bucket
 	engine    *promqlengine.Engine
 	frontend  *frontend.Frontend
 	alerting  *alerting.Service
 	overrides *limits.Overrides
+	pipeline  *ingest.Pipeline
 	auth      *tenant.Authenticator // nil: the tenant header is trusted
 	http      *http.Server
 	listener  net.Listener
 	releaser  *memory.Releaser // nil when disabled
+	// closers close what New opened, in the order given (the reverse of
+	// opening): the store after the engine, the bucket last.
+	closers []func() error
 }
 
 // New opens the store (replaying every tenant's WAL) and binds the HTTP
-// listener; Run serves.
+// listener; Run serves. Each module is built from its own configuration;
+// New only wires them and records how to close them.
 //
 // The Go runtime's memory settings (-runtime.*) apply to the whole process:
 // a process runs one Server.
-func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
-	if err := memory.Apply(cfg.Runtime.Memory(), logger.With("component", "memory")); err != nil {
+func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
+	if err := memory.Apply(cfg.Runtime.Settings(), logger.With("component", "memory")); err != nil {
 		return nil, fmt.Errorf("apply runtime memory settings: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	s := &Server{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			_ = s.close()
+		}
+	}()
+	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("strata"),
 	)
-	overrides, err := limits.NewOverrides(cfg.Limits, cfg.Overrides, logger.With("component", "overrides"), reg)
-	if err != nil {
+	if s.overrides, err = limits.NewOverrides(cfg.Limits, cfg.Overrides, logger.With("component", "overrides"), s.reg); err != nil {
 		return nil, fmt.Errorf("load limits: %w", err)
 	}
-	var auth *tenant.Authenticator
 	if cfg.Tenant.AuthFile != "" {
-		if auth, err = tenant.LoadAuthFile(cfg.Tenant.AuthFile); err != nil {
+		if s.auth, err = tenant.LoadAuthFile(cfg.Tenant.AuthFile); err != nil {
 			return nil, err
 		}
 	}
-	seriesLimiter := limits.NewSeriesLimiter(overrides, reg)
-	changes := &frontend.Changes{}
-	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), reg)
+	seriesLimiter := limits.NewSeriesLimiter(s.overrides, s.reg)
+	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket: %w", err)
 	}
-	store, err := blocks.Open(blocks.Options{
-		Dir:                         cfg.Storage.Path,
-		OutOfOrderWindow:            time.Duration(cfg.Storage.OutOfOrderWindow),
-		BlockDuration:               time.Duration(cfg.Storage.BlockDuration),
-		Retention:                   time.Duration(cfg.Storage.LocalRetention),
-		MaxExemplars:                cfg.Storage.MaxExemplars,
-		WALCompression:              cfg.Storage.WALCompression,
-		StartTimestampZeroIngestion: cfg.Storage.StartTimestampZeroIngestion,
-		StoreStartTimestamps:        cfg.Storage.StartTimestampStorage,
-		Bucket:                      bkt,
-		ShipInterval:                time.Duration(cfg.Storage.ShipInterval),
-		SyncInterval:                time.Duration(cfg.Storage.BucketSyncInterval),
-		CacheDir:                    cfg.Storage.BlockCacheDir,
-		CacheMaxBytes:               cfg.Storage.BlockCacheMaxBytes,
-		SeriesCallback:              func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) },
-		MaxTenants:                  cfg.Storage.MaxTenants,
-		AlwaysAdmit:                 overrides.Has,
-		IdleTimeout:                 time.Duration(cfg.Storage.TenantIdleTimeout),
-		MinFreeBytes:                cfg.Storage.MinFreeBytes,
-		Changes:                     changes,
-		Logger:                      logger.With("component", "store"),
-		Registerer:                  reg,
-	})
-	if err != nil {
-		_ = bkt.Close()
+	s.onClose("bucket", bkt.Close)
+	so := cfg.Storage.Options()
+	so.Bucket = bkt
+	so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
+	so.AlwaysAdmit = s.overrides.Has
+	// The front end is built after the engine, which reads the store: the
+	// store reports its changes through this until it is set.
+	changes := &frontend.Changes{}
+	so.Changes = changes
+	so.Logger, so.Registerer = logger.With("component", "store"), s.reg
+	if s.store, err = blocks.Open(so); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	s.onClose("store", s.store.Close)
 	// Learn the bucket's blocks before serving, so that the first queries
 	// see them; an unreachable bucket delays start by at most this much and
 	// is retried by the store's sync loop.
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if err := store.SyncBucket(sctx); err != nil {
+	if err := s.store.SyncBucket(sctx); err != nil {
 		logger.Warn("initial bucket sync failed; serving without bucket blocks until the next sync", "err", err)
 	}
 	cancel()
-	engine, err := promqlengine.New(promqlengine.Options{
-		Downsampled:           store,
-		LookbackDelta:         time.Duration(cfg.Query.LookbackDelta),
-		Timeout:               time.Duration(cfg.Query.Timeout),
-		MaxSamples:            cfg.Query.MaxSamples,
-		MaxConcurrent:         cfg.Query.MaxConcurrency,
-		ActiveQueryDir:        filepath.Join(cfg.Storage.Path, "queries"),
-		ExperimentalFunctions: cfg.Query.ExperimentalFunctions,
-		Shards:                cfg.Query.Shards,
-		NoPushdown:            !cfg.Query.Pushdown,
-		MaxQueryLength:        cfg.Query.MaxLength,
-		MaxQueryDepth:         cfg.Query.MaxNestingDepth,
-		Limits:                overrides,
-		Logger:                logger,
-		Registerer:            reg,
-	})
-	if err != nil {
-		_ = store.Close()
-		_ = bkt.Close()
+	eo := cfg.Query.Engine.Options()
+	eo.Downsampled, eo.Limits = s.store, s.overrides
+	eo.ActiveQueryDir = filepath.Join(cfg.Storage.Path, "queries")
+	eo.Logger, eo.Registerer = logger, s.reg
+	if s.engine, err = promqlengine.New(eo); err != nil {
 		return nil, fmt.Errorf("create query engine: %w", err)
 	}
-	fe, err := frontend.New(frontend.Options{
-		Config:           cfg.Frontend,
-		Engine:           engine,
-		Parser:           engine.Parser,
-		LookbackDelta:    time.Duration(cfg.Query.LookbackDelta),
+	s.onClose("query engine", s.engine.Close)
+	if s.frontend, err = frontend.New(frontend.Options{
+		Config:           cfg.Query.Frontend,
+		Engine:           s.engine,
+		Parser:           s.engine.Parser,
+		LookbackDelta:    time.Duration(cfg.Query.Engine.LookbackDelta),
 		OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
-		TenantMaxBytes:   func(id string) int64 { return overrides.For(id).ResultsCacheMaxBytes },
+		TenantMaxBytes:   func(id string) int64 { return s.overrides.For(id).ResultsCacheMaxBytes },
 		Logger:           logger.With("component", "frontend"),
-		Registerer:       reg,
-	})
-	if err != nil {
-		_ = engine.Close()
-		_ = store.Close()
-		_ = bkt.Close()
+		Registerer:       s.reg,
+	}); err != nil {
 		return nil, fmt.Errorf("create query front end: %w", err)
 	}
-	changes.Set(fe)
-	al, err := alerting.New(alerting.Options{
+	s.onClose("query front end", s.frontend.Close)
+	changes.Set(s.frontend)
+	if s.alerting, err = alerting.New(alerting.Options{
 		Rules:         cfg.Rules,
 		Notify:        cfg.Notifications,
 		Alertmanager:  cfg.Alertmanager,
 		DefaultTenant: cfg.Tenant.Default,
-		Engine:        engine,
-		Parser:        engine.Parser,
-		Queryable:     store.Queryable(),
-		Appendable:    store,
-		QueryTimeout:  time.Duration(cfg.Query.Timeout),
+		Engine:        s.engine,
+		Parser:        s.engine.Parser,
+		Queryable:     s.store.Queryable(),
+		Appendable:    s.store,
+		QueryTimeout:  time.Duration(cfg.Query.Engine.Timeout),
 		Logger:        logger.With("component", "alerting"),
-		Registerer:    reg,
-	})
-	if err != nil {
-		_ = engine.Close()
-		_ = store.Close()
-		_ = bkt.Close()
+		Registerer:    s.reg,
+	}); err != nil {
 		return nil, fmt.Errorf("create rule evaluator: %w", err)
 	}
-	var comp *compactor.Compactor
 	if cfg.Compactor.Enabled {
 		// Options only: a compactor holds nothing until it runs.
-		if comp, err = newCompactor(cfg, bkt, overrides, logger, reg); err != nil {
-			_ = engine.Close()
-			_ = store.Close()
-			_ = bkt.Close()
+		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, logger, s.reg); err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.ListenAddress)
-	if err != nil {
-		_ = engine.Close()
-		_ = store.Close()
-		_ = bkt.Close()
+	s.pipeline = ingest.New(s.store, ingest.Options{
+		MaxFutureTime: time.Duration(cfg.Write.MaxFutureTime),
+		Limits:        s.overrides,
+		Decoders:      rwproto.Decoders(true),
+		Logger:        logger.With("component", "ingest"),
+		Registerer:    s.reg,
+	})
+	if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
 	if cfg.HTTP.MaxConnections > 0 {
 		// As Prometheus: connections beyond the limit wait to be accepted.
-		ln = netconnlimit.SharedLimitListener(ln, netconnlimit.NewSharedSemaphore(cfg.HTTP.MaxConnections))
+		s.listener = netconnlimit.SharedLimitListener(s.listener, netconnlimit.NewSharedSemaphore(cfg.HTTP.MaxConnections))
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, store: store, bucket: bkt, engine: engine, frontend: fe, alerting: al, listener: ln, compactor: comp, overrides: overrides, auth: auth}
-	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), reg)
+	s.releaser = memory.NewReleaser(time.Duration(cfg.Runtime.ReleaseMemoryAfterIdle), logger.With("component", "memory"), s.reg)
 	headerTimeout := 30 * time.Second
 	if rt := time.Duration(cfg.HTTP.ReadTimeout); rt > 0 {
 		headerTimeout = min(headerTimeout, rt)
@@ -221,18 +194,45 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// onClose records how to close a module New opened.
+func (s *Server) onClose(what string, close func() error) {
+	s.closers = append(s.closers, func() error {
+		if err := close(); err != nil {
+			return fmt.Errorf("close %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// close closes what New opened, last opened first.
+func (s *Server) close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// reload re-reads what Strata re-reads while it runs: the rule files and
+// the overrides file. SIGHUP and POST /-/reload both come here.
+func (s *Server) reload() error {
+	if err := s.alerting.Reload(); err != nil {
+		return fmt.Errorf("reload rules: %w", err)
+	}
+	if _, err := s.overrides.Reload(); err != nil {
+		return fmt.Errorf("reload overrides: %w", err)
+	}
+	return nil
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
 // Store is the server's store.
 func (s *Server) Store() *blocks.Store { return s.store }
 
-func (s *Server) tenants() tenant.Resolver {
-	if s.cfg.Tenant.RequireHeader {
-		return tenant.Resolver{Auth: s.auth}
-	}
-	return tenant.Resolver{Default: s.cfg.Tenant.Default, Auth: s.auth}
-}
+func (s *Server) tenants() tenant.Resolver { return s.cfg.Tenant.Resolver(s.auth) }
 
 // authenticated returns h behind the API's authentication when it is on:
 // a request needs the credentials of any tenant. The profiles, the command
@@ -254,12 +254,12 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 func (s *Server) routes() http.Handler {
 	flags := s.cfg.Flags()
 	write := remotewrite.NewHandler(s.store, remotewrite.Options{
-		MaxBodyBytes:  s.cfg.Write.MaxBodyBytes,
-		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
-		Tenants:       s.tenants(),
-		Limits:        s.overrides,
-		Logger:        s.logger.With("component", "remotewrite"),
-		Registerer:    s.reg,
+		MaxBodyBytes: s.cfg.Write.MaxBodyBytes,
+		Tenants:      s.tenants(),
+		Limits:       s.overrides,
+		Pipeline:     s.pipeline,
+		Logger:       s.logger.With("component", "remotewrite"),
+		Registerer:   s.reg,
 	})
 	query := api.New(api.Options{
 		Engine:                s.frontend,
@@ -270,12 +270,15 @@ func (s *Server) routes() http.Handler {
 		HeadStats:             s.store,
 		Tenants:               s.tenants(),
 		Limits:                s.overrides,
-		LookbackDelta:         time.Duration(s.cfg.Query.LookbackDelta),
-		QueryTimeout:          time.Duration(s.cfg.Query.Timeout),
-		RemoteReadSampleLimit: s.cfg.Query.RemoteReadSampleLimit,
-		RemoteReadConcurrency: s.cfg.Query.RemoteReadConcurrency,
+		LookbackDelta:         time.Duration(s.cfg.Query.Engine.LookbackDelta),
+		QueryTimeout:          time.Duration(s.cfg.Query.Engine.Timeout),
+		RemoteReadSampleLimit: s.cfg.Query.API.RemoteReadSampleLimit,
+		RemoteReadConcurrency: s.cfg.Query.API.RemoteReadConcurrency,
 		Rules:                 s.alerting.Rules,
 		AnomalyQuery:          s.alerting.AnomalyQueryHandler(),
+		AnomalyRules:          s.alerting.TenantAnomalyRules,
+		Store:                 s.store,
+		Compactor:             s.compactor,
 		BuildInfo: v1.PrometheusVersion{
 			Version:   version.Version,
 			Revision:  version.Revision,
@@ -298,6 +301,7 @@ func (s *Server) routes() http.Handler {
 	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
 	// running Strata are what explain its memory and CPU use.
 	handlePprof(mux, s.authenticated)
+	mux.Handle("/", web.Handler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
@@ -309,43 +313,32 @@ func (s *Server) routes() http.Handler {
 			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := s.alerting.Reload(); err != nil {
-			http.Error(w, "Failed to reload rules: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if _, err := s.overrides.Reload(); err != nil {
-			http.Error(w, "Failed to reload overrides: "+err.Error(), http.StatusInternalServerError)
+		if err := s.reload(); err != nil {
+			http.Error(w, "Failed to reload: "+err.Error(), http.StatusInternalServerError)
 		}
 	})))
 	return mux
 }
 
-// Run serves until ctx is done, then shuts down gracefully.
+// Run serves until ctx is done, then shuts down gracefully: the HTTP server
+// stops accepting and drains, rules stop, the background loops stop, the
+// head is flushed if so configured (within -http.shutdown-timeout), and
+// what New opened is closed, the store last but the bucket.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	bg, stopBg := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.store.Run(bg)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.overrides.Run(bg)
-	}()
+	loops := []func(context.Context){s.store.Run, s.overrides.Run}
 	if s.releaser != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.releaser.Run(bg)
-		}()
+		loops = append(loops, s.releaser.Run)
 	}
 	if s.compactor != nil {
+		loops = append(loops, func(ctx context.Context) { s.compactor.Run(ctx, time.Duration(s.cfg.Compactor.Interval)) })
+	}
+	for _, run := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.compactor.Run(bg, time.Duration(s.cfg.Compactor.Interval))
+			run(bg)
 		}()
 	}
 
@@ -374,16 +367,14 @@ loop:
 			err = fmt.Errorf("serve HTTP: %w", err)
 			break loop
 		case <-hup:
-			if rerr := s.alerting.Reload(); rerr != nil {
-				s.logger.Error("reloading rules on SIGHUP failed; the previous rules stay", "err", rerr)
-			}
-			if _, rerr := s.overrides.Reload(); rerr != nil {
-				s.logger.Error("reloading the overrides file on SIGHUP failed; the previous overrides stay", "err", rerr)
+			if rerr := s.reload(); rerr != nil {
+				s.logger.Error("reloading on SIGHUP failed; the previous configuration stays", "err", rerr)
 			}
 		}
 	}
 	s.logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.HTTP.ShutdownTimeout))
+	timeout := time.Duration(s.cfg.HTTP.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
@@ -393,23 +384,14 @@ loop:
 	stopBg()
 	wg.Wait()
 	if s.cfg.Storage.FlushOnShutdown {
-		s.logger.Info("flushing the head to the bucket before exit")
-		if ferr := s.store.Flush(context.Background()); ferr != nil {
+		s.logger.Info("flushing the head to the bucket before exit", "deadline", timeout)
+		fctx, cancel := context.WithTimeout(context.Background(), timeout)
+		if ferr := s.store.Flush(fctx); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("flush on shutdown: %w", ferr))
 		}
+		cancel()
 	}
-	if cerr := s.frontend.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	if cerr := s.engine.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	if cerr := s.store.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
-	}
-	if cerr := s.bucket.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close bucket: %w", cerr))
-	}
+	err = errors.Join(err, s.close())
 	s.logger.Info("stopped")
 	return err
 }
@@ -431,7 +413,7 @@ func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (ma
 
 // newCompactor builds the compactor configured by cfg, its levels from the
 // block duration and each tenant's retention from its limits.
-func newCompactor(cfg *config.Config, bkt objstore.Bucket, overrides *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	c := cfg.Compactor
 	levels, err := compactor.LevelsFor(time.Duration(cfg.Storage.BlockDuration))
 	if err != nil {

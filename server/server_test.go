@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/strata-tsdb/strata/config"
 )
 
 // TestServerProfilesAndMemory starts a Server and checks the wiring of what
@@ -23,7 +21,7 @@ func TestServerProfilesAndMemory(t *testing.T) {
 		debug.SetGCPercent(oldGC)
 		debug.SetMemoryLimit(oldLimit)
 	})
-	cfg, err := config.Load("strata", []string{
+	cfg, err := LoadConfig([]string{
 		"-storage.path=" + t.TempDir(),
 		"-http.listen-address=127.0.0.1:0",
 		"-compactor.enabled=false",

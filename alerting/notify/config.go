@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
 )
 
 // Config configures where alerts go besides Alertmanager, and how.
@@ -223,20 +225,15 @@ func durationOr(d model.Duration, def time.Duration) time.Duration {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TenantLabel, "notifications.tenant-label", "tenant", "Label naming the tenant of every alert sent to Alertmanager and the notification channels; empty sends alerts unlabelled.")
 	fs.IntVar(&c.QueueCapacity, "notifications.queue-capacity", 10000, "Notifications kept per channel while it is unreachable; beyond it the oldest are dropped.")
-	durationFlag(fs, &c.RepeatInterval, "notifications.repeat-interval", 4*time.Hour, "How often webhook, email and PagerDuty channels are reminded of alerts still firing; 0 notifies once per firing.")
-	durationFlag(fs, &c.MaxBackoff, "notifications.max-backoff", time.Minute, "Longest wait between retries of a failing channel.")
-	durationFlag(fs, &c.Timeout, "notifications.timeout", 10*time.Second, "Bound of one delivery attempt.")
+	flagext.DurationVar(fs, &c.RepeatInterval, "notifications.repeat-interval", 4*time.Hour, "How often webhook, email and PagerDuty channels are reminded of alerts still firing; 0 notifies once per firing.")
+	flagext.DurationVar(fs, &c.MaxBackoff, "notifications.max-backoff", time.Minute, "Longest wait between retries of a failing channel.")
+	flagext.DurationVar(fs, &c.Timeout, "notifications.timeout", 10*time.Second, "Bound of one delivery attempt.")
 }
 
 // RegisterFlags registers the Alertmanager flags, setting their defaults.
 func (c *AlertmanagerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.URL, "alertmanager.url", "Comma-separated Alertmanager base URLs (http://alertmanager:9093) that alerts are sent to (API v2).")
-	durationFlag(fs, &c.Timeout, "alertmanager.timeout", 10*time.Second, "Bound of one request to an Alertmanager.")
-}
-
-func durationFlag(fs *flag.FlagSet, d *model.Duration, name string, def time.Duration, usage string) {
-	*d = model.Duration(def)
-	fs.Var(d, name, usage)
+	flagext.DurationVar(fs, &c.Timeout, "alertmanager.timeout", 10*time.Second, "Bound of one request to an Alertmanager.")
 }
 
 // readSecret returns value, or when file is set the content of file without

@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +82,7 @@ type ruleMetrics struct {
 	anomalyDuration *prometheus.HistogramVec
 	loads           *prometheus.CounterVec
 	lastLoad        prometheus.Gauge
+	lastLoadOK      prometheus.Gauge
 }
 
 // New returns a Ruler; Run starts it.
@@ -116,6 +117,9 @@ func New(o Options) *Ruler {
 			}, []string{"result"}),
 			lastLoad: f.NewGauge(prometheus.GaugeOpts{
 				Name: "strata_rules_last_load_success_timestamp_seconds", Help: "When the rule files were last loaded successfully.",
+			}),
+			lastLoadOK: f.NewGauge(prometheus.GaugeOpts{
+				Name: "strata_rules_last_load_successful", Help: "Whether the last load of the rule files succeeded (1) or failed (0).",
 			}),
 		},
 		tenants:   map[string]*tenantRules{},
@@ -155,10 +159,12 @@ func (r *Ruler) Reload() (err error) {
 	defer func() {
 		if err != nil {
 			r.m.loads.WithLabelValues("failure").Inc()
+			r.m.lastLoadOK.Set(0)
 			return
 		}
 		r.m.loads.WithLabelValues("success").Inc()
 		r.m.lastLoad.SetToCurrentTime()
+		r.m.lastLoadOK.Set(1)
 	}()
 	if r.ctx == nil || r.ctx.Err() != nil {
 		return ErrNotRunning
@@ -340,28 +346,46 @@ type AnomalyRule struct {
 	LastError                       error
 }
 
-// AnomalyRules lists the loaded anomaly rules, sorted.
+// AnomalyRules lists the loaded anomaly rules of every tenant, sorted by
+// tenant, file and group, a group's rules in file order.
 func (r *Ruler) AnomalyRules() []AnomalyRule {
+	// r.mu before r.amu, as Reload takes them.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The file and group of each anomaly key, from the groups the rule
+	// managers hold (a key is ambiguous to split: both may hold ';').
+	type fileGroup struct{ file, group string }
+	groups := map[string]fileGroup{}
+	for id, t := range r.tenants {
+		for _, g := range t.manager.RuleGroups() {
+			groups[anomalyKey(id, g.File(), g.Name())] = fileGroup{g.File(), g.Name()}
+		}
+	}
 	r.amu.RLock()
 	defer r.amu.RUnlock()
 	var out []AnomalyRule
 	for key, ars := range r.anomalies {
+		fg := groups[key]
 		for _, ar := range ars {
 			ar.mu.Lock()
 			spec := ar.def.factory.Spec()
 			out = append(out, AnomalyRule{
-				Tenant: key[:slices.Index([]byte(key), 0xff)], Group: key, Name: ar.def.Name, Expr: ar.def.Expr,
+				Tenant: key[:strings.IndexByte(key, 0xff)], File: fg.file, Group: fg.group, Name: ar.def.Name, Expr: ar.def.Expr,
 				Detector: spec.Detector, Params: spec.Params, Series: len(ar.series),
 				LastEvaluation: ar.lastTs, LastError: ar.lastErr,
 			})
 			ar.mu.Unlock()
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Group != out[j].Group {
-			return out[i].Group < out[j].Group
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Tenant != b.Tenant {
+			return a.Tenant < b.Tenant
 		}
-		return out[i].Name < out[j].Name
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Group < b.Group
 	})
 	return out
 }

@@ -2,7 +2,8 @@
 // multi-tenant store and the Prometheus query API.
 //
 // With no flags it listens on :9201 and keeps its data in ./data.
-// strata -h lists every flag; -config.file reads the same settings from YAML.
+// strata -h lists the flags a new user needs, strata -help-all every flag;
+// -config.file reads the same settings from YAML.
 //
 // Subcommands:
 //
@@ -29,7 +30,6 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/strata-tsdb/strata/alerting/detect"
-	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/server"
 	"github.com/strata-tsdb/strata/tools/bucket"
 )
@@ -52,7 +52,7 @@ func run(args []string) int {
 	if version.Version == "" {
 		version.Version = "0.1.0-dev"
 	}
-	cfg, err := config.Load("strata", args, os.Stderr)
+	cfg, err := server.LoadConfig(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/server"
 )
 
 // configReference prints the configuration reference, or with -update
@@ -20,13 +21,13 @@ func configReference(args []string) int {
 		return 2
 	}
 	if *update == "" {
-		if err := config.WriteReference(os.Stdout); err != nil {
+		if err := config.WriteReference(os.Stdout, server.NewConfig); err != nil {
 			fmt.Fprintln(os.Stderr, "strata:", err)
 			return 1
 		}
 		return 0
 	}
-	if err := config.UpdateReferenceFile(*update); err != nil {
+	if err := config.UpdateReferenceFile(*update, server.NewConfig); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", err)
 		return 1
 	}
@@ -37,7 +38,7 @@ func configReference(args []string) int {
 // shell or curl, so its HEALTHCHECK runs the binary itself.
 func healthcheck(args []string) int {
 	fs := flag.NewFlagSet("strata tools healthcheck", flag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1"+config.DefaultListenAddress+"/-/ready", "Readiness URL to check.")
+	url := fs.String("url", "http://127.0.0.1"+server.DefaultListenAddress+"/-/ready", "Readiness URL to check.")
 	timeout := fs.Duration("timeout", 5*time.Second, "How long to wait for the answer.")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -1,7 +1,8 @@
-package remotewrite
+package ingest
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 
@@ -311,4 +312,106 @@ func (rc *refCaches) get(tenant string) *refCache {
 	c = newRefCache()
 	rc.m[tenant] = c
 	return c
+}
+
+// symHash returns the hash of symbol i, computing it on first use: a
+// request's symbols are each hashed once, however many series use them.
+func (r *Request) symHash(i uint32) uint64 {
+	if h := r.symHashes[i]; h != 0 {
+		return h
+	}
+	h := stringHash(r.Symbols[i])
+	r.symHashes[i] = h
+	return h
+}
+
+// key is the cache key of series s: its label pairs with a value, less the
+// label drop, combined from one hash per name and value. It is 0 when the
+// series is not looked up: only a series the pipeline would accept may hit,
+// so one it rejects for its shape (odd or out-of-range label references, no
+// samples where RejectEmpty, metadata references out of range) is
+// validated instead.
+func (r *Request) key(s *Series, drop string) uint64 {
+	refs := r.Refs[s.Labels.Lo:s.Labels.Hi]
+	if len(refs)%2 != 0 || r.RejectEmpty && s.count() == 0 ||
+		int(s.Meta.UnitRef) >= len(r.Symbols) || int(s.Meta.HelpRef) >= len(r.Symbols) {
+		return 0
+	}
+	k := keySeed
+	for i := 0; i < len(refs); i += 2 {
+		n, v := refs[i], refs[i+1]
+		if int(n) >= len(r.Symbols) || int(v) >= len(r.Symbols) {
+			return 0
+		}
+		if r.Symbols[v] == "" || drop != "" && r.Symbols[n] == drop {
+			continue
+		}
+		k = k.add(r.symHash(n)).add(r.symHash(v))
+	}
+	return k.sum()
+}
+
+// match reports whether the label pairs of series s, as key sees them, are
+// the label set pr reads. key has checked the references.
+func (r *Request) match(pr *pairsReader, s *Series, drop string) bool {
+	refs := r.Refs[s.Labels.Lo:s.Labels.Hi]
+	for i := 0; i+1 < len(refs); i += 2 {
+		name, value := r.Symbols[refs[i]], r.Symbols[refs[i+1]]
+		if value == "" || drop != "" && name == drop {
+			continue
+		}
+		if !pr.next(name, value) {
+			return false
+		}
+	}
+	return pr.done()
+}
+
+// refBatch is the reference cache's part of one request: the key of each
+// series (0 for series not looked up), the verified lookups, and the
+// entries to record once the request is appended.
+type refBatch struct {
+	hashes  []uint64
+	found   []refLookup
+	puts    []refPut
+	scratch []byte
+}
+
+// start prepares the batch for n series.
+func (rb *refBatch) start(n int) {
+	rb.hashes = slices.Grow(rb.hashes[:0], n)[:n]
+	clear(rb.hashes)
+	rb.found = slices.Grow(rb.found[:0], n)[:n]
+	rb.puts = rb.puts[:0]
+}
+
+// reset drops the references to labels, for the pool.
+func (rb *refBatch) reset() {
+	clear(rb.found)
+	clear(rb.puts)
+	rb.found, rb.puts = rb.found[:0], rb.puts[:0]
+}
+
+// encoded returns a reader of the labels found for series i.
+func (rb *refBatch) encoded(i int) pairsReader {
+	rb.scratch = rb.found[i].ls.Bytes(rb.scratch)
+	return pairsReader{b: rb.scratch}
+}
+
+// hit returns the verified cache entry of series i, if there is one.
+func (rb *refBatch) hit(i int) (labels.Labels, storage.SeriesRef, bool) {
+	lk := &rb.found[i]
+	if !lk.found {
+		return labels.EmptyLabels(), 0, false
+	}
+	return lk.ls, lk.ref, true
+}
+
+// appended records that series i, whose ref was first before its samples
+// were appended and is ref after, has labels ls.
+func (rb *refBatch) appended(i int, ls labels.Labels, first, ref storage.SeriesRef) {
+	lk := &rb.found[i]
+	if rb.hashes[i] != 0 && ref != 0 && (!lk.found || ref != first || lk.fromOld) {
+		rb.puts = append(rb.puts, refPut{hash: rb.hashes[i], refEntry: refEntry{ref: ref, ls: ls}})
+	}
 }

@@ -1,4 +1,4 @@
-package remotewrite
+package rwproto
 
 import (
 	"encoding/binary"

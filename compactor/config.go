@@ -1,0 +1,37 @@
+package compactor
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/strata-tsdb/strata/internal/flagext"
+)
+
+// Config configures the compactor of a Strata process. Retention is a
+// per-tenant limit (package limits), the levels come from the store's
+// block duration.
+type Config struct {
+	Enabled         bool           `yaml:"enabled"`
+	Interval        model.Duration `yaml:"interval"`
+	DeletionDelay   model.Duration `yaml:"deletion_delay"`
+	CompactionDelay model.Duration `yaml:"compaction_delay"`
+}
+
+// RegisterFlags registers the flags of c on fs, with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.Enabled, "compactor.enabled", true, "Run the compactor in this process: merge, downsample and expire blocks in the bucket.")
+	flagext.DurationVar(fs, &c.Interval, "compactor.interval", 5*time.Minute, "How often the compactor runs.")
+	flagext.DurationVar(fs, &c.DeletionDelay, "compactor.deletion-delay", time.Hour, "How long replaced blocks stay in the bucket after being marked; longer than any query and than -storage.bucket-sync-interval.")
+	flagext.DurationVar(fs, &c.CompactionDelay, "compactor.compaction-delay", 4*time.Hour, "How long after a time window ends before its blocks are merged (all its blocks shipped by then).")
+}
+
+// Validate reports a setting that cannot work.
+func (c *Config) Validate() error {
+	if c.Enabled && c.Interval <= 0 {
+		return errors.New("compactor.interval must be positive")
+	}
+	return nil
+}
