@@ -234,10 +234,11 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 	// Steps whose data is older than horizon are final: see Committed.
 	horizon := s.f.now().UnixMilli() - s.f.freshness
 
+	// A job evaluates the steps [from, to] of a part; those up to keepTo
+	// (none when keepTo < from) are final and stored in the cache.
 	type job struct {
-		p        *part
-		from, to int64
-		keep     bool
+		p                *part
+		from, to, keepTo int64
 	}
 	var jobs []job
 	for _, p := range parts {
@@ -245,19 +246,20 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 			p.missing = [][2]int64{{p.from, p.to}}
 		}
 		for _, g := range p.missing {
-			// Cacheable steps are evaluated apart from the others, so that
-			// the annotations stored with them are theirs alone.
-			last := s.lastFinal(g[0], g[1], horizon)
-			if cache != nil && p.key != "" && last >= g[0] {
-				jobs = append(jobs, job{p, g[0], last, true})
-				g[0] = last + s.step
+			keepTo := g[0] - s.step
+			if cache != nil && p.key != "" {
+				keepTo = s.lastFinal(g[0], g[1], horizon)
 			}
-			if g[0] <= g[1] {
-				jobs = append(jobs, job{p, g[0], g[1], false})
-			}
+			jobs = append(jobs, job{p, g[0], g[1], keepTo})
 		}
 	}
-	results := make([]*extent, len(jobs))
+	// keep and fresh are the answers of each job's final steps and of the
+	// others. A job is evaluated once and its answer cut at keepTo; when
+	// the answer carries annotations, which cannot be told apart by step,
+	// its final steps and the others are evaluated again apart, so that the
+	// annotations stored with the final steps are theirs alone.
+	keep := make([]*extent, len(jobs))
+	fresh := make([]*extent, len(jobs))
 	errs := make([]error, len(jobs))
 	sem := make(chan struct{}, s.f.parallelism)
 	var wg sync.WaitGroup
@@ -267,7 +269,7 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i], errs[i] = s.eval(ctx, j.from, j.to)
+			keep[i], fresh[i], errs[i] = s.evalJob(ctx, j.from, j.to, j.keepTo)
 			if errs[i] != nil {
 				cancel()
 			}
@@ -276,6 +278,14 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 	wg.Wait()
 	if err := s.firstError(errs); err != nil {
 		return &promql.Result{Err: err}
+	}
+	var results []*extent
+	for i := range jobs {
+		for _, x := range []*extent{keep[i], fresh[i]} {
+			if x != nil {
+				results = append(results, x)
+			}
+		}
 	}
 	for _, r := range results {
 		if len(r.merged) > 0 {
@@ -288,9 +298,14 @@ func (s *splitQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	stored := map[*part][]*extent{}
 	for i, j := range jobs {
-		j.p.fresh = append(j.p.fresh, results[i])
-		if j.keep && len(results[i].merged) == 0 {
-			stored[j.p] = append(stored[j.p], results[i])
+		if keep[i] != nil {
+			j.p.fresh = append(j.p.fresh, keep[i])
+			if cache != nil && len(keep[i].merged) == 0 {
+				stored[j.p] = append(stored[j.p], keep[i])
+			}
+		}
+		if fresh[i] != nil {
+			j.p.fresh = append(j.p.fresh, fresh[i])
 		}
 	}
 	if cache != nil {
@@ -436,6 +451,36 @@ func (s *splitQuery) evalWhole(ctx context.Context) *promql.Result {
 	}
 	s.whole = qry // its answer lives until Close
 	return qry.Exec(qctx)
+}
+
+// evalJob evaluates the steps [from, to] and returns the answer of those up
+// to keepTo and of the others (nil when there are none).
+func (s *splitQuery) evalJob(ctx context.Context, from, to, keepTo int64) (keep, fresh *extent, err error) {
+	if keepTo < from {
+		fresh, err = s.eval(ctx, from, to)
+		return nil, fresh, err
+	}
+	if keepTo >= to {
+		keep, err = s.eval(ctx, from, to)
+		return keep, nil, err
+	}
+	x, err := s.eval(ctx, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(x.annos) == 0 && len(x.merged) == 0 {
+		return clip(x, from, keepTo), clip(x, keepTo+s.step, to), nil
+	}
+	if len(x.merged) > 0 {
+		return nil, x, nil // evaluated whole by Exec
+	}
+	if keep, err = s.eval(ctx, from, keepTo); err != nil {
+		return nil, nil, err
+	}
+	if fresh, err = s.eval(ctx, keepTo+s.step, to); err != nil {
+		return nil, nil, err
+	}
+	return keep, fresh, nil
 }
 
 // eval evaluates the query's steps in [from, to] with the engine.
