@@ -27,23 +27,13 @@ import (
 
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/server"
 )
 
-// waitFor polls ok until it holds, failing t after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func waitTCP(t *testing.T, addr string) {
-	waitFor(t, addr+" to listen", 30*time.Second, func() bool {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, addr+" to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -395,7 +385,7 @@ receivers:
 			} `json:"rules"`
 		} `json:"groups"`
 	}
-	waitFor(t, "rules loaded", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "rules loaded", func() bool {
 		_ = json.Unmarshal(apiGet(t, url+"/api/v1/rules", "team-a"), &rulesData)
 		return len(rulesData.Groups) == 1
 	})
@@ -407,13 +397,13 @@ receivers:
 	}
 
 	// The anomaly rule writes its series.
-	waitFor(t, "anomaly series", 15*time.Second, func() bool {
+	testutil.Eventually(t, 15*time.Second, "anomaly series", func() bool {
 		d := apiGet(t, url+"/api/v1/query?query=e2e:load:upper", "team-a")
 		return strings.Contains(string(d), `"team":"e2e"`) && strings.Contains(string(d), `"50"`)
 	})
 
 	load.Store(100)
-	waitFor(t, "alert firing in /api/v1/alerts", 20*time.Second, func() bool {
+	testutil.Eventually(t, 20*time.Second, "alert firing in /api/v1/alerts", func() bool {
 		return strings.Contains(string(apiGet(t, url+"/api/v1/alerts", "team-a")), `"state":"firing"`)
 	})
 	d := apiGet(t, url+`/api/v1/query?query=ALERTS{alertname="LoadAnomalous",alertstate="firing"}`, "team-a")
@@ -427,7 +417,7 @@ receivers:
 		t.Errorf("team-b sees team-a's ALERTS: %s", d)
 	}
 
-	waitFor(t, "alert in Alertmanager", 20*time.Second, func() bool {
+	testutil.Eventually(t, 20*time.Second, "alert in Alertmanager", func() bool {
 		resp, err := http.Get("http://" + amAddr + "/api/v2/alerts?active=true")
 		if err != nil {
 			return false
@@ -436,14 +426,14 @@ receivers:
 		b, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(b), `"alertname":"LoadAnomalous"`) && strings.Contains(string(b), `"tenant":"team-a"`)
 	})
-	waitFor(t, "Alertmanager's email", 30*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, "Alertmanager's email", func() bool {
 		return hasMail(t, mails, "alertmanager@example.org", "[FIRING:1] LoadAnomalous")
 	})
-	waitFor(t, "Strata's email", 20*time.Second, func() bool {
+	testutil.Eventually(t, 20*time.Second, "Strata's email", func() bool {
 		return hasMail(t, mails, "strata@example.org", "[FIRING:1] LoadAnomalous (tenant team-a)")
 	})
-	waitFor(t, "webhook firing", 20*time.Second, func() bool { return slices(hook.statuses()) == "firing" })
-	waitFor(t, "PagerDuty trigger after its outage", 30*time.Second, func() bool { return slices(pd.actions()) == "trigger" })
+	testutil.Eventually(t, 20*time.Second, "webhook firing", func() bool { return slices(hook.statuses()) == "firing" })
+	testutil.Eventually(t, 30*time.Second, "PagerDuty trigger after its outage", func() bool { return slices(pd.actions()) == "trigger" })
 	if n := pd.calls.Load(); n < 4 {
 		t.Errorf("PagerDuty called %d times, want retries through its outage", n)
 	}
@@ -459,12 +449,12 @@ receivers:
 	}
 
 	load.Store(10)
-	waitFor(t, "webhook resolved", 30*time.Second, func() bool { return slices(hook.statuses()) == "firing,resolved" })
-	waitFor(t, "PagerDuty resolve", 20*time.Second, func() bool { return slices(pd.actions()) == "trigger,resolve" })
-	waitFor(t, "Strata's resolved email", 20*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, "webhook resolved", func() bool { return slices(hook.statuses()) == "firing,resolved" })
+	testutil.Eventually(t, 20*time.Second, "PagerDuty resolve", func() bool { return slices(pd.actions()) == "trigger,resolve" })
+	testutil.Eventually(t, 20*time.Second, "Strata's resolved email", func() bool {
 		return hasMail(t, mails, "strata@example.org", "[RESOLVED:1] LoadAnomalous")
 	})
-	waitFor(t, "Alertmanager's resolved email", 30*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, "Alertmanager's resolved email", func() bool {
 		return hasMail(t, mails, "alertmanager@example.org", "[RESOLVED] LoadAnomalous")
 	})
 	pd.mu.Lock()

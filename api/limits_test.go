@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/tenant"
@@ -55,9 +56,18 @@ func (q blockingQuerier) Select(ctx context.Context, sorted bool, h *storage.Sel
 	return q.Querier.Select(ctx, sorted, h, ms...)
 }
 
-// limitsAPI serves the API over a real store holding, for tenant "a", ten
-// series m{i="0".."9"} with a sample every 15s over the last hour.
-func limitsAPI(t *testing.T, def limits.Limits, overrides string) (*httptest.Server, blockingQueryable, time.Time) {
+// limitsServer is the API served by limitsAPI.
+type limitsServer struct {
+	*httptest.Server
+	bq  blockingQueryable
+	reg *prometheus.Registry // the API's metrics
+	now time.Time            // the time of the newest samples
+}
+
+// limitsAPI serves the API over a real store holding, for tenants "a" and
+// "slow", ten series m{i="0".."9"} with a sample every 15s over the last
+// hour.
+func limitsAPI(t *testing.T, def limits.Limits, overrides string) limitsServer {
 	t.Helper()
 	store, err := blocks.Open(blocks.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -98,6 +108,7 @@ func limitsAPI(t *testing.T, def limits.Limits, overrides string) (*httptest.Ser
 		t.Fatal(err)
 	}
 	bq := blockingQueryable{store.Queryable(), make(chan struct{}, 10), make(chan struct{})}
+	reg := prometheus.NewRegistry()
 	h := New(Options{
 		Engine:       eng,
 		Parser:       eng.Parser,
@@ -105,12 +116,12 @@ func limitsAPI(t *testing.T, def limits.Limits, overrides string) (*httptest.Ser
 		Tenants:      tenant.Resolver{Default: "a"},
 		Limits:       o,
 		QueryTimeout: time.Minute,
-		Registerer:   prometheus.NewRegistry(),
+		Registerer:   reg,
 		Gatherer:     prometheus.NewRegistry(),
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv, bq, now
+	return limitsServer{srv, bq, reg, now}
 }
 
 type apiAnswer struct {
@@ -120,7 +131,7 @@ type apiAnswer struct {
 	Error     string `json:"error"`
 }
 
-func get(t *testing.T, srv *httptest.Server, id, path string, params url.Values) apiAnswer {
+func get(t *testing.T, srv limitsServer, id, path string, params url.Values) apiAnswer {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+path+"?"+params.Encode(), nil)
 	req.Header.Set(tenant.HeaderName, id)
@@ -144,10 +155,11 @@ func rangeParams(q string, start, end time.Time, step time.Duration) url.Values 
 
 func TestQueryLimits(t *testing.T) {
 	def := limits.Defaults()
-	srv, _, now := limitsAPI(t, def, `
+	srv := limitsAPI(t, def, `
 overrides:
   a: {max_query_series: 5, max_query_samples: 200, max_query_length: 30m}
 `)
+	now := srv.now
 	for _, tc := range []struct {
 		name, path string
 		params     url.Values
@@ -176,7 +188,8 @@ overrides:
 func TestQueryTimeoutLimit(t *testing.T) {
 	def := limits.Defaults()
 	def.QueryTimeout = model.Duration(time.Nanosecond)
-	srv, _, now := limitsAPI(t, def, "")
+	srv := limitsAPI(t, def, "")
+	now := srv.now
 	a := get(t, srv, "a", "/api/v1/query", url.Values{"query": {`sum(m)`}, "time": {fmt.Sprint(now.Unix())}})
 	if a.code != http.StatusServiceUnavailable || a.ErrorType != "timeout" {
 		t.Errorf("got %d %q %q; want 503 timeout", a.code, a.ErrorType, a.Error)
@@ -186,21 +199,29 @@ func TestQueryTimeoutLimit(t *testing.T) {
 func TestMaxConcurrentQueries(t *testing.T) {
 	def := limits.Defaults()
 	def.MaxConcurrentQueries = 1
-	def.MaxQueryQueueWait = model.Duration(200 * time.Millisecond)
-	srv, bq, now := limitsAPI(t, def, "")
+	// The queue wait bounds how soon the queued query below must be let
+	// through once it is seen waiting: ample even on a loaded machine.
+	const queueWait = 500 * time.Millisecond
+	def.MaxQueryQueueWait = model.Duration(queueWait)
+	srv := limitsAPI(t, def, "")
+	now := srv.now
 	q := url.Values{"query": {`count(m)`}, "time": {fmt.Sprint(now.Unix())}}
 	var wg sync.WaitGroup
+	// The held queries are released at the latest when the test ends, before
+	// the server closes, so that a failure does not leave them blocking Close.
+	release := sync.OnceFunc(func() { close(srv.bq.release) })
+	t.Cleanup(func() { release(); wg.Wait() })
 	first := make(chan apiAnswer, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); first <- get(t, srv, "slow", "/api/v1/query", q) }()
-	<-bq.started // the first query holds the tenant's only slot
+	<-srv.bq.started // the first query holds the tenant's only slot
 	start := time.Now()
 	a := get(t, srv, "slow", "/api/v1/query", q)
 	if a.code != http.StatusServiceUnavailable || a.ErrorType != "unavailable" || !strings.Contains(a.Error, "max_concurrent_queries") {
 		t.Errorf("second query: %d %q %q; want 503 unavailable naming max_concurrent_queries", a.code, a.ErrorType, a.Error)
 	}
-	if waited := time.Since(start); waited < 200*time.Millisecond {
-		t.Errorf("second query answered after %s, before the queue wait of 200ms", waited)
+	if waited := time.Since(start); waited < queueWait {
+		t.Errorf("second query answered after %s, before the queue wait of %s", waited, queueWait)
 	}
 	// Tenant a has its own slot.
 	if a := get(t, srv, "a", "/api/v1/query", q); a.code != 200 {
@@ -210,8 +231,10 @@ func TestMaxConcurrentQueries(t *testing.T) {
 	queued := make(chan apiAnswer, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); queued <- get(t, srv, "slow", "/api/v1/query", q) }()
-	time.Sleep(50 * time.Millisecond)
-	close(bq.release)
+	testutil.Eventually(t, 10*time.Second, `the third query to wait for the slot (strata_query_queue_waiting{tenant="slow"} 1)`, func() bool {
+		return testutil.RequireMetric(t, srv.reg, "strata_query_queue_waiting", "tenant", "slow") == 1
+	})
+	release()
 	wg.Wait()
 	if a := <-first; a.code != 200 {
 		t.Errorf("first query: %d %s", a.code, a.Error)

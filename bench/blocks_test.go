@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/internal/gen"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
 
@@ -17,7 +18,7 @@ import (
 // hosts at a 15s interval into a store, flushes it to a filesystem bucket
 // and reports the bucket's bytes per sample (index, chunks and metadata).
 func BenchmarkShippedBytesPerSample(b *testing.B) {
-	series := NodeExporterSeries(20)
+	series := gen.NodeExporterSeries(20)
 	const interval = 15000
 	for b.Loop() {
 		dir := b.TempDir()
@@ -29,7 +30,7 @@ func BenchmarkShippedBytesPerSample(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		g := NewGenerator(series, interval, 1)
+		g := gen.NewGenerator(series, interval, 1)
 		start := time.Now().Add(-2 * time.Hour).Truncate(2 * time.Hour).UnixMilli()
 		refs := make([]storage.SeriesRef, len(series))
 		samples := 0

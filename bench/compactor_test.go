@@ -12,6 +12,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/gen"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 	"github.com/strata-tsdb/strata/promqlengine"
@@ -23,8 +24,8 @@ import (
 // number of samples written.
 func backfill(tb testing.TB, bkt objstore.Bucket, hosts int, from, to time.Time, rng, step time.Duration) int {
 	tb.Helper()
-	series := NodeExporterSeries(hosts)
-	g := NewGenerator(series, step.Milliseconds(), 1)
+	series := gen.NodeExporterSeries(hosts)
+	g := gen.NewGenerator(series, step.Milliseconds(), 1)
 	n := 0
 	for start := from; start.Before(to); start = start.Add(rng) {
 		dir := tb.TempDir()

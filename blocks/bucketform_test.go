@@ -22,9 +22,9 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/strata-tsdb/strata/bench"
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
+	"github.com/strata-tsdb/strata/internal/gen"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
@@ -72,8 +72,8 @@ func remoteWriteHours(t *testing.T, url, id string, hours int) int {
 	const step = 15 * time.Second
 	end := time.Now().Truncate(step)
 	start := end.Add(-time.Duration(hours) * time.Hour)
-	series := bench.NodeExporterSeries(1)
-	g := bench.NewGenerator(series, step.Milliseconds(), 11)
+	series := gen.NodeExporterSeries(1)
+	g := gen.NewGenerator(series, step.Milliseconds(), 11)
 	rng := rand.New(rand.NewPCG(1, 2))
 	odd := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "odd_values"}, {Name: "job", Value: "test"}}}
 	ts := make([]prompb.TimeSeries, len(series))

@@ -16,30 +16,11 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
-
-// gauge returns the value of the store's metric name (no labels).
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
 
 // runStore runs s's background work until the test ends or the returned
 // function is called.
@@ -50,17 +31,6 @@ func runStore(t *testing.T, s *blocks.Store) (stop func()) {
 	stop = func() { cancel(); wg.Wait() }
 	t.Cleanup(stop)
 	return stop
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestIdleTenantsClose: a tenant unused for the idle timeout has its head
@@ -87,15 +57,15 @@ func TestIdleTenantsClose(t *testing.T) {
 	now := time.Now().UnixMilli()
 	ls := labels.FromStrings("__name__", "m")
 	appendSamples(t, s, "idle", ls, []sample{{now - 1000, 1}, {now, 2}})
-	if got := gauge(t, reg, "strata_tenants_open"); got != 1 {
+	if got := testutil.RequireMetric(t, reg, "strata_tenants_open"); got != 1 {
 		t.Fatalf("open tenants after a write: %v", got)
 	}
 	stop := runStore(t, s)
-	waitUntil(t, "the idle tenant to close", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the idle tenant to close", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "tenants", "idle", "closed"))
 		return err == nil
 	})
-	if got := gauge(t, reg, "strata_tenants_open"); got != 0 {
+	if got := testutil.RequireMetric(t, reg, "strata_tenants_open"); got != 0 {
 		t.Errorf("open tenants once the idle one closed: %v", got)
 	}
 	var shipped int
@@ -115,10 +85,10 @@ func TestIdleTenantsClose(t *testing.T) {
 
 	s, reg = open(0)
 	defer s.Close()
-	if got := gauge(t, reg, "strata_tenants"); got != 2 {
+	if got := testutil.RequireMetric(t, reg, "strata_tenants"); got != 2 {
 		t.Errorf("tenants known after a restart: %v, want 2", got)
 	}
-	if got := gauge(t, reg, "strata_tenants_open"); got != 0 {
+	if got := testutil.RequireMetric(t, reg, "strata_tenants_open"); got != 0 {
 		t.Errorf("tenants open right after a restart: %v, want 0", got)
 	}
 	// A flush (before scaling down) ships the head of the tenant not yet
@@ -132,7 +102,7 @@ func TestIdleTenantsClose(t *testing.T) {
 		t.Errorf("Flush did not ship the head of the tenant not yet opened")
 	}
 	runStore(t, s)
-	waitUntil(t, "the tenant open at the stop to open again", func() bool { return gauge(t, reg, "strata_tenants_open") == 1 })
+	testutil.Eventually(t, 30*time.Second, "the tenant open at the stop to open again", func() bool { return testutil.RequireMetric(t, reg, "strata_tenants_open") == 1 })
 	if got := readAll(t, s, "idle")[ls.String()]; len(got) != 2 {
 		t.Errorf("samples of the closed tenant after a restart: %v, want 2", got)
 	}
@@ -203,8 +173,8 @@ func TestBrokenTenantDoesNotStopTheStore(t *testing.T) {
 		t.Errorf("samples of the good tenant: %v", got)
 	}
 	appendSamples(t, s, "good", ls, []sample{{2000, 2}})
-	waitUntil(t, "the broken tenant's failure to be reported", func() bool {
-		return gauge(t, reg, "strata_tenants_unavailable") == 1 && gauge(t, reg, "strata_tenant_open_failures_total") >= 1
+	testutil.Eventually(t, 30*time.Second, "the broken tenant's failure to be reported", func() bool {
+		return testutil.RequireMetric(t, reg, "strata_tenants_unavailable") == 1 && testutil.RequireMetric(t, reg, "strata_tenant_open_failures_total") >= 1
 	})
 	if _, err := s.Appender(context.Background(), "broken"); !errors.Is(err, blocks.ErrTenantUnavailable) {
 		t.Errorf("write to the broken tenant: %v, want ErrTenantUnavailable", err)
@@ -216,7 +186,7 @@ func TestBrokenTenantDoesNotStopTheStore(t *testing.T) {
 	if err := os.Rename(wal+".away", wal); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the repaired tenant to open", func() bool { return gauge(t, reg, "strata_tenants_unavailable") == 0 })
+	testutil.Eventually(t, 30*time.Second, "the repaired tenant to open", func() bool { return testutil.RequireMetric(t, reg, "strata_tenants_unavailable") == 0 })
 	if got := readAll(t, s, "broken")[ls.String()]; len(got) != 1 {
 		t.Errorf("samples of the repaired tenant: %v", got)
 	}
@@ -249,7 +219,7 @@ func TestMemoryPerIdleTenant(t *testing.T) {
 	}
 	open := heap()
 	runStore(t, s)
-	waitUntil(t, "every tenant to close", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every tenant to close", func() bool {
 		markers, _ := filepath.Glob(filepath.Join(dir, "tenants", "*", "closed"))
 		return len(markers) == n
 	})
@@ -287,11 +257,11 @@ func TestPendingTenantsSettleAfterRestart(t *testing.T) {
 	}
 	defer s.Close()
 	runStore(t, s)
-	waitUntil(t, "every pending tenant to be flushed and closed", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every pending tenant to be flushed and closed", func() bool {
 		markers, _ := filepath.Glob(filepath.Join(dir, "tenants", "*", "closed"))
 		return len(markers) == len(ids)
 	})
-	if got := gauge(t, reg, "strata_tenants_open"); got != 0 {
+	if got := testutil.RequireMetric(t, reg, "strata_tenants_open"); got != 0 {
 		t.Errorf("%v tenants open once settled", got)
 	}
 	for _, id := range ids {
@@ -322,7 +292,7 @@ func TestTenantResumesAfterIdleClose(t *testing.T) {
 	now := time.Now().UnixMilli()
 	appendSamples(t, s, "r", ls, []sample{{now - 1000, 1}, {now, 2}})
 	runStore(t, s)
-	waitUntil(t, "the idle tenant to close", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the idle tenant to close", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "tenants", "r", "closed"))
 		return err == nil
 	})

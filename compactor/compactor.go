@@ -66,6 +66,15 @@ type Options struct {
 	// CompactionDelay is how long after a window ends before its blocks are
 	// merged, so that every block of the window has been cut and shipped.
 	CompactionDelay time.Duration
+	// RetentionGrace is how long after its newest data was cut from a head
+	// (the newest ULID among its sources) a raw block past raw retention is
+	// still kept; zero keeps none. Tenants' blocks may hold the same
+	// samples (a WAL or out-of-order log replayed after a crash, a request
+	// resent after its answer was lost): merged raw blocks keep them once,
+	// but the aggregates of downsampled blocks of different raw blocks are
+	// added. Data arriving again for a range whose raw blocks are gone
+	// would be counted twice; within the grace it is merged with them.
+	RetentionGrace time.Duration
 	// PartialUploadAge is the age after which a block without meta.json is
 	// an abandoned upload and deleted.
 	PartialUploadAge time.Duration
@@ -100,6 +109,7 @@ type metrics struct {
 	lastSuccess    *prometheus.GaugeVec
 	awaiting       *prometheus.GaugeVec
 	held           *prometheus.GaugeVec
+	grace          *prometheus.GaugeVec
 }
 
 // New returns a compactor.
@@ -154,6 +164,7 @@ func New(o Options) (*Compactor, error) {
 		unmarked:    f.NewCounterVec(prometheus.CounterOpts{Name: "strata_compactor_blocks_unmarked_total", Help: "Blocks marked for deletion by retention whose data no coarser resolution held yet, given back their place instead of being deleted, by tenant."}, []string{"tenant"}),
 		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_last_success_timestamp_seconds", Help: "When a tenant's compaction last succeeded."}, []string{"tenant"}),
 		awaiting:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_awaiting_downsampling", Help: "Raw blocks whose data no 1m or 1h block holds yet after the tenant's last run, by tenant and whether their window is still open (state=open) or complete (state=ready; downsampled by the next run, or failing)."}, []string{"tenant", "state"}),
+		grace:       f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_retention_grace", Help: "Raw blocks past raw retention kept until -compactor.retention-grace has passed since their newest data was written, by tenant, after the tenant's last run."}, []string{"tenant"}),
 		held:        f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_retention_held", Help: "Blocks past their resolution's retention kept because a coarser resolution that is still kept does not hold their data yet, by tenant and resolution, after the tenant's last run."}, []string{"tenant", "resolution"}),
 	}
 	return &Compactor{o: o, logger: o.Logger.With("component", "compactor"), metrics: m}, nil
@@ -526,9 +537,15 @@ func (t *tenantRun) unheld(h holdings, m *blockmeta.Meta) []int64 {
 func (t *tenantRun) applyRetention(ctx context.Context) error {
 	h := holdingsOf(t.live)
 	held := map[int64]int{}
+	inGrace := 0
 	for _, id := range t.sortedLive() {
 		m := t.live[id]
 		if !t.ret.expired(m.Resolution(), m, t.now) {
+			continue
+		}
+		if t.c.o.RetentionGrace > 0 && m.Resolution() == blockmeta.ResRaw && t.now.Sub(newestSource(m)) < t.c.o.RetentionGrace {
+			inGrace++
+			t.c.logger.Debug("raw block past retention kept for the retention grace", "tenant", t.id, "block", id, "newest_data_written", newestSource(m), "mint", m.MinTime, "maxt", m.MaxTime)
 			continue
 		}
 		if missing := t.unheld(h, m); len(missing) > 0 {
@@ -544,7 +561,23 @@ func (t *tenantRun) applyRetention(ctx context.Context) error {
 	for _, res := range []int64{blockmeta.ResRaw, blockmeta.Res1m, blockmeta.Res1h} {
 		t.c.metrics.held.WithLabelValues(t.id, resName(res)).Set(float64(held[res]))
 	}
+	t.c.metrics.grace.WithLabelValues(t.id).Set(float64(inGrace))
 	return nil
+}
+
+// newestSource is when the newest of m's source blocks was cut: when data
+// for m's range was last written.
+func newestSource(m *blockmeta.Meta) time.Time {
+	newest := ulid.Time(m.ULID.Time())
+	if len(m.Compaction.Sources) > 0 {
+		newest = time.Time{}
+	}
+	for _, s := range m.Compaction.Sources {
+		if t := ulid.Time(s.Time()); t.After(newest) {
+			newest = t
+		}
+	}
+	return newest
 }
 
 // report sets the gauges of what the run left waiting.

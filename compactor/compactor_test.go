@@ -19,6 +19,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/miniotest"
 	"github.com/strata-tsdb/strata/promqlengine"
@@ -310,10 +311,8 @@ func TestCompactDownsampleRetain(t *testing.T) {
 	}()
 	waitQueries := func() {
 		// Queriers read the new index before the next run deletes sources.
-		n, deadline := ran.Load(), time.Now().Add(time.Minute)
-		for ran.Load() < n+2 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		n := ran.Load()
+		testutil.Eventually(t, time.Minute, "two more queries", func() bool { return ran.Load() >= n+2 })
 	}
 	if err := newCompactor(compactor.Retention{}, now).RunOnce(context.Background()); err != nil {
 		t.Fatal(err)

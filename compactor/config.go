@@ -18,6 +18,7 @@ type Config struct {
 	Interval        model.Duration `yaml:"interval"`
 	DeletionDelay   model.Duration `yaml:"deletion_delay"`
 	CompactionDelay model.Duration `yaml:"compaction_delay"`
+	RetentionGrace  model.Duration `yaml:"retention_grace"`
 }
 
 // RegisterFlags registers the flags of c on fs, with their defaults.
@@ -25,6 +26,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Enabled, "compactor.enabled", true, "Run the compactor in this process: merge, downsample and expire blocks in the bucket.")
 	flagext.DurationVar(fs, &c.Interval, "compactor.interval", 5*time.Minute, "How often the compactor runs.")
 	flagext.DurationVar(fs, &c.DeletionDelay, "compactor.deletion-delay", time.Hour, "How long replaced blocks stay in the bucket after being marked; longer than any query and than -storage.bucket-sync-interval.")
+	flagext.DurationVar(fs, &c.RetentionGrace, "compactor.retention-grace", time.Hour, "How long after its newest data was written a raw block past raw retention is still kept, so that samples arriving again for its range (a WAL replayed after a crash, a resent backfill) are merged with it once instead of being added to the 1m and 1h aggregates twice. Matters for backfilled history; live data is far from raw retention. 0 keeps none.")
 	flagext.DurationVar(fs, &c.CompactionDelay, "compactor.compaction-delay", 4*time.Hour, "How long after a time window ends before its blocks are merged (all its blocks shipped by then).")
 }
 

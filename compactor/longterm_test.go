@@ -17,6 +17,7 @@ import (
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -157,24 +158,6 @@ func TestDownsamplesEveryCompleteWindow(t *testing.T) {
 
 func resName(res int64) string { return (time.Duration(res) * time.Millisecond).String() }
 
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
-
 // TestRetentionWaitsForCoarserResolutions starts from a bucket as releases
 // before this one left it: nine days of raw blocks, none downsampled, one
 // of them already marked for deletion by retention. The next run takes the
@@ -208,10 +191,10 @@ func TestRetentionWaitsForCoarserResolutions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	run := newRunner(t, bkt, compactor.DefaultRetention, reg)
 	run(now)
-	if got := metricValue(t, reg, "strata_compactor_blocks_unmarked_total"); got != 1 {
+	if got := testutil.Metric(t, reg, "strata_compactor_blocks_unmarked_total"); got != 1 {
 		t.Errorf("strata_compactor_blocks_unmarked_total = %v, want 1 (the block marked before its data was downsampled)", got)
 	}
-	if got := metricValue(t, reg, "strata_compactor_blocks_retention_held"); got != 0 {
+	if got := testutil.Metric(t, reg, "strata_compactor_blocks_retention_held"); got != 0 {
 		t.Errorf("strata_compactor_blocks_retention_held = %v after downsampling everything, want 0", got)
 	}
 	inv, err = compactor.LoadInventory(ctx, bkt, "team")
@@ -395,4 +378,67 @@ func (b *stealingBucket) Upload(ctx context.Context, name string, r io.Reader) e
 		return b.Bucket.Upload(ctx, "team/compactor-lock.json", bytes.NewReader([]byte(lock)))
 	}
 	return nil
+}
+
+// TestDataWrittenAgainCountsOnce: a tenant's blocks may hold the same
+// samples twice (a WAL replayed after a crash, a backfill resent after its
+// answer was lost). A day of history older than raw and 1m retention is
+// downsampled; then part of it arrives again. Within the retention grace
+// the raw blocks are still there, so the repeated samples are merged with
+// them and counted once in the 1h aggregates (added to them they would be
+// counted twice); once the grace has passed, raw data goes as retention
+// says.
+func TestDataWrittenAgainCountsOnce(t *testing.T) {
+	bkt, ref := fsBucket(t), fsBucket(t)
+	d := newTestData()
+	from, to := d.end.Add(-day), d.end
+	headWrite(t, bkt, "team", d, from, to, scrapePhase, nil)
+	headWrite(t, ref, "team", d, from, to, scrapePhase, nil)
+
+	reg := prometheus.NewRegistry()
+	var at time.Time
+	c, err := compactor.New(compactor.Options{
+		Bucket: bkt, Dir: t.TempDir(), Registerer: reg, Now: func() time.Time { return at },
+		RetentionGrace: time.Hour, // blocks' sources are cut now, in real time
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	run := func(after time.Duration) {
+		t.Helper()
+		at = start.Add(after)
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byRes := func() map[int64]int {
+		n := map[int64]int{}
+		for _, m := range indexOf(t, bkt, "team").Blocks {
+			n[m.Resolution()]++
+		}
+		return n
+	}
+	run(0)
+	run(time.Minute)
+	if n := byRes(); n[blockmeta.ResRaw] != 1 || n[blockmeta.Res1h] != 1 {
+		t.Fatalf("blocks by resolution %v, want the day's raw block kept in the grace beside its 1h block", n)
+	}
+	if g := testutil.RequireMetric(t, reg, "strata_compactor_blocks_retention_grace"); g != 1 {
+		t.Errorf("strata_compactor_blocks_retention_grace = %v, want 1", g)
+	}
+
+	headWrite(t, bkt, "team", d, from.Add(5*time.Hour), from.Add(9*time.Hour), scrapePhase, nil)
+	for _, after := range []time.Duration{2 * time.Minute, 3 * time.Minute, 2 * time.Hour, 4 * time.Hour, 6 * time.Hour} {
+		run(after)
+	}
+	if n := byRes(); n[blockmeta.ResRaw] != 0 || n[blockmeta.Res1h] != 1 || len(n) != 1 {
+		t.Errorf("blocks by resolution %v after the grace, want the day's 1h block only", n)
+	}
+	qFrom, qTo := from.Add(time.Hour), to.Add(-time.Hour)
+	want := answers(t, newQuerier(t, ref), qFrom, qTo, 0)
+	got := answers(t, newQuerier(t, bkt), qFrom, qTo, blockmeta.Res1h)
+	for _, c := range comparisons[:7] { // counts, extremes, sums, means
+		compare(t, "1h: "+c.query, got[c.query], want[c.query], c.tol)
+	}
 }

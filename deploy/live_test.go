@@ -24,6 +24,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // liveTimeout bounds how long the live test waits for each thing to happen.
@@ -300,23 +301,6 @@ func getStrings(u string, params url.Values) ([]string, error) {
 	return r.Data, nil
 }
 
-// eventually polls check until it reports done or the deadline passes.
-func eventually(t *testing.T, deadline time.Time, what string, check func() (bool, string)) {
-	t.Helper()
-	for {
-		ok, state := check()
-		if ok {
-			t.Logf("%s: ok", what)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: not after %v (last: %s)", what, liveTimeout, state)
-			return
-		}
-		time.Sleep(2 * time.Second)
-	}
-}
-
 // TestStackLive runs the compose stack's programs as local processes with
 // the stack's own files (see the package comment).
 func TestStackLive(t *testing.T) {
@@ -399,10 +383,10 @@ func TestStackLive(t *testing.T) {
 	}
 	// node exporter -> Prometheus -> Strata (remote write 2.0).
 	for _, job := range []string{"node", "prometheus", "strata"} {
-		eventually(t, deadline, "Strata has up{job="+job+"} == 1", nonEmpty(strataURL, `up{job="`+job+`"} == 1`))
+		testutil.Await(t, time.Until(deadline), "Strata has up{job="+job+"} == 1", nonEmpty(strataURL, `up{job="`+job+`"} == 1`))
 	}
-	eventually(t, deadline, "Strata has node_cpu_seconds_total", nonEmpty(strataURL, `node_cpu_seconds_total`))
-	eventually(t, deadline, "Strata has metadata of node_cpu_seconds_total", func() (bool, string) {
+	testutil.Await(t, time.Until(deadline), "Strata has node_cpu_seconds_total", nonEmpty(strataURL, `node_cpu_seconds_total`))
+	testutil.Await(t, time.Until(deadline), "Strata has metadata of node_cpu_seconds_total", func() (bool, string) {
 		resp, err := http.Get(strataURL + "/api/v1/metadata?metric=node_cpu_seconds_total")
 		if err != nil {
 			return false, err.Error()
@@ -413,7 +397,7 @@ func TestStackLive(t *testing.T) {
 	})
 
 	// The rule files: loaded, anomaly rules writing their series.
-	eventually(t, deadline, "Strata loaded the stack's rule groups", func() (bool, string) {
+	testutil.Await(t, time.Until(deadline), "Strata loaded the stack's rule groups", func() (bool, string) {
 		resp, err := http.Get(strataURL + "/api/v1/rules")
 		if err != nil {
 			return false, err.Error()
@@ -430,20 +414,20 @@ func TestStackLive(t *testing.T) {
 	strataCfg, _ := s.strataConfig(t)
 	for _, rule := range s.anomalyRuleNames(t, strataCfg) {
 		for _, suffix := range []string{":anomaly_score", ":upper", ":lower"} {
-			eventually(t, deadline, "anomaly rule writes "+rule+suffix, nonEmpty(strataURL, rule+suffix))
+			testutil.Await(t, time.Until(deadline), "anomaly rule writes "+rule+suffix, nonEmpty(strataURL, rule+suffix))
 		}
 	}
 	// Remote read: Prometheus answers with a series only Strata has.
-	eventually(t, deadline, "Prometheus reads node:cpu_busy:upper from Strata (remote read)", nonEmpty(promURL, "node:cpu_busy:upper"))
+	testutil.Await(t, time.Until(deadline), "Prometheus reads node:cpu_busy:upper from Strata (remote read)", nonEmpty(promURL, "node:cpu_busy:upper"))
 
 	// Alerts: Strata -> Alertmanager -> webhook, and Strata -> webhook.
 	for _, w := range []string{"/alertmanager", "/strata"} {
-		eventually(t, deadline, "the webhook receives Watchdog at "+w, func() (bool, string) {
+		testutil.Await(t, time.Until(deadline), "the webhook receives Watchdog at "+w, func() (bool, string) {
 			return hook.received(w, "Watchdog/firing"), hook.String()
 		})
 	}
-	eventually(t, deadline, "Strata stores ALERTS of Watchdog", nonEmpty(strataURL, `ALERTS{alertname="Watchdog",alertstate="firing"}`))
-	eventually(t, deadline, "Strata's /api/v1/alerts lists Watchdog firing", func() (bool, string) {
+	testutil.Await(t, time.Until(deadline), "Strata stores ALERTS of Watchdog", nonEmpty(strataURL, `ALERTS{alertname="Watchdog",alertstate="firing"}`))
+	testutil.Await(t, time.Until(deadline), "Strata's /api/v1/alerts lists Watchdog firing", func() (bool, string) {
 		resp, err := http.Get(strataURL + "/api/v1/alerts")
 		if err != nil {
 			return false, err.Error()
@@ -541,23 +525,20 @@ func checkDashboardLive(t *testing.T, s *stack, strataURL string) {
 				// Panels of host metrics and anomaly series must show data;
 				// a filesystem or network panel may be empty in a sandbox.
 				mustHaveData := !strings.Contains(pn.Title, "Filesystem") && !strings.Contains(pn.Title, "Network") && !strings.Contains(pn.Title, "Blocks waiting")
-				// An empty answer is asked again for a while, as a
-				// refreshing dashboard would, and logged: on a loaded
-				// machine a rule's series has been seen missing from a
-				// range query for a moment after an instant query found it.
+				// An empty answer is asked again for up to a minute, as a
+				// refreshing dashboard would (the checks below report what
+				// the last answer lacked): on a loaded machine a rule's
+				// series has been seen missing from a range query for a
+				// moment after an instant query found it.
 				var r apiResult
 				var err error
-				for retry := time.Now().Add(time.Minute); ; {
+				testutil.Wait(time.Minute, func() bool {
 					end := time.Now()
 					q.Set("start", fmt.Sprint(end.Add(-10*time.Minute).Unix()))
 					q.Set("end", fmt.Sprint(end.Unix()))
 					r, err = call(t, strataURL, path, q)
-					if err != nil || !mustHaveData || len(r.Data.Result) > 0 || time.Now().After(retry) {
-						break
-					}
-					t.Logf("%s: %s answered no series at %v; asking again", where, tg.Expr, end)
-					time.Sleep(3 * time.Second)
-				}
+					return err != nil || !mustHaveData || len(r.Data.Result) > 0
+				})
 				if err != nil {
 					t.Errorf("%s: %s: %v", where, path, err)
 					continue

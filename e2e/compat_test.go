@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"reflect"
 	"sort"
@@ -13,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // Timing of the scrape comparison tests.
 const (
-	scrapeFor       = 36 * time.Second // how long Prometheus scrapes before the comparison (see compatQueries)
+	scrapeFor       = 36 * time.Second // how long Prometheus scrapes before the comparison (see compatQueries), counted in scrapes
 	evalLag         = 3 * time.Second  // how far before now the evaluation time lies
 	compareRange    = 15 * time.Second // range of the range queries, ending at the evaluation time
 	catchUpTimeout  = 45 * time.Second // how long Strata may take to hold every sample up to it
@@ -159,16 +158,10 @@ remote_write:
 		strataAPI: newAPIClient(s.url, ""),
 		promAPI:   newAPIClient(p.url, ""),
 	}
-	deadline := time.Now().Add(scrapeReadyWait)
-	for {
-		if v, ok := scalarValue(t, env.promAPI, `count(up == 1)`, nowMs()); ok && v == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not scrape both targets within %v", scrapeReadyWait)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testutil.Eventually(t, scrapeReadyWait, "Prometheus to scrape both targets (count(up == 1) == 2)", func() bool {
+		v, ok := scalarValue(t, env.promAPI, `count(up == 1)`, nowMs())
+		return ok && v == 2
+	})
 	return env
 }
 
@@ -221,20 +214,17 @@ func (e *scrapeEnv) waitCaughtUp(t *testing.T, T int64) {
 	if !ok || want == 0 {
 		t.Fatalf("Prometheus has no samples before the evaluation time")
 	}
-	deadline := time.Now().Add(catchUpTimeout)
-	for {
-		sent, sentOK := scalarValue(t, e.promAPI, `max(prometheus_remote_storage_queue_highest_sent_timestamp_seconds)`, nowMs())
-		have, _ := scalarValue(t, e.strataAPI, countQ, T)
-		if sentOK && sent*1000 >= float64(T+2000) && have == want {
-			t.Logf("Strata caught up: Prometheus sent up to %s", apiTime(int64(sent*1000)))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Strata did not catch up within %v: %s is %v on Strata and %v on Prometheus; Prometheus's highest sent timestamp %v (found %v), T %s",
-				catchUpTimeout, countQ, have, want, sent, sentOK, apiTime(T))
-		}
-		time.Sleep(250 * time.Millisecond)
+	var sent, have float64
+	var sentOK bool
+	if !testutil.Wait(catchUpTimeout, func() bool {
+		sent, sentOK = scalarValue(t, e.promAPI, `max(prometheus_remote_storage_queue_highest_sent_timestamp_seconds)`, nowMs())
+		have, _ = scalarValue(t, e.strataAPI, countQ, T)
+		return sentOK && sent*1000 >= float64(T+2000) && have == want
+	}) {
+		t.Fatalf("Strata did not catch up within %v: %s is %v on Strata and %v on Prometheus; Prometheus's highest sent timestamp %v (found %v), T %s",
+			catchUpTimeout, countQ, have, want, sent, sentOK, apiTime(T))
 	}
+	t.Logf("Strata caught up: Prometheus sent up to %s", apiTime(int64(sent*1000)))
 }
 
 // compareAnswers fails t unless Strata's and Prometheus's answers have the
@@ -482,20 +472,16 @@ func (e *scrapeEnv) compareMetricMetadata(t *testing.T, prom2 bool) {
 		Unit string `json:"unit"`
 	}
 	var have map[string][]entry
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		data := mustSucceed(t, "strata metadata", e.strataAPI.get(t, "/api/v1/metadata", params))
+	var data json.RawMessage
+	if !testutil.Wait(20*time.Second, func() bool {
+		data = mustSucceed(t, "strata metadata", e.strataAPI.get(t, "/api/v1/metadata", params))
 		have = nil
 		if err := json.Unmarshal(data, &have); err != nil {
 			t.Fatalf("decode Strata's metadata: %v\n%s", err, data)
 		}
-		if len(have["node_cpu_seconds_total"]) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Strata's /api/v1/metadata has no node_cpu_seconds_total after 20s: %s", data)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return len(have["node_cpu_seconds_total"]) > 0
+	}) {
+		t.Fatalf("Strata's /api/v1/metadata has no node_cpu_seconds_total after 20s: %s", data)
 	}
 	if got := have["node_cpu_seconds_total"]; len(got) != 1 || got[0].Type != string(model.MetricTypeCounter) {
 		t.Errorf("Strata's metadata of node_cpu_seconds_total is %+v, want one counter entry", got)
@@ -557,58 +543,6 @@ func (e *scrapeEnv) compareMetricMetadata(t *testing.T, prom2 bool) {
 	}
 }
 
-// strataMetric returns the sum of the values of metric family name in
-// Strata's /metrics whose labels include want.
-func strataMetric(t *testing.T, s *strataProc, name string, want map[string]string) float64 {
-	t.Helper()
-	resp, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape Strata: %v", err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse Strata's /metrics: %v", err)
-	}
-	fam, ok := fams[name]
-	if !ok {
-		names := make([]string, 0, len(fams))
-		for n := range fams {
-			if strings.HasPrefix(n, "strata_") {
-				names = append(names, n)
-			}
-		}
-		sort.Strings(names)
-		t.Fatalf("Strata's /metrics has no %s; its strata_ families: %v", name, names)
-	}
-	var sum float64
-	for _, m := range fam.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			sum += m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			sum += m.GetGauge().GetValue()
-		case m.Untyped != nil:
-			sum += m.GetUntyped().GetValue()
-		}
-	}
-	return sum
-}
-
 // compareTSDBStatus checks Strata's /api/v1/status/tsdb for the tenant
 // against Prometheus's own head, which holds what it remote-wrote. The
 // Prometheus job scrapes Prometheus itself, and the test's own API calls
@@ -644,14 +578,13 @@ func (e *scrapeEnv) compareTSDBStatus(t *testing.T) {
 		strata, prom         status
 		strataNode, promNode map[string]uint64
 	)
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	// Asked again for up to 20s until both agree; the checks below report
+	// the last answers.
+	testutil.Wait(20*time.Second, func() bool {
 		strata, strataNode = nodeMetrics("strata tsdb status", e.strataAPI.get(t, "/api/v1/status/tsdb", params))
 		prom, promNode = nodeMetrics("prometheus tsdb status", e.promAPI.get(t, "/api/v1/status/tsdb", params))
-		if reflect.DeepEqual(strataNode, promNode) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+		return reflect.DeepEqual(strataNode, promNode)
+	})
 	if len(promNode) < 10 {
 		t.Fatalf("Prometheus's tsdb status names %d node_ metrics, want many", len(promNode))
 	}
@@ -666,7 +599,13 @@ func (e *scrapeEnv) compareTSDBStatus(t *testing.T) {
 // runScrapeComparison is the body of the remote-write comparison tests.
 func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 	env := startScrapeEnv(t, setup)
-	time.Sleep(scrapeFor)
+	// Each target scraped once a second for scrapeFor: one more scrape than
+	// seconds, so that they span it.
+	scrapes := float64(scrapeFor/time.Second + 1)
+	testutil.Eventually(t, 2*scrapeFor+scrapeReadyWait, fmt.Sprintf("Prometheus to scrape each target %v times (min(count_over_time(up[1h])))", scrapes), func() bool {
+		v, ok := scalarValue(t, env.promAPI, `min(count_over_time(up[1h]))`, nowMs())
+		return ok && v >= scrapes
+	})
 	T := env.pickEvalTime(t)
 	env.waitCaughtUp(t, T)
 	t.Run("queries", func(t *testing.T) { env.compareQueries(t, T, setup.prom2) })
@@ -676,8 +615,8 @@ func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 		t.Run("tsdb status", env.compareTSDBStatus)
 	}
 	t.Run("write metrics", func(t *testing.T) {
-		labels := map[string]string{"protocol": setup.protocol, "code": "204", "tenant": "anonymous"}
-		if n := strataMetric(t, env.strata, "strata_remote_write_requests_total", labels); n <= 0 {
+		labels := []string{"protocol", setup.protocol, "code", "204", "tenant", "anonymous"}
+		if n := testutil.RequireMetric(t, env.strata.metrics(), "strata_remote_write_requests_total", labels...); n <= 0 {
 			t.Errorf("strata_remote_write_requests_total%v is %v, want > 0", labels, n)
 		}
 		kinds := []string{"sample"}
@@ -685,14 +624,14 @@ func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 			kinds = append(kinds, "histogram")
 		}
 		for _, kind := range kinds {
-			labels := map[string]string{"kind": kind, "tenant": "anonymous"}
-			if n := strataMetric(t, env.strata, "strata_remote_write_samples_ingested_total", labels); n <= 0 {
+			labels := []string{"kind", kind, "tenant", "anonymous"}
+			if n := testutil.RequireMetric(t, env.strata.metrics(), "strata_remote_write_samples_ingested_total", labels...); n <= 0 {
 				t.Errorf("strata_remote_write_samples_ingested_total%v is %v, want > 0", labels, n)
 			}
 		}
 		for _, code := range []string{"400", "413", "415", "500", "503"} {
-			labels := map[string]string{"code": code}
-			if n := strataMetric(t, env.strata, "strata_remote_write_requests_total", labels); n != 0 {
+			labels := []string{"code", code}
+			if n := testutil.RequireMetric(t, env.strata.metrics(), "strata_remote_write_requests_total", labels...); n != 0 {
 				t.Errorf("strata_remote_write_requests_total%v is %v, want 0: Prometheus's writes must all succeed", labels, n)
 			}
 		}

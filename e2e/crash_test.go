@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // Shape of the crash test's writes: crashWriters goroutines each send
@@ -100,8 +102,12 @@ func (cw *crashWriter) writer(ctx context.Context, w int) {
 				cw.mu.Unlock()
 				break
 			}
-			time.Sleep(20 * time.Millisecond) // Strata is down or failing: retry
+			// Strata is down or failing: the client backs off and retries
+			// (a sender's pause, not the test waiting for anything).
+			time.Sleep(20 * time.Millisecond)
 		}
+		// A random pause of 0-2ms between batches varies when requests
+		// are in flight relative to the kills.
 		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
 	}
 }
@@ -155,14 +161,15 @@ func TestCrashRecovery(t *testing.T) {
 		// Let the writers get some batches acknowledged by this process,
 		// then kill it at a moment that varies relative to the requests.
 		target := cw.count() + 150
-		deadline := time.Now().Add(30 * time.Second)
-		for cw.count() < target {
-			if time.Now().After(deadline) {
-				t.Fatalf("cycle %d: only %d batches acknowledged within 30s, want %d", cycle, cw.count(), target)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %d batches acknowledged", cycle, target), func() bool {
+			return cw.count() >= target
+		})
+		// The random delay is the point: the kill's moment relative to
+		// the requests varies.
 		time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond)
+		// A request is in flight for well under testutil.Wait's polling
+		// intervals, so this polls every 100µs; finding none within 5s
+		// kills anyway (the count in flight is logged).
 		for deadline := time.Now().Add(5 * time.Second); cw.inflight.Load() == 0 && time.Now().Before(deadline); {
 			time.Sleep(100 * time.Microsecond)
 		}
@@ -181,9 +188,9 @@ func TestCrashRecovery(t *testing.T) {
 	// Writes go on against the last process; then a graceful shutdown keeps
 	// everything acknowledged too.
 	target := cw.count() + 30
-	for deadline := time.Now().Add(30 * time.Second); cw.count() < target && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d batches acknowledged by the last process", target), func() bool {
+		return cw.count() >= target
+	})
 	stopWriters()
 	acked, unexpected := cw.snapshot()
 	if len(unexpected) > 0 {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes in a new directory, unmounted
@@ -220,7 +222,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("grow the tmpfs: %v: %s", err, out)
 	}
 	next := acked
-	waitFor(t, 30*time.Second, "writes to be accepted again", func() bool {
+	testutil.Eventually(t, 30*time.Second, "writes to be accepted again", func() bool {
 		code, body := write(next)
 		next++
 		if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
@@ -228,7 +230,7 @@ func TestFullDisk(t *testing.T) {
 		}
 		return code == http.StatusNoContent
 	})
-	waitFor(t, 30*time.Second, "the reserved space to be made again", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the reserved space to be made again", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "reserved-space"))
 		return err == nil
 	})

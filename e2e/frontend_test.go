@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 func memcachedAddr(t *testing.T) string {
@@ -133,8 +134,8 @@ func testResultsCache(t *testing.T, backend string) {
 	pc := newAPIClient(prom.url, "")
 	queries := cacheQueries(start + 90*minute)
 	hits := func() float64 {
-		return metricOrZero(t, strata, "strata_results_cache_lookups_total", map[string]string{"tenant": "a", "result": "hit"}) +
-			metricOrZero(t, strata, "strata_results_cache_lookups_total", map[string]string{"tenant": "a", "result": "partial"})
+		return testutil.Metric(t, strata.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "hit") +
+			testutil.Metric(t, strata.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "partial")
 	}
 	compareAll := func(when string, wantCached bool) {
 		t.Helper()
@@ -156,13 +157,13 @@ func testResultsCache(t *testing.T, backend string) {
 
 	// Out-of-order samples of existing series, and a new series, into the
 	// cached range (within the out-of-order window of the tenant's newest sample).
-	inv := metricOrZero(t, strata, "strata_results_cache_invalidations_total", map[string]string{"tenant": "a"})
+	inv := testutil.Metric(t, strata.metrics(), "strata_results_cache_invalidations_total", "tenant", "a")
 	ooo := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		newSeries([]prompb.Sample{{Timestamp: lagEnd - 7*minute + 3, Value: 9.75}}, "__name__", "node_load1", "job", "node", "instance", "host-1"),
 		newSeries([]prompb.Sample{{Timestamp: lagEnd - 8*minute, Value: 4.5}, {Timestamp: lagEnd - 2*minute, Value: 4.25}}, "__name__", "node_load1", "job", "node", "instance", "late-host"),
 	}}
 	send("a", ooo, true)
-	if got := metricOrZero(t, strata, "strata_results_cache_invalidations_total", map[string]string{"tenant": "a"}); got <= inv {
+	if got := testutil.Metric(t, strata.metrics(), "strata_results_cache_invalidations_total", "tenant", "a"); got <= inv {
 		t.Errorf("out-of-order samples 3h old did not invalidate the cache (invalidations %v, before %v)", got, inv)
 	}
 	compareAll("after out-of-order samples into the cached range", true)

@@ -2,13 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // TestHAPairDeduplication runs two real Prometheus 2 servers as an HA pair:
@@ -60,15 +59,37 @@ remote_write:
 	api := newAPIClient(s.url, haTenant)
 
 	// Both replicas write for a while.
-	waitFor(t, 60*time.Second, "both replicas' requests", func() bool {
-		return metricOrZero(t, s, "strata_remote_write_ha_deduplicated_samples_total", map[string]string{"tenant": haTenant}) > 0 &&
-			metricOrZero(t, s, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": haTenant}) > 0
+	testutil.Eventually(t, 60*time.Second, "both replicas' requests", func() bool {
+		return testutil.Metric(t, s.metrics(), "strata_remote_write_ha_deduplicated_samples_total", "tenant", haTenant) > 0 &&
+			testutil.Metric(t, s.metrics(), "strata_remote_write_samples_ingested_total", "tenant", haTenant) > 0
 	})
+	// scrapesSince counts the samples of up{job="node"} Strata has stored
+	// from the millisecond timestamp from on: the pair's scrapes it kept
+	// (one copy of each, whichever replica it came from).
+	scrapesSince := func(from int64) int {
+		now := nowMs()
+		q := fmt.Sprintf(`up{job="node"}[%dms]`, now-from+1)
+		n := 0
+		for _, ser := range decodeResult(t, q, mustSucceed(t, q, api.query(t, q, now))) {
+			for _, smp := range ser.Samples {
+				if smp.T >= from {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	// Eight scrapes stored while both replicas write (the other's samples
+	// still deduplicated).
 	start := nowMs()
-	time.Sleep(8 * time.Second)
+	deduped := testutil.Metric(t, s.metrics(), "strata_remote_write_ha_deduplicated_samples_total", "tenant", haTenant)
+	testutil.Eventually(t, 60*time.Second, "eight scrapes of the pair stored while the other replica is deduplicated", func() bool {
+		return scrapesSince(start) >= 8 &&
+			testutil.Metric(t, s.metrics(), "strata_remote_write_ha_deduplicated_samples_total", "tenant", haTenant) > deduped
+	})
 	elected := ""
 	for name := range replicas {
-		if strataMetric(t, s, "strata_ha_tracker_elected_replica", map[string]string{"tenant": haTenant, "cluster": "pair-1", "replica": name}) == 1 {
+		if testutil.RequireMetric(t, s.metrics(), "strata_ha_tracker_elected_replica", "tenant", haTenant, "cluster", "pair-1", "replica", name) == 1 {
 			elected = name
 		}
 	}
@@ -84,10 +105,13 @@ remote_write:
 		t.Fatalf("stop %s: %v", elected, err)
 	}
 	t.Logf("stopped the elected replica %s at %s; %s must take over", elected, apiTime(stopped), survivor)
-	waitFor(t, 60*time.Second, "the survivor's election", func() bool {
-		return strataMetric(t, s, "strata_ha_tracker_elected_replica", map[string]string{"tenant": haTenant, "cluster": "pair-1", "replica": survivor}) == 1
+	testutil.Eventually(t, 60*time.Second, "the survivor's election", func() bool {
+		return testutil.RequireMetric(t, s.metrics(), "strata_ha_tracker_elected_replica", "tenant", haTenant, "cluster", "pair-1", "replica", survivor) == 1
 	})
-	time.Sleep(8 * time.Second)
+	elected2 := nowMs()
+	testutil.Eventually(t, 60*time.Second, "eight of the survivor's scrapes stored after its election", func() bool {
+		return scrapesSince(elected2) >= 8
+	})
 	end := nowMs() - 2000
 
 	// No series carries the replica label.
@@ -167,43 +191,13 @@ remote_write:
 		}
 	}
 	t.Logf("%d series, no sample more than %s after the previous one of its series", len(series), maxDelta)
-	kept := strataMetric(t, s, "strata_remote_write_requests_total", map[string]string{"code": "202"})
+	kept := testutil.RequireMetric(t, s.metrics(), "strata_remote_write_requests_total", "code", "202")
 	t.Logf("%v requests of the non-elected replica answered 202", kept)
-	if got := strataMetric(t, s, "strata_ha_tracker_elected_replica_changes_total", map[string]string{"tenant": haTenant}); got != 2 {
+	if got := testutil.RequireMetric(t, s.metrics(), "strata_ha_tracker_elected_replica_changes_total", "tenant", haTenant); got != 2 {
 		t.Errorf("elections %v, want 2 (first election and one failover)", got)
 	}
 	if strings.Contains(replicas[survivor].Log(), "non-recoverable error") {
 		t.Errorf("the survivor dropped data:\n%s", replicas[survivor].Tail(20))
-	}
-}
-
-// metricOrZero is strataMetric, 0 while the family is not exported yet.
-func metricOrZero(t *testing.T, s *strataProc, name string, want map[string]string) float64 {
-	t.Helper()
-	resp, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape Strata: %v", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("scrape Strata: %v", err)
-	}
-	if !strings.Contains(string(b), "\n"+name) {
-		return 0
-	}
-	return strataMetric(t, s, name, want)
-}
-
-// waitFor polls cond until it holds, failing t after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 

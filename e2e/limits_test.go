@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // TestLimitsThroughTheBinary runs the strata binary with a configuration
@@ -91,7 +93,7 @@ overrides:
   small:
     max_active_series: 10
 `)
-	waitFor(t, 30*time.Second, "the overrides change to apply", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the overrides change to apply", func() bool {
 		code, _ := write("small", 5, now+1000)
 		return code == http.StatusNoContent
 	})
@@ -113,11 +115,11 @@ overrides:
 	}
 
 	for _, lim := range []string{"max_active_series", "ingestion_rate", "max_label_names_per_series"} {
-		if v := strataMetric(t, s, "strata_limit_hits_total", map[string]string{"limit": lim}); v == 0 {
+		if v := testutil.RequireMetric(t, s.metrics(), "strata_limit_hits_total", "limit", lim); v == 0 {
 			t.Errorf("strata_limit_hits_total{limit=%q} is 0", lim)
 		}
 	}
-	if v := strataMetric(t, s, "strata_active_series", map[string]string{"tenant": "small"}); v != 5 {
+	if v := testutil.RequireMetric(t, s.metrics(), "strata_active_series", "tenant", "small"); v != 5 {
 		t.Errorf("strata_active_series{tenant=small} = %v, want 5", v)
 	}
 }

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // startTimeout bounds how long any program may take to become ready.
@@ -20,6 +23,10 @@ type strataProc struct {
 	url  string // http://addr
 	dir  string // its storage path
 }
+
+// metrics reads the process's /metrics, as testutil.Metric and
+// RequireMetric read a registry.
+func (s *strataProc) metrics() prometheus.Gatherer { return testutil.Scrape(s.url + "/metrics") }
 
 // startStrata starts the strata binary built by TestMain on addr (a fresh
 // port when empty) with its data in dir, plus extra flags, and waits until it

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // startStrataNoFile starts the strata binary as startStrata does, with its
@@ -107,7 +108,7 @@ func TestManyTenantsUnderAFileLimit(t *testing.T) {
 		// Nothing of a refused tenant stays on disk: its directory is
 		// removed at once, or, when removing needs the files that ran out,
 		// as soon as idle tenants have closed.
-		waitFor(t, time.Minute, "the directories of refused tenants to be removed", func() bool {
+		testutil.Eventually(t, time.Minute, "the directories of refused tenants to be removed", func() bool {
 			for _, i := range pending {
 				if _, err := os.Stat(filepath.Join(dir, "tenants", id(i))); !errors.Is(err, os.ErrNotExist) {
 					return false
@@ -124,7 +125,7 @@ func TestManyTenantsUnderAFileLimit(t *testing.T) {
 	for i := range tenants {
 		c := newAPIClient(s.url, id(i))
 		want := fmt.Sprintf(`"value":[%s,"%d"]`, apiTime(ts), i)
-		waitFor(t, time.Minute, "tenant "+id(i)+"'s sample", func() bool {
+		testutil.Eventually(t, time.Minute, "tenant "+id(i)+"'s sample", func() bool {
 			r := c.get(t, "/api/v1/query", url.Values{"query": {"tenant_probe"}, "time": {apiTime(ts)}})
 			switch {
 			case r.code == http.StatusOK && strings.Contains(string(r.body), want):

@@ -38,7 +38,12 @@ const MaxReportedErrors = 10
 type Result struct {
 	Samples, Histograms, Exemplars int
 	Rejected                       map[string]int // samples rejected, by reason
-	Err                            *Error
+	// RejectedSeries are the indices into Request.Series of the series
+	// with samples or histograms rejected for their content, in order,
+	// when the Request asked for them (TrackRejected): OTLP counts the
+	// data points they came from.
+	RejectedSeries []int
+	Err            *Error
 }
 
 // Error is a request's failure and the HTTP status it is answered with,
@@ -72,6 +77,10 @@ type batch struct {
 	b       labels.ScratchBuilder
 	exs     []exemplar.Exemplar
 	adm     admission // the tenant's limits (admit.go)
+	// cur is the index of the series being appended; track records the
+	// series with rejected samples in res.RejectedSeries.
+	cur   int
+	track bool
 }
 
 func newBatch(app storage.AppenderV2, maxTime int64, res *Result) *batch {
@@ -86,6 +95,11 @@ func (ba *batch) reject(reason string, n int, format string, args ...any) {
 		ba.res.Rejected = map[string]int{}
 	}
 	ba.res.Rejected[reason] += n
+	if ba.track && n > 0 {
+		if rs := ba.res.RejectedSeries; len(rs) == 0 || rs[len(rs)-1] != ba.cur {
+			ba.res.RejectedSeries = append(rs, ba.cur)
+		}
+	}
 	ba.nBad++
 	if len(ba.bad) < MaxReportedErrors {
 		ba.bad = append(ba.bad, fmt.Sprintf(format, args...))

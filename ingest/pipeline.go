@@ -158,6 +158,7 @@ func (p *Pipeline) append(ctx context.Context, id string, req *Request, adm admi
 	var res Result
 	ba := newBatch(app, timestamp.FromTime(p.opts.Now().Add(p.opts.MaxFutureTime)), &res)
 	ba.adm = adm
+	ba.track = req.TrackRejected
 
 	// Every series is looked up in the reference cache at once, and the
 	// hits verified, before the appends (refcache.go).
@@ -179,6 +180,7 @@ func (p *Pipeline) append(ctx context.Context, id string, req *Request, adm admi
 	var appendErr error
 	for i := range req.Series {
 		s := &req.Series[i]
+		ba.cur = i
 		ls, ref, hit := rb.hit(i)
 		if !hit {
 			var ok bool

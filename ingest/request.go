@@ -3,8 +3,9 @@
 // de-duplication), then validated series by series and appended to the
 // tenant's store by one loop (Pipeline.Write), whichever protocol and
 // decoder produced it: remote write 1.0 and 2.0 (package ingest/rwproto),
-// and what comes next (OTLP, a distributor forwarding Requests) the same
-// way. Receivers decode, call Write and map its Result to their answer.
+// OTLP (package otlp, whose translator appends into a Request), and what
+// comes next (a distributor forwarding Requests) the same way. Receivers
+// decode, call Write and map its Result to their answer.
 //
 // Invariants:
 //   - Write returns a Result without error only once every sample it counts
@@ -50,6 +51,8 @@ type Request struct {
 	// write 2.0). Remote write 1.0 senders send a series' exemplars in an
 	// entry of their own, without samples.
 	RejectEmpty bool
+	// TrackRejected asks for Result.RejectedSeries.
+	TrackRejected bool
 
 	// Scratch of the pipeline, kept with the Request for reuse.
 	symHashes []uint64 // stringHash of each symbol; 0 when not computed yet
@@ -121,7 +124,7 @@ func (r *Request) Reset() {
 	r.Proto, r.Body = "", nil
 	r.Symbols, r.Refs, r.Series = r.Symbols[:0], r.Refs[:0], r.Series[:0]
 	r.Samples, r.Histograms, r.Exemplars, r.Families = r.Samples[:0], r.Histograms[:0], r.Exemplars[:0], r.Families[:0]
-	r.RejectEmpty = false
+	r.RejectEmpty, r.TrackRejected = false, false
 	r.rb.reset()
 	clear(r.valid)
 	r.valid = r.valid[:0]

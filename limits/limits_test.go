@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 func TestFlagsAndYAMLShareOneDefinition(t *testing.T) {
@@ -53,8 +55,14 @@ func TestParseOverridesErrors(t *testing.T) {
 // restart, and a broken file keeps the previous overrides.
 func TestOverridesFileIsPolled(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.yaml")
+	// The file is replaced by a rename, so that a reload never reads it
+	// half written.
 	write := func(s string) {
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,28 +78,31 @@ func TestOverridesFileIsPolled(t *testing.T) {
 	go func() { defer close(done); o.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	if o.For("a").IngestionRate != 10 || o.For("b").IngestionRate != 0 {
 		t.Fatalf("initial overrides wrong")
 	}
 	write("overrides: {a: {ingestion_rate: 20}, b: {ingestion_rate: 30}}")
-	waitFor("the new file", func() bool { return o.For("a").IngestionRate == 20 && o.For("b").IngestionRate == 30 })
+	testutil.Eventually(t, 5*time.Second, "the new file to apply", func() bool {
+		return o.For("a").IngestionRate == 20 && o.For("b").IngestionRate == 30
+	})
+	if got := testutil.RequireMetric(t, reg, "strata_overrides_tenants"); got != 2 {
+		t.Errorf("strata_overrides_tenants %v after loading two tenants, want 2", got)
+	}
+	// A broken file is read (a failed reload is counted) and keeps the
+	// previous overrides.
+	failures := testutil.Metric(t, reg, "strata_overrides_reloads_total", "result", "failure")
 	write("overrides: {a: {ingestion_rate: oops}}")
-	time.Sleep(100 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, `a reload of the broken file to fail (strata_overrides_reloads_total{result="failure"} to grow, strata_overrides_last_reload_successful 0)`, func() bool {
+		return testutil.Metric(t, reg, "strata_overrides_reloads_total", "result", "failure") > failures &&
+			testutil.RequireMetric(t, reg, "strata_overrides_last_reload_successful") == 0
+	})
 	if o.For("a").IngestionRate != 20 {
 		t.Errorf("a broken file replaced the overrides")
 	}
 	write("overrides: {}")
-	waitFor("the emptied file", func() bool { return o.For("a").IngestionRate == 0 })
+	testutil.Eventually(t, 5*time.Second, "the emptied file to apply (strata_overrides_last_reload_successful 1 again)", func() bool {
+		return o.For("a").IngestionRate == 0 && testutil.RequireMetric(t, reg, "strata_overrides_last_reload_successful") == 1
+	})
 }
 
 func TestSeriesTracker(t *testing.T) {

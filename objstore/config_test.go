@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/miniotest"
 )
@@ -156,7 +157,7 @@ func TestNewFilesystem(t *testing.T) {
 		t.Errorf("name %q, want %q", b.Name(), want)
 	}
 	upload(t, b, "x", "x")
-	if n := counterValue(t, reg, "strata_objstore_operations_total", "upload"); n != 1 {
+	if n := testutil.RequireMetric(t, reg, "strata_objstore_operations_total", "operation", "upload"); n != 1 {
 		t.Errorf("uploads counted: %v", n)
 	}
 
@@ -175,29 +176,6 @@ func TestNewFilesystem(t *testing.T) {
 	if _, err := objstore.New(ctx, parseFlags(t, "-bucket.backend=nope"), def, nil, nil); err == nil {
 		t.Error("invalid config: no error")
 	}
-}
-
-// counterValue returns the value of counter metric{operation=op} in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, metric, op string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != metric {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "operation" && l.GetValue() == op {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{operation=%q}", metric, op)
-	return 0
 }
 
 func TestNewS3(t *testing.T) {

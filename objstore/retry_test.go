@@ -372,20 +372,41 @@ func TestRetryTimeoutCutsOffStuckAttempts(t *testing.T) {
 func TestRetryTimeoutSparesReadersAndProgress(t *testing.T) {
 	fb := newFaultBucket(t)
 	upload(t, fb.Bucket, "obj", "content")
-	b := objstore.WithRetry(fb, objstore.RetryOptions{Timeout: 50 * time.Millisecond, MaxRetries: 0})
+	var getCtx context.Context // the context the bucket's Get was given
+	fb.hook = func(ctx context.Context, op string, _ int) error {
+		if op == "get" {
+			getCtx = ctx
+		}
+		return nil
+	}
+	const timeout = 50 * time.Millisecond
+	b := objstore.WithRetry(fb, objstore.RetryOptions{Timeout: timeout, MaxRetries: 0})
 	ctx := context.Background()
 
-	// The reader of Get outlives the timeout.
+	// The reader of Get outlives the timeout: its context, which the
+	// filesystem bucket's reader would not notice, is not cancelled for
+	// twice the timeout. The timeout is a real timer (the retry bucket has
+	// no clock to inject), and what is checked is that it does not fire, so
+	// this waits a fixed time.
 	rc, err := b.Get(ctx, "obj")
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-getCtx.Done():
+		t.Errorf("the context of an open reader was cancelled (%v)", context.Cause(getCtx))
+	case <-time.After(2 * timeout):
+	}
 	if got := readAll(t, rc, nil); got != "content" {
 		t.Errorf("got %q", got)
 	}
+	if getCtx.Err() == nil {
+		t.Errorf("closing the reader did not release its context")
+	}
 
-	// An upload that keeps reading outlives the timeout.
+	// An upload that keeps reading outlives the timeout: it reads for
+	// three times the timeout, a byte every 15ms (slowReader sleeps: the
+	// time passing is what is tested).
 	slow := &slowReader{data: []byte("0123456789"), gap: 15 * time.Millisecond}
 	if err := b.Upload(ctx, "slow", slow); err != nil {
 		t.Fatalf("slow upload: %v", err)
@@ -395,10 +416,11 @@ func TestRetryTimeoutSparesReadersAndProgress(t *testing.T) {
 		t.Errorf("slow upload stored %q", got)
 	}
 
-	// Time in Iter's function does not count.
+	// Time in Iter's function does not count: each call of it outlasts the
+	// timeout (a sleep, as the time passing is what is tested).
 	var names []string
 	err = b.Iter(ctx, "", func(name string) error {
-		time.Sleep(70 * time.Millisecond)
+		time.Sleep(timeout + 20*time.Millisecond)
 		names = append(names, name)
 		return nil
 	}, true)

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/promql/promqltest"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // pushdownTestExprs exercise every pushed-down function and selector kind,
@@ -241,31 +243,10 @@ func TestPushdownEngineMetrics(t *testing.T) {
 		}
 		q.Close()
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	evals := map[string]uint64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "prometheus_engine_query_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var engine, slice string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "engine":
-					engine = l.GetValue()
-				case "slice":
-					slice = l.GetValue()
-				}
-			}
-			if slice == "inner_eval" {
-				evals[engine] += m.GetSummary().GetSampleCount()
-			}
-		}
-	}
-	if evals["pushdown"] != 1 || evals["plain"] != 1 {
-		t.Fatalf("inner evaluations by engine: %v, want one pushed down and one plain", evals)
+	const name = "prometheus_engine_query_duration_seconds" // a summary: its count
+	pushed := testutil.RequireMetric(t, reg, name, "engine", "pushdown", "slice", "inner_eval")
+	plain := testutil.RequireMetric(t, reg, name, "engine", "plain", "slice", "inner_eval")
+	if pushed != 1 || plain != 1 {
+		t.Fatalf("inner evaluations: %v pushed down, %v plain; want one of each", pushed, plain)
 	}
 }

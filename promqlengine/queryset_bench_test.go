@@ -12,8 +12,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/strata-tsdb/strata/bench"
-	"github.com/strata-tsdb/strata/bench/load"
+	"github.com/strata-tsdb/strata/internal/gen"
 	"github.com/strata-tsdb/strata/promqlengine"
 )
 
@@ -52,13 +51,13 @@ func BenchmarkQuerySet(b *testing.B) {
 		run  func(ctx context.Context, q storage.Queryable, qs string) (promql.Query, error)
 	}{
 		{"prometheus", func(ctx context.Context, q storage.Queryable, qs string) (promql.Query, error) {
-			return upstream.NewRangeQuery(ctx, q, nil, qs, start, end, load.QueryStep)
+			return upstream.NewRangeQuery(ctx, q, nil, qs, start, end, gen.QueryStep)
 		}},
 		{"strata", func(ctx context.Context, q storage.Queryable, qs string) (promql.Query, error) {
-			return strata.NewRangeQuery(ctx, q, nil, qs, start, end, load.QueryStep)
+			return strata.NewRangeQuery(ctx, q, nil, qs, start, end, gen.QueryStep)
 		}},
 	}
-	for qi, qs := range load.Queries {
+	for qi, qs := range gen.Queries {
 		for _, e := range engines {
 			b.Run("q"+strconv.Itoa(qi)+"/"+e.name, func(b *testing.B) {
 				ctx := context.Background()
@@ -90,9 +89,9 @@ func queryBenchDB(b *testing.B, hosts int) (*tsdb.DB, time.Time, time.Time) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	series := bench.NodeExporterSeries(hosts)
+	series := gen.NodeExporterSeries(hosts)
 	const interval = 15_000
-	gen := bench.NewGenerator(series, interval, 1)
+	gen := gen.NewGenerator(series, interval, 1)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).UnixMilli()
 	refs := make([]storage.SeriesRef, len(series))
 	const scrapes = 240

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // fuzzTenant is the tenant the fuzz targets write to.
@@ -50,8 +52,8 @@ func FuzzWriteV1(f *testing.F) {
 
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		before := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": fuzzTenant, "kind": "sample"})
-		beforeH := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": fuzzTenant, "kind": "histogram"})
+		before := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", fuzzTenant, "kind", "sample")
+		beforeH := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", fuzzTenant, "kind", "histogram")
 		w := do(e.h, req{contentType: ctV1, encoding: "snappy", tenant: fuzzTenant, body: snappy.Encode(nil, data)})
 		checkCode(t, "snappy-encoded body", w)
 		if w.Code == http.StatusNoContent {
@@ -65,8 +67,8 @@ func FuzzWriteV1(f *testing.F) {
 				samples += len(ts.Samples)
 				hists += len(ts.Histograms)
 			}
-			after := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": fuzzTenant, "kind": "sample"})
-			afterH := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": fuzzTenant, "kind": "histogram"})
+			after := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", fuzzTenant, "kind", "sample")
+			afterH := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", fuzzTenant, "kind", "histogram")
 			if int(after-before) != samples || int(afterH-beforeH) != hists {
 				t.Fatalf("answered 204 but counted %v samples and %v histograms of %d and %d", after-before, afterH-beforeH, samples, hists)
 			}

@@ -75,6 +75,9 @@ type Options struct {
 	// the store with the options above when nil. A pipeline made outside
 	// decodes the bodies HA keeps with rwproto.Decoders.
 	Pipeline *ingest.Pipeline
+	// Metrics are the ingest metrics, shared with the other receivers of
+	// the process; registered on Registerer when nil.
+	Metrics *Metrics
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -91,7 +94,7 @@ type Handler struct {
 	pipe    *ingest.Pipeline
 	opts    Options
 	logger  *slog.Logger
-	metrics *metrics
+	metrics *Metrics
 	bufs    sync.Pool // *[]byte: compressed bodies
 	bodies  sync.Pool // *[]byte: decompressed bodies, up to maxPooledBody
 	// decoders by protobuf message (rwproto.Decoders)
@@ -115,7 +118,10 @@ func NewHandler(store Storage, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, logger: opts.Logger, metrics: newMetrics(opts.Registerer), decoders: rwproto.Decoders(!opts.DisableFastDecode), pipe: opts.Pipeline}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(opts.Registerer)
+	}
+	h := &Handler{opts: opts, logger: opts.Logger, metrics: opts.Metrics, decoders: rwproto.Decoders(!opts.DisableFastDecode), pipe: opts.Pipeline}
 	if h.pipe == nil {
 		h.pipe = ingest.New(store, ingest.Options{
 			MaxFutureTime: opts.MaxFutureTime,
@@ -255,8 +261,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	proto := "unknown"
 	code, tenantID := h.serve(w, r, &proto)
-	h.metrics.requests.WithLabelValues(tenantID, proto, strconv.Itoa(code)).Inc()
-	h.metrics.duration.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+	h.metrics.ObserveRequest(tenantID, proto, code, start)
 }
 
 // serve answers the request and returns the status code it wrote.
@@ -289,9 +294,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, proto *string) (
 	if err := h.decoders[msg](body, req); err != nil {
 		res.Err = err
 	} else {
-		res = h.pipe.Write(r.Context(), id, req, func(kept *ingest.Result) { h.metrics.record(id, kept) })
+		res = h.pipe.Write(r.Context(), id, req, func(kept *ingest.Result) { h.metrics.Record(id, kept) })
 	}
-	h.metrics.record(id, &res)
+	h.metrics.Record(id, &res)
 	if msg == ProtoV2 && res.Err == nil || msg == ProtoV2 && res.Err.Code < 500 {
 		// Remote write 2.0 confirms what was written, also alongside a 4xx.
 		w.Header().Set(HeaderSamplesWritten, strconv.Itoa(res.Samples))

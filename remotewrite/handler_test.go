@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -75,7 +76,7 @@ func TestWriteV1Floats(t *testing.T) {
 			if len(got) != 2 || !value.IsStaleNaN(got[1].V) {
 				t.Errorf("staleness marker not stored as such: %v", got)
 			}
-			if n := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": testTenant, "kind": "sample"}); n != 7 {
+			if n := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", testTenant, "kind", "sample"); n != 7 {
 				t.Errorf("samples ingested metric = %v, want 7", n)
 			}
 		})
@@ -135,7 +136,7 @@ func TestWriteV1Histograms(t *testing.T) {
 	if len(got) != 3 {
 		t.Errorf("%d series stored, want 3: %v", len(got), got)
 	}
-	if n := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": testTenant, "kind": "histogram"}); n != 4 {
+	if n := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", testTenant, "kind", "histogram"); n != 4 {
 		t.Errorf("histograms ingested metric = %v, want 4", n)
 	}
 }
@@ -209,7 +210,7 @@ func TestWriteV1Exemplars(t *testing.T) {
 		},
 	}
 	assertExemplars(t, got, want)
-	if n := counterValue(t, e.reg, "strata_remote_write_samples_ingested_total", map[string]string{"tenant": testTenant, "kind": "exemplar"}); n != 3 {
+	if n := testutil.Metric(t, e.reg, "strata_remote_write_samples_ingested_total", "tenant", testTenant, "kind", "exemplar"); n != 3 {
 		t.Errorf("exemplars ingested metric = %v, want 3", n)
 	}
 }
@@ -897,11 +898,11 @@ func TestStoreFailures(t *testing.T) {
 				assertNoWritten(t, w)
 				assertBodyContains(t, w, errDisk.Error())
 				for _, kind := range []string{"sample", "histogram", "exemplar"} {
-					if n := counterValue(t, reg, "strata_remote_write_samples_ingested_total", map[string]string{"kind": kind}); n != 0 {
+					if n := testutil.Metric(t, reg, "strata_remote_write_samples_ingested_total", "kind", kind); n != 0 {
 						t.Errorf("ingested{kind=%q} = %v, want 0", kind, n)
 					}
 				}
-				if n := counterValue(t, reg, "strata_remote_write_samples_rejected_total", map[string]string{"reason": reasonInvalidLabels}); n != 0 {
+				if n := testutil.Metric(t, reg, "strata_remote_write_samples_rejected_total", "reason", reasonInvalidLabels); n != 0 {
 					t.Errorf("rejected = %v, want 0: a failed request reports nothing", n)
 				}
 				if len(m.meta) != 0 {
@@ -1004,32 +1005,32 @@ func TestRejectedMetrics(t *testing.T) {
 	assertCode(t, e.postV2(b.build()), http.StatusBadRequest) // no samples
 
 	want := `
-# HELP strata_remote_write_samples_rejected_total Samples rejected from remote write, by tenant and reason.
+# HELP strata_remote_write_samples_rejected_total Samples rejected from remote write and OTLP, by tenant and reason.
 # TYPE strata_remote_write_samples_rejected_total counter
 strata_remote_write_samples_rejected_total{reason="duplicate_timestamp",tenant="team-a"} 1
 strata_remote_write_samples_rejected_total{reason="invalid_labels",tenant="team-a"} 3
 strata_remote_write_samples_rejected_total{reason="no_samples",tenant="team-a"} 0
 strata_remote_write_samples_rejected_total{reason="too_far_in_future",tenant="team-a"} 1
 strata_remote_write_samples_rejected_total{reason="too_old",tenant="team-a"} 2
-# HELP strata_remote_write_samples_ingested_total Samples, histograms and exemplars stored from remote write, by tenant and kind.
+# HELP strata_remote_write_samples_ingested_total Samples, histograms and exemplars stored from remote write and OTLP, by tenant and kind.
 # TYPE strata_remote_write_samples_ingested_total counter
 strata_remote_write_samples_ingested_total{kind="sample",tenant="team-a"} 3
 `
-	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want),
+	if err := promtestutil.GatherAndCompare(e.reg, strings.NewReader(want),
 		"strata_remote_write_samples_rejected_total", "strata_remote_write_samples_ingested_total"); err != nil {
 		t.Error(err)
 	}
 	wantReq := `
-# HELP strata_remote_write_requests_total Remote-write requests, by tenant, protocol version and status code.
+# HELP strata_remote_write_requests_total Write requests (remote write and OTLP), by tenant, protocol (v1, v2, otlp) and status code.
 # TYPE strata_remote_write_requests_total counter
 strata_remote_write_requests_total{code="204",protocol="v1",tenant="team-a"} 1
 strata_remote_write_requests_total{code="400",protocol="v1",tenant="team-a"} 1
 strata_remote_write_requests_total{code="400",protocol="v2",tenant="team-a"} 1
 `
-	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(wantReq), "strata_remote_write_requests_total"); err != nil {
+	if err := promtestutil.GatherAndCompare(e.reg, strings.NewReader(wantReq), "strata_remote_write_requests_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(e.reg, "strata_remote_write_request_duration_seconds"); n != 2 {
+	if n := promtestutil.CollectAndCount(e.reg, "strata_remote_write_request_duration_seconds"); n != 2 {
 		t.Errorf("%d request duration series, want 2 (v1, v2)", n)
 	}
 }

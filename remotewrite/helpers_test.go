@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
@@ -440,39 +441,10 @@ func (e *env) assertNothingStored(tb testing.TB) {
 	}
 }
 
-// counterValue returns the value of the counter name with the given labels
-// in reg, or 0 when it does not exist.
-func counterValue(tb testing.TB, reg prometheus.Gatherer, name string, lv map[string]string) float64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range lv {
-				if have[k] != v {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // rejected returns strata_remote_write_samples_rejected_total of tenant and reason.
 func (e *env) rejected(tb testing.TB, id, reason string) float64 {
 	tb.Helper()
-	return counterValue(tb, e.reg, "strata_remote_write_samples_rejected_total", map[string]string{"tenant": id, "reason": reason})
+	return testutil.Metric(tb, e.reg, "strata_remote_write_samples_rejected_total", "tenant", id, "reason", reason)
 }
 
 // assertCode fails unless the answer has the status code want.

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
+	"github.com/strata-tsdb/strata/otlp"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
@@ -39,6 +40,7 @@ type Config struct {
 	Bucket    objstore.Config    `yaml:"bucket"`
 	Compactor compactor.Config   `yaml:"compactor"`
 	Write     remotewrite.Config `yaml:"remote_write"`
+	OTLP      otlp.Config        `yaml:"otlp"`
 	Query     QueryConfig        `yaml:"query"`
 	Runtime   memory.Config      `yaml:"runtime"`
 
@@ -133,6 +135,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Bucket.RegisterFlags(fs)
 	c.Compactor.RegisterFlags(fs)
 	c.Write.RegisterFlags(fs)
+	c.OTLP.RegisterFlags(fs)
 	c.Query.Engine.RegisterFlags(fs)
 	c.Query.API.RegisterFlags(fs)
 	c.Query.Frontend.RegisterFlags(fs)
@@ -150,7 +153,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // those that involve two.
 func (c *Config) Validate() error {
 	for _, v := range []interface{ Validate() error }{
-		&c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.Query.Engine, &c.Query.Frontend, &c.Runtime, &c.Bucket,
+		&c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.OTLP, &c.Query.Engine, &c.Query.Frontend, &c.Runtime, &c.Bucket,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -65,7 +65,9 @@ func TestTenantRetentionFromOverrides(t *testing.T) {
 		}
 	}
 	write("overrides: {short: {retention_raw: 1d}}")
-	cfg, err := LoadConfig([]string{"-storage.path=" + dir, "-overrides.file=" + file, "-compactor.deletion-delay=1ms"}, io.Discard)
+	cfg, err := LoadConfig([]string{"-storage.path=" + dir, "-overrides.file=" + file, "-compactor.deletion-delay=1ms",
+		// The blocks were written a moment ago; the grace is another test's.
+		"-compactor.retention-grace=0s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +38,7 @@ import (
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
 	"github.com/strata-tsdb/strata/objstore"
+	"github.com/strata-tsdb/strata/otlp"
 	"github.com/strata-tsdb/strata/promqlengine"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
@@ -56,10 +58,14 @@ type Server struct {
 	alerting  *alerting.Service
 	overrides *limits.Overrides
 	pipeline  *ingest.Pipeline
-	auth      *tenant.Authenticator // nil: the tenant header is trusted
-	http      *http.Server
-	listener  net.Listener
-	releaser  *memory.Releaser // nil when disabled
+	// otlp is the OTLP receiver; nil when -otlp.enabled is off.
+	otlp *otlp.Handler
+	// writeMetrics are the ingest metrics of remote write and OTLP.
+	writeMetrics *remotewrite.Metrics
+	auth         *tenant.Authenticator // nil: the tenant header is trusted
+	http         *http.Server
+	listener     net.Listener
+	releaser     *memory.Releaser // nil when disabled
 	// closers close what New opened, in the order given (the reverse of
 	// opening): the store after the engine, the bucket last.
 	closers []func() error
@@ -164,13 +170,35 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
+	// One pipeline behind every protocol: remote write and OTLP decode
+	// into its Request; HA re-decodes the bodies it keeps by their protocol.
+	decoders := rwproto.Decoders(true)
+	var translator *otlp.Translator
+	if cfg.OTLP.Enabled {
+		translator = otlp.NewTranslator(cfg.OTLP, time.Duration(cfg.Query.Engine.LookbackDelta))
+		maps.Copy(decoders, translator.Decoders())
+	}
 	s.pipeline = ingest.New(s.store, ingest.Options{
 		MaxFutureTime: time.Duration(cfg.Write.MaxFutureTime),
 		Limits:        s.overrides,
-		Decoders:      rwproto.Decoders(true),
+		Decoders:      decoders,
 		Logger:        logger.With("component", "ingest"),
 		Registerer:    s.reg,
 	})
+	s.writeMetrics = remotewrite.NewMetrics(s.reg)
+	if translator != nil {
+		s.otlp = otlp.NewHandler(otlp.Options{
+			Pipeline:     s.pipeline,
+			Translator:   translator,
+			MaxBodyBytes: cfg.Write.MaxBodyBytes,
+			Tenants:      s.tenants(),
+			Limits:       s.overrides,
+			Metrics:      s.writeMetrics,
+			Logger:       logger.With("component", "otlp"),
+			Registerer:   s.reg,
+		})
+		s.onClose("OTLP receiver", func() error { s.otlp.Close(); return nil })
+	}
 	if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
 	}
@@ -258,6 +286,7 @@ func (s *Server) routes() http.Handler {
 		Tenants:      s.tenants(),
 		Limits:       s.overrides,
 		Pipeline:     s.pipeline,
+		Metrics:      s.writeMetrics,
 		Logger:       s.logger.With("component", "remotewrite"),
 		Registerer:   s.reg,
 	})
@@ -295,6 +324,10 @@ func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", m.instrument("write", write))
+	if s.otlp != nil {
+		mux.Handle(otlp.Path, m.instrument("otlp", s.otlp))
+		mux.Handle(otlp.PrometheusPath, m.instrument("otlp", s.otlp))
+	}
 	mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
 	mux.Handle("/api/v1/", m.instrument("api", frontend.Handler(query)))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
@@ -438,6 +471,7 @@ func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides,
 		},
 		DeletionDelay:   time.Duration(c.DeletionDelay),
 		CompactionDelay: time.Duration(c.CompactionDelay),
+		RetentionGrace:  time.Duration(c.RetentionGrace),
 		Logger:          logger,
 		Registerer:      reg,
 	})

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -55,14 +57,34 @@ func postJSON(ctx context.Context, client *http.Client, url string, headers map[
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post to %s: %w", url, err)
+		// *url.Error repeats the whole URL; the error is logged and shown.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post to %s: %w", redactURL(url), err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err := httpError(resp, b); err != nil {
-		return fmt.Errorf("post to %s: %w", url, err)
+		return fmt.Errorf("post to %s: %w", redactURL(url), err)
 	}
 	return nil
+}
+
+// redactURL is how a channel's URL appears in errors and logs: scheme and
+// host only. Webhook URLs often carry their credential in the user info,
+// the path (Slack, Teams) or the query, so none of those is shown.
+func redactURL(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil || u.Host == "" {
+		return "<unparsable URL>"
+	}
+	r := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		r += "/<redacted>"
+	}
+	return r
 }
 
 // labelMap is a label set as a JSON object.

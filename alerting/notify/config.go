@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"gopkg.in/yaml.v3"
 
 	"github.com/strata-tsdb/strata/internal/flagext"
 )
@@ -93,35 +92,9 @@ type AlertmanagerConfig struct {
 	Timeout model.Duration `yaml:"timeout"`
 }
 
-// StringList is a list given as a comma-separated flag or a YAML sequence
-// (or one comma-separated string).
-type StringList []string
-
-func (l *StringList) String() string { return strings.Join(*l, ",") }
-
-// Set implements flag.Value.
-func (l *StringList) Set(s string) error {
-	*l = nil
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
-		}
-	}
-	return nil
-}
-
-// UnmarshalYAML accepts a sequence or a comma-separated string.
-func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		return l.Set(n.Value)
-	}
-	var s []string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	*l = s
-	return nil
-}
+// StringList is flagext.StringList, kept under this name for the
+// packages that configure notifications.
+type StringList = flagext.StringList
 
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 func alert(name, instance string, resolved bool) *Alert {
@@ -75,13 +76,15 @@ func run(t *testing.T, o Options) (*Dispatcher, *prometheus.Registry) {
 	return d, reg
 }
 
-func eventually(t *testing.T, what string, ok func() bool) {
+// settled waits until the channels of d have nothing left to deliver: the
+// queued gauge is 0 once every notification offered so far has been sent or
+// given up (Send queues synchronously, and the gauge drops only after the
+// outcome is counted).
+func settled(t *testing.T, reg prometheus.Gatherer) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "every queued notification to be delivered or dropped (strata_notifications_queued 0)", func() bool {
+		return testutil.Metric(t, reg, "strata_notifications_queued") == 0
+	})
 }
 
 func TestChannelsRetryUntilDelivered(t *testing.T) {
@@ -102,17 +105,27 @@ func TestChannelsRetryUntilDelivered(t *testing.T) {
 			defer srv.Close()
 			d, reg := run(t, Options{Config: Config{Webhooks: []WebhookConfig{{ChannelCommon: ChannelCommon{Name: "w"}, URL: srv.URL}}}})
 			d.Send(alert("A", "x", false))
-			eventually(t, "the attempts", func() bool { return rec.calls.Load() >= tc.fail+int32(tc.want) })
-			time.Sleep(50 * time.Millisecond)
+			// The one notification ends up sent or dropped as refused, and
+			// then the channel has nothing left to try.
+			testutil.Eventually(t, 10*time.Second, "the notification to be sent or dropped", func() bool {
+				return testutil.Metric(t, reg, "strata_notifications_sent_total", "channel", "w")+
+					testutil.Metric(t, reg, "strata_notifications_dropped_total", "channel", "w") == 1
+			})
+			settled(t, reg)
 			if got := len(rec.got()); got != tc.want {
 				t.Errorf("delivered %d times, want %d", got, tc.want)
 			}
+			if got, want := rec.calls.Load(), tc.fail+int32(tc.want); got != want {
+				t.Errorf("%d attempts, want %d", got, want)
+			}
+			if v := testutil.Metric(t, reg, "strata_notifications_failed_total", "channel", "w"); v != float64(tc.fail) {
+				t.Errorf("failed = %v, want %d", v, tc.fail)
+			}
 			if tc.status == http.StatusBadRequest {
-				if v := testutil.ToFloat64(d.channels[0].m.dropped.WithLabelValues("w", "refused")); v != 1 {
+				if v := testutil.Metric(t, reg, "strata_notifications_dropped_total", "channel", "w", "reason", "refused"); v != 1 {
 					t.Errorf("dropped = %v, want 1", v)
 				}
 			}
-			_ = reg
 		})
 	}
 }
@@ -134,11 +147,11 @@ func TestTransitions(t *testing.T) {
 			rec := &recorder{}
 			srv := httptest.NewServer(rec)
 			defer srv.Close()
-			d, _ := run(t, Options{Config: Config{RepeatInterval: modelDuration(tc.repeat), Webhooks: []WebhookConfig{{URL: srv.URL}}}})
+			d, reg := run(t, Options{Config: Config{RepeatInterval: modelDuration(tc.repeat), Webhooks: []WebhookConfig{{URL: srv.URL}}}})
 			for _, b := range tc.sends {
 				d.Send(b...)
 			}
-			time.Sleep(100 * time.Millisecond)
+			settled(t, reg)
 			var got []string
 			for _, b := range rec.got() {
 				var m WebhookMessage
@@ -202,11 +215,14 @@ func TestAlertmanagerCoalescesWhileDown(t *testing.T) {
 	rec := &recorder{fail: 3, status: http.StatusBadGateway}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
-	d, _ := run(t, Options{Alertmanager: AlertmanagerConfig{URL: StringList{srv.URL}}})
+	d, reg := run(t, Options{Alertmanager: AlertmanagerConfig{URL: StringList{srv.URL}}})
 	d.Send(alert("A", "x", false))
 	d.Send(alert("A", "y", false))
 	d.Send(alert("A", "x", true)) // newer state of x replaces the older
-	eventually(t, "delivery", func() bool { return len(rec.got()) > 0 })
+	settled(t, reg)
+	if n := len(rec.got()); n != 1 {
+		t.Fatalf("%d deliveries, want 1 (the coalesced queue in one post)", n)
+	}
 	var posted []postableAlert
 	if err := json.Unmarshal([]byte(rec.got()[0]), &posted); err != nil {
 		t.Fatal(err)
@@ -263,6 +279,34 @@ func TestHTTPErrorClassification(t *testing.T) {
 		var p permanentError
 		if errors.As(err, &p) != permanent {
 			t.Errorf("HTTP %d: permanent = %v, want %v", code, !permanent, permanent)
+		}
+	}
+}
+
+// TestDeliveryErrorsHideURLCredentials: a webhook URL often carries its
+// credential (user info, a Slack-style path, a token in the query); a
+// failed delivery's error, which is logged, names only scheme and host.
+func TestDeliveryErrorsHideURLCredentials(t *testing.T) {
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refused.Close() // nothing listens: the client's error
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	for _, base := range []string{refused.URL, failing.URL} {
+		for _, suffix := range []string{"/services/T0/B0/s3cr3t", "/hook?token=s3cr3t"} {
+			u := strings.Replace(base, "http://", "http://user:s3cr3t@", 1) + suffix
+			s := &webhookSender{cfg: WebhookConfig{URL: u}, client: http.DefaultClient, receiver: "w"}
+			err := s.send(context.Background(), []*Alert{alert("A", "i", false)})
+			if err == nil {
+				t.Fatalf("send to %s succeeded", u)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "user") {
+				t.Errorf("error shows the URL's credential: %v", err)
+			}
+			if !strings.Contains(err.Error(), strings.TrimPrefix(base, "http://")) {
+				t.Errorf("error does not name the host: %v", err)
+			}
 		}
 	}
 }

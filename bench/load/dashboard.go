@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-tsdb/strata/bench"
+	"github.com/strata-tsdb/strata/internal/gen"
 )
 
 // The dashboard-refresh benchmark: Grafana asks a dashboard's range queries
@@ -108,12 +108,12 @@ func RunDashboard(ctx context.Context, c DashboardConfig) (*DashboardResults, er
 	defer strata.Stop()
 	servers := []*Server{strata, vm}
 
-	per := bench.SeriesPerHost()
+	per := gen.SeriesPerHost()
 	hosts := (c.Series + per - 1) / per
-	series := bench.NodeExporterSeries(hosts)
+	series := gen.NodeExporterSeries(hosts)
 	res := &DashboardResults{Hosts: hosts, Series: len(series), Refreshes: c.Refreshes}
 	iv := c.Interval.Milliseconds()
-	gen := bench.NewGenerator(series, iv, 1)
+	gen := gen.NewGenerator(series, iv, 1)
 	enc := newEncoder(series)
 	values := make([]float64, len(series))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Senders + 2, DisableCompression: true}}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/strata-tsdb/strata/bench"
+	"github.com/strata-tsdb/strata/internal/gen"
 )
 
 // DataSpec is the shape of the generated data.
@@ -37,7 +37,7 @@ type DataSpec struct {
 // write 1.0 and 2.0 request bodies, snappy-compressed.
 type Data struct {
 	Spec    DataSpec
-	Series  []bench.Series
+	Series  []gen.Series
 	Samples int
 	// V1 and V2 hold, per scrape step, the request bodies of that step.
 	// A series is in the same position of every step, so sending the steps
@@ -60,11 +60,11 @@ func Generate(spec DataSpec) (*Data, error) {
 	if spec.BatchSamples <= 0 || spec.Steps <= 0 || spec.IntervalMs <= 0 || spec.Series <= 0 {
 		return nil, fmt.Errorf("invalid data spec %+v", spec)
 	}
-	per := bench.SeriesPerHost()
+	per := gen.SeriesPerHost()
 	hosts := (spec.Series + per - 1) / per
-	series := bench.NodeExporterSeries(hosts)
+	series := gen.NodeExporterSeries(hosts)
 	d := &Data{Spec: spec, Series: series, hostsCount: hosts}
-	g := bench.NewGenerator(series, spec.IntervalMs, spec.Seed)
+	g := gen.NewGenerator(series, spec.IntervalMs, spec.Seed)
 	enc := newEncoder(series)
 	values := make([]float64, len(series))
 	for step := range spec.Steps {
@@ -93,7 +93,7 @@ func Generate(spec DataSpec) (*Data, error) {
 
 // encoder builds request bodies, reusing its buffers between requests.
 type encoder struct {
-	series []bench.Series
+	series []gen.Series
 	lbls   [][]prompb.Label // 1.0 labels of each series
 	wr1    prompb.WriteRequest
 	wr2    writev2.Request
@@ -101,7 +101,7 @@ type encoder struct {
 	buf    []byte
 }
 
-func newEncoder(series []bench.Series) *encoder {
+func newEncoder(series []gen.Series) *encoder {
 	e := &encoder{series: series, lbls: make([][]prompb.Label, len(series)), syms: map[string]uint32{}}
 	for i, s := range series {
 		s.Labels.Range(func(l labels.Label) {
@@ -162,14 +162,14 @@ func (e *encoder) v2(lo, hi int, t int64, values []float64) ([]byte, error) {
 			refs = append(refs, e.symbol(l.Name), e.symbol(l.Value))
 		})
 		typ := writev2.Metadata_METRIC_TYPE_GAUGE
-		if s.Kind == bench.Counter {
+		if s.Kind == gen.Counter {
 			typ = writev2.Metadata_METRIC_TYPE_COUNTER
 		}
 		name := s.Labels.Get(labels.MetricName)
 		e.wr2.Timeseries = append(e.wr2.Timeseries, writev2.TimeSeries{
 			LabelsRefs: refs,
 			Samples:    []writev2.Sample{{Value: values[i], Timestamp: t}},
-			Metadata:   writev2.Metadata{Type: typ, HelpRef: e.symbol(bench.Help(name))},
+			Metadata:   writev2.Metadata{Type: typ, HelpRef: e.symbol(gen.Help(name))},
 		})
 	}
 	n := e.wr2.Size()

@@ -14,9 +14,9 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/strata-tsdb/strata/bench"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
+	"github.com/strata-tsdb/strata/internal/gen"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -29,8 +29,8 @@ func writeBlock(t *testing.T) (string, ulid.ULID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	series := bench.NodeExporterSeries(2)
-	g := bench.NewGenerator(series, 15000, 1)
+	series := gen.NodeExporterSeries(2)
+	g := gen.NewGenerator(series, 15000, 1)
 	app := w.Appender(context.Background())
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	for s := range 480 {
@@ -117,7 +117,7 @@ func TestUploadDownloadByteIdentical(t *testing.T) {
 	if _, ok := objs["index"]; ok {
 		t.Errorf("plain index in the bucket: %v", objs)
 	}
-	t.Logf("block of %d samples: %d bytes on disk, %d in the bucket", 2*bench.SeriesPerHost()*480, plain, total)
+	t.Logf("block of %d samples: %d bytes on disk, %d in the bucket", 2*gen.SeriesPerHost()*480, plain, total)
 	if total*2 > plain {
 		t.Errorf("bucket form of %d bytes is not under half the block's %d bytes", total, plain)
 	}

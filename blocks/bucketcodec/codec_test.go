@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/strata-tsdb/strata/bench"
+	"github.com/strata-tsdb/strata/internal/gen"
 )
 
 func TestNames(t *testing.T) {
@@ -92,8 +92,8 @@ func TestEncodeDecodeForms(t *testing.T) {
 // hours at 15s, cut into 120-sample chunks as the head cuts them.
 func nodeSegment(tb testing.TB, hosts int) ([]byte, int) {
 	tb.Helper()
-	series := bench.NodeExporterSeries(hosts)
-	g := bench.NewGenerator(series, 15000, 1)
+	series := gen.NodeExporterSeries(hosts)
+	g := gen.NewGenerator(series, 15000, 1)
 	const steps = 480
 	vals := make([][]float64, len(series))
 	for s := range steps {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/strata-tsdb/strata/bench"
+	"github.com/strata-tsdb/strata/internal/gen"
 )
 
 // nodeIndex returns the index file tsdb writes for hosts node exporters'
@@ -23,7 +23,7 @@ func nodeIndex(b *testing.B, hosts int) ([]byte, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	series := bench.NodeExporterSeries(hosts)
+	series := gen.NodeExporterSeries(hosts)
 	app := w.Appender(context.Background())
 	for _, s := range series {
 		if _, err := app.Append(0, s.Labels, 1000, 1); err != nil {

@@ -6,10 +6,12 @@ package flagext
 
 import (
 	"flag"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 )
 
 // DurationVar registers a flag setting d, a model.Duration (so that the
@@ -39,4 +41,34 @@ func IsBasic(name string) bool {
 	mu.RLock()
 	defer mu.RUnlock()
 	return basic[name]
+}
+
+// StringList is a list given as a comma-separated flag or a YAML sequence
+// (or one comma-separated string).
+type StringList []string
+
+func (l *StringList) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value.
+func (l *StringList) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// UnmarshalYAML accepts a sequence or a comma-separated string.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return l.Set(n.Value)
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*l = s
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 )
 
@@ -108,7 +109,7 @@ func Start(t testing.TB) *Server {
 	// try other ports.
 	var err error
 	for range 3 {
-		s.Endpoint, s.consoleAddr = freeAddr(t), freeAddr(t)
+		s.Endpoint, s.consoleAddr = proctest.FreeAddr(t), proctest.FreeAddr(t)
 		if err = s.start(); err == nil {
 			break
 		}
@@ -121,15 +122,6 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("MinIO: create bucket %s: %v", s.Bucket, err)
 	}
 	return s
-}
-
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // start runs the server and waits until it is live.
@@ -172,25 +164,29 @@ func (s *Server) start() error {
 func (s *Server) waitLive(done <-chan struct{}) error {
 	url := "http://" + s.Endpoint + "/minio/health/live"
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
+	var (
+		resp   *http.Response
+		err    error
+		exited bool
+	)
+	if testutil.Wait(startTimeout, func() bool {
 		select {
 		case <-done:
-			return fmt.Errorf("MinIO exited while starting (log: %s)", s.logPath)
+			exited = true
+			return true
 		default:
 		}
-		resp, err := client.Get(url)
-		if err == nil {
+		if resp, err = client.Get(url); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("MinIO on %s not live after %s (last: %v)", s.Endpoint, startTimeout, errOrStatus(err, resp))
+		return err == nil && resp.StatusCode == http.StatusOK
+	}) {
+		if exited {
+			return fmt.Errorf("MinIO exited while starting (log: %s)", s.logPath)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
 	}
+	return fmt.Errorf("MinIO on %s not live after %s (last: %v)", s.Endpoint, startTimeout, errOrStatus(err, resp))
 }
 
 func errOrStatus(err error, resp *http.Response) string {

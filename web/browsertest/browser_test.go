@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 const (
@@ -328,16 +329,11 @@ func TestBrowser(t *testing.T) {
 	slices.Sort(written)
 	want := headBlocks(written, 2*time.Hour)
 	var blocks []string
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	if !testutil.Wait(2*time.Minute, func() bool {
 		blocks = bucketBlocks(t, dir, tenant)
-		if len(blocks) >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bucket holds %d blocks of %s after 2 minutes, want %d", len(blocks), tenant, want)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(blocks) >= want
+	}) {
+		t.Fatalf("the bucket holds %d blocks of %s after 2 minutes, want %d", len(blocks), tenant, want)
 	}
 	if len(blocks) != want {
 		t.Fatalf("the bucket holds %d blocks of %s, want %d: %v", len(blocks), tenant, want, blocks)

@@ -401,19 +401,15 @@ func (f *fixture) testAnomaly(t *testing.T) {
 
 	t.Run("band drawn by the anomaly rule", func(t *testing.T) {
 		// The rule writes test:latency:upper every second; wait for one.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			r := query(t, ds, map[string]any{"expr": "test:latency:upper", "instant": true}, from, time.Now(), 15*time.Second)
-			if r.Error == nil && len(r.Frames) == 1 && r.Frames[0].Name != "" {
-				if v := floats(t, r.Frames[0]); v[0] != 150 {
-					t.Fatalf("test:latency:upper = %v, want 150", v)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no test:latency:upper series after 30s (last: %v, %q)", r.Error, frameNames(r.Frames))
-			}
-			time.Sleep(500 * time.Millisecond)
+		var r backend.DataResponse
+		if !stratatest.Wait(30*time.Second, func() bool {
+			r = query(t, ds, map[string]any{"expr": "test:latency:upper", "instant": true}, from, time.Now(), 15*time.Second)
+			return r.Error == nil && len(r.Frames) == 1 && r.Frames[0].Name != ""
+		}) {
+			t.Fatalf("no test:latency:upper series after 30s (last: %v, %q)", r.Error, frameNames(r.Frames))
+		}
+		if v := floats(t, r.Frames[0]); v[0] != 150 {
+			t.Fatalf("test:latency:upper = %v, want 150", v)
 		}
 	})
 
@@ -434,8 +430,7 @@ func (f *fixture) testAnomaly(t *testing.T) {
 // among Strata's active alerts in state.
 func (f *fixture) waitAlert(t *testing.T, alertname, state string, active bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	stratatest.Eventually(t, 30*time.Second, fmt.Sprintf("alert %s %s active=%v", alertname, state, active), func() bool {
 		req, _ := http.NewRequest(http.MethodGet, f.strata.URL+"/api/v1/alerts", nil)
 		req.Header.Set("X-Scope-OrgID", tenant)
 		resp, err := http.DefaultClient.Do(req)
@@ -459,14 +454,8 @@ func (f *fixture) waitAlert(t *testing.T, alertname, state string, active bool) 
 		for _, a := range body.Data.Alerts {
 			found = found || a.Labels["alertname"] == alertname && a.State == state
 		}
-		if found == active {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alert %s %s active=%v not reached after 30s", alertname, state, active)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return found == active
+	})
 }
 
 func (f *fixture) testAlerts(t *testing.T) {
@@ -475,12 +464,15 @@ func (f *fixture) testAlerts(t *testing.T) {
 	f.strata.Write(t, tenant, stratatest.Series{Labels: map[string]string{"__name__": "test_flag"},
 		Samples: []stratatest.Sample{{T: time.Now(), V: 1}}})
 	f.waitAlert(t, "FlagUp", "firing", true)
-	time.Sleep(2 * time.Second)
+	// FlagUp's firing stretch in its ALERTS series: two evaluations.
+	stratatest.Eventually(t, 30*time.Second, `two samples of ALERTS{alertname="FlagUp",alertstate="firing"}`, func() bool {
+		r := query(t, ds, map[string]any{"expr": `count_over_time(ALERTS{alertname="FlagUp",alertstate="firing"}[1m])`, "instant": true}, f.now.Add(-time.Hour), time.Now(), time.Second)
+		return r.Error == nil && len(r.Frames) == 1 && len(r.Frames[0].Fields) == 2 && floats(t, r.Frames[0])[0] >= 2
+	})
 	f.strata.Write(t, tenant, stratatest.Series{Labels: map[string]string{"__name__": "test_flag"},
 		Samples: []stratatest.Sample{{T: time.Now(), V: 0}}})
 	f.waitAlert(t, "FlagUp", "firing", false)
 	f.waitAlert(t, "HotRoom", "firing", true)
-	time.Sleep(3 * time.Second)
 
 	type row struct{ title, state, tags, text string }
 	run := func(t *testing.T, model map[string]any) ([]row, backend.DataResponse) {
@@ -516,6 +508,14 @@ func (f *fixture) testAlerts(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+
+	// FlagUp's firing stretch reads as resolved once it ended more than a
+	// step and a half (1.5s) before the query's end: wait for that rather
+	// than a fixed time; the cases below check every row.
+	stratatest.Eventually(t, 30*time.Second, "the alerts query to show FlagUp resolved", func() bool {
+		rows, r := run(t, map[string]any{"states": []string{"resolved"}})
+		return r.Error == nil && slices.Contains(titles(rows), "FlagUp resolved")
+	})
 
 	tests := []struct {
 		name   string

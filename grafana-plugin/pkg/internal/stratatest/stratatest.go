@@ -110,24 +110,53 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 	s := &Server{URL: "http://" + addr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/-/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
+	exited := false
+	if !Wait(60*time.Second, func() bool {
 		select {
 		case <-done:
-			t.Fatalf("strata exited before it was ready:\n%s", logs.String())
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("strata not ready after 60s:\n%s", logs.String())
+		resp, err := http.Get(s.URL + "/-/ready")
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("strata not ready after 60s:\n%s", logs.String())
+	}
+	if exited {
+		t.Fatalf("strata exited before it was ready:\n%s", logs.String())
+	}
+	return s
+}
+
+// Wait checks cond until it returns true or timeout has passed, and reports
+// whether it held: at once, then after 1ms, each later pause twice the
+// previous one up to 100ms. It is Strata's internal/testutil.Wait, which
+// this module cannot import.
+func Wait(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		if cond() {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		time.Sleep(min(pause, left))
+	}
+}
+
+// Eventually waits up to timeout for cond to hold (see Wait) and fails t
+// with what, the awaited condition in words, when it does not.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Wait(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 

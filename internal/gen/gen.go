@@ -1,10 +1,13 @@
-// Package bench generates realistic Prometheus data and measures Strata
-// with it: node-exporter-shaped series (names, label sets, counters and
-// gauges as a host exports them), sampled at a fixed interval.
+// Package gen generates realistic Prometheus data: node-exporter-shaped
+// series (names, label sets, counters and gauges as a host exports them),
+// sampled at a fixed interval, and the query set run over them. The
+// benchmarks (package bench and bench/load) measure Strata with it, and
+// product tests use it for realistic data without importing the
+// benchmarks.
 //
 // The generator is deterministic for a seed, so two systems fed by it in one
 // run receive exactly the same samples.
-package bench
+package gen
 
 import (
 	"fmt"
