@@ -62,7 +62,14 @@ func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.
 
 // encodeEntry encodes the extents of one cache key.
 func encodeEntry(material string, step int64, exts []*extent) []byte {
-	e := &encoder{b: make([]byte, 0, 1024)}
+	size := 64 + len(material)
+	for _, x := range exts {
+		for _, s := range x.series {
+			// A float point is its step delta (a byte, mostly) and 8 bytes.
+			size += 8 + int(s.Metric.ByteSize()) + 10*len(s.Floats) + 100*len(s.Histograms)
+		}
+	}
+	e := &encoder{b: make([]byte, 0, size)}
 	e.b = append(e.b, codecMagic...)
 	e.str(material)
 	e.varint(step)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 )
 
@@ -62,8 +63,25 @@ func clipPoints[P any](ps []P, from, to int64, t func(P) int64) []P {
 // Point slices are new: the result shares none with the inputs.
 func concat(start, end int64, parts []*extent) *extent {
 	out := &extent{start: start, end: end}
-	idx := map[string]int{}
+	// Series by the hash of their labels; series whose labels collide
+	// share a slot list and are told apart by their labels.
+	idx := map[uint64][]int{}
 	seen := map[anno]bool{}
+	var nfl, nh []int // points of each series of out
+	find := func(s *promql.Series) int {
+		h := s.Metric.Hash()
+		for _, i := range idx[h] {
+			if labels.Equal(out.series[i].Metric, s.Metric) {
+				return i
+			}
+		}
+		i := len(out.series)
+		idx[h] = append(idx[h], i)
+		out.series = append(out.series, promql.Series{Metric: s.Metric})
+		nfl, nh = append(nfl, 0), append(nh, 0)
+		return i
+	}
+	// First the lengths, so that each series' points are allocated once.
 	for _, p := range parts {
 		for _, a := range p.annos {
 			if !seen[a] {
@@ -71,14 +89,24 @@ func concat(start, end int64, parts []*extent) *extent {
 				out.annos = append(out.annos, a)
 			}
 		}
-		for _, s := range p.series {
-			k := s.Metric.String()
-			i, ok := idx[k]
-			if !ok {
-				i = len(out.series)
-				idx[k] = i
-				out.series = append(out.series, promql.Series{Metric: s.Metric})
-			}
+		for j := range p.series {
+			i := find(&p.series[j])
+			nfl[i] += len(p.series[j].Floats)
+			nh[i] += len(p.series[j].Histograms)
+		}
+	}
+	for i := range out.series {
+		if nfl[i] > 0 {
+			out.series[i].Floats = make([]promql.FPoint, 0, nfl[i])
+		}
+		if nh[i] > 0 {
+			out.series[i].Histograms = make([]promql.HPoint, 0, nh[i])
+		}
+	}
+	for _, p := range parts {
+		for j := range p.series {
+			s := &p.series[j]
+			i := find(s)
 			o := &out.series[i]
 			o.Floats = append(o.Floats, s.Floats...)
 			o.Histograms = append(o.Histograms, s.Histograms...)
