@@ -454,17 +454,7 @@ func closeAll[Q interface{ Close() error }](qs []Q) {
 	}
 }
 
-// Select always selects sorted by labels, whatever sortSeries says. The
-// order of a select is the order in which PromQL's aggregations add up the
-// series' values, and floating-point addition is not associative: a select
-// of the head alone (which is not merged) yields series in their creation
-// order, one of blocks and the head (merged) in label order. Unsorted, the
-// same query over the same data could change in the last bit with the
-// blocks its range touches: across a head compaction, and between a range
-// query and the parts the query front end splits it into and caches.
-// Sorting the head's series costs a lookup and a comparison of their
-// labels; a block's postings are in label order already.
-func (q *tenantQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.querier(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
@@ -472,7 +462,7 @@ func (q *tenantQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if sq == nil {
 		return storage.EmptySeriesSet()
 	}
-	return sq.Select(ctx, true, hints, ms...)
+	return sq.Select(ctx, sortSeries, hints, ms...)
 }
 
 func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -579,8 +569,7 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 	return cq, nil
 }
 
-// Select selects sorted by labels, as tenantQuerier.Select does.
-func (q *tenantChunkQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+func (q *tenantChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	cq, err := q.chunkQuerier(ctx)
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
@@ -588,7 +577,7 @@ func (q *tenantChunkQuerier) Select(ctx context.Context, _ bool, hints *storage.
 	if cq == nil {
 		return storage.EmptyChunkSeriesSet()
 	}
-	return cq.Select(ctx, true, hints, ms...)
+	return cq.Select(ctx, sortSeries, hints, ms...)
 }
 
 func (q *tenantChunkQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -1,4 +1,4 @@
-package blocks_test
+package promqlengine
 
 import (
 	"context"
@@ -11,20 +11,26 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/kahansum"
 
+	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/tenant"
 )
 
-// TestSelectOrderIndependentOfBlocks: a query's answer does not depend on
-// which blocks its range reads. Five series are created in the reverse of
-// their label order, with values whose float sum (Kahan's, as PromQL adds)
-// depends on the order they are added in: 1.0000000000000002e16 in label
-// order, 1e16 in creation order. Ranges over the head alone and over blocks
-// and the head, before and after a head compaction, must all add them in
-// label order: the results cache relies on it, since it joins answers of
-// parts evaluated at different times over different ranges.
-func TestSelectOrderIndependentOfBlocks(t *testing.T) {
-	s := openStore(t, t.TempDir())
-	defer s.Close()
+// TestRangeAnswersIndependentOfBlocks: a range query's answer does not
+// depend on which blocks its range reads. Five series are written to the
+// store in the reverse of their label order, with values whose float sum
+// (Kahan's, as PromQL adds) depends on the order they are added in:
+// 1.0000000000000002e16 in label order, 1e16 in creation order. Ranges
+// over the head alone and over blocks and the head, before and after a
+// head compaction, must all add them in label order: the results cache
+// joins answers of parts evaluated at different times over different
+// ranges. Instant queries keep the storage's order, Prometheus's: the
+// head's series in creation order.
+func TestRangeAnswersIndependentOfBlocks(t *testing.T) {
+	store, err := blocks.Open(blocks.Options{Dir: t.TempDir(), OutOfOrderWindow: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
 	const minute = int64(60000)
 	hour := 60 * minute
 	end := 5*hour + 7*minute
@@ -38,13 +44,12 @@ func TestSelectOrderIndependentOfBlocks(t *testing.T) {
 	if wantSum == creationOrder[0]+creationOrder[1] {
 		t.Fatalf("the test's values add up to %v in either order", wantSum)
 	}
-	// Created e first and a last: the head's postings are in creation order.
-	app, err := s.Appender(context.Background(), "t")
+	app, err := store.Appender(context.Background(), "t")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for ts := int64(0); ts <= end; ts += 15000 {
-		for i := len(values) - 1; i >= 0; i-- {
+		for i := len(values) - 1; i >= 0; i-- { // e first: the head's postings are in creation order
 			ls := labels.FromStrings("__name__", "order", "s", string(rune('a'+i)))
 			if _, err := app.Append(0, ls, 0, ts+1234, values[i], nil, nil, storage.AppendV2Options{}); err != nil {
 				t.Fatal(err)
@@ -55,14 +60,16 @@ func TestSelectOrderIndependentOfBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	e, err := New(Options{Timeout: time.Minute, MaxSamples: 1e8, LookbackDelta: 5 * time.Minute, Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := tenant.WithID(context.Background(), "t")
-	queries := []string{`sum(order)`, `avg(order)`, `sum(max_over_time(order[2m]))`}
 	first := map[string]float64{}
 	check := func(when string, from, to int64) {
 		t.Helper()
-		for _, q := range queries {
-			qry, err := engine.NewRangeQuery(ctx, s.Queryable(), nil, q, time.UnixMilli(from), time.UnixMilli(to), time.Minute)
+		for _, q := range []string{`sum(order)`, `avg(order)`, `sum(max_over_time(order[2m]))`} {
+			qry, err := e.NewRangeQuery(ctx, store.Queryable(), nil, q, time.UnixMilli(from), time.UnixMilli(to), time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,12 +99,29 @@ func TestSelectOrderIndependentOfBlocks(t *testing.T) {
 	}
 	check("head only, the last hour", end-hour, end)
 	check("head only, the whole range", 0, end)
-	if err := s.DB("t").Compact(context.Background()); err != nil {
+	if err := store.DB("t").Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.DB("t").Blocks()); n == 0 {
+	if n := len(store.DB("t").Blocks()); n == 0 {
 		t.Fatal("no block cut from the head")
 	}
 	check("the head after a compaction, the last hour", end-hour, end)
 	check("blocks and the head", 0, end)
+
+	qry, err := e.NewInstantQuery(ctx, store.Queryable(), nil, `order`, time.UnixMilli(end))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	var got string
+	for _, s := range res.Value.(promql.Vector) {
+		got += s.Metric.Get("s")
+	}
+	if got != "edcba" {
+		t.Errorf("instant query's series in the order %q, want the head's creation order edcba", got)
+	}
 }
