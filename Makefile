@@ -10,7 +10,7 @@ GO ?= go
 # from the tree, which Go's test cache cannot see, so a cached pass could be stale.
 GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build run deps test test-unit test-long-horizon vet fmt-check fuzz clean bench docs pgo webui
+.PHONY: all build run deps test test-unit test-long-horizon vet fmt-check fuzz clean bench bench-dashboard docs pgo webui
 
 all: build
 
@@ -89,6 +89,21 @@ bench:
 	$(GO) build $(PGO) -o bin/strata ./cmd/strata
 	$(GO) build -o bin/strata-bench ./bench/cmd/strata-bench
 	./bin/strata-bench -prometheus $(STRATA_PROMETHEUS3) -strata bin/strata -out bench/RESULTS.md $(BENCH_FLAGS)
+
+# The dashboard-refresh benchmark: the first six queries of the load tool
+# asked again every 15s over moving 1h, 6h and 24h windows while ingest
+# continues, Strata (results cache on) vs VictoriaMetrics (rollup cache on),
+# written to bench/DASHBOARD.md. VictoriaMetrics is built into the tool cache
+# for the benchmark only; it is not a dependency of Strata.
+VICTORIA_METRICS_VERSION ?= v1.150.0
+STRATA_VICTORIA_METRICS ?= $(STRATA_CACHE)/bin/victoria-metrics
+DASHBOARD_FLAGS ?=
+bench-dashboard:
+	@test -x $(STRATA_VICTORIA_METRICS) || (cd /tmp && CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOBIN=$(STRATA_CACHE)/bin \
+		$(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VICTORIA_METRICS_VERSION))
+	$(GO) build $(PGO) -o bin/strata ./cmd/strata
+	$(GO) build -o bin/strata-bench ./bench/cmd/strata-bench
+	./bin/strata-bench -dashboard -victoria-metrics $(STRATA_VICTORIA_METRICS) -strata bin/strata -out bench/DASHBOARD.md $(DASHBOARD_FLAGS)
 
 # Regenerate cmd/strata/strata.pgo: CPU profiles of Strata while it ingests
 # and answers the query set of a bench run (30k series; its figures are

@@ -162,11 +162,13 @@ func New(o Options) http.Handler {
 		false, // query cost
 		o.QueryTimeout,
 	)
+	upstream.ClearCodecs()
+	upstream.InstallCodec(jsonCodec{})
 	router := route.New()
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(router)))
+	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(compressed(router))))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
 	if o.HeadStats != nil {

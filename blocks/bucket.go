@@ -34,10 +34,11 @@ import (
 // missing from the bucket drops it at once (Forget) and reads the tenant's
 // blocks again.
 type bucketBlocks struct {
-	bkt    objstore.Bucket
-	logger *slog.Logger
-	m      *storeMetrics
-	now    func() time.Time
+	bkt     objstore.Bucket
+	logger  *slog.Logger
+	m       *storeMetrics
+	now     func() time.Time
+	changes ChangeObserver // nil: none told
 
 	mu      sync.RWMutex
 	tenants map[string]map[ulid.ULID]*blockmeta.Meta
@@ -117,20 +118,41 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 		}
 		b.replace(id, v, gone)
 	}
+	var changed []viewChange
 	b.mu.Lock()
 	for id, blocks := range b.tenants {
 		if seen[id] || len(b.added[id]) > 0 {
 			continue
 		}
-		for u := range blocks {
+		for u, m := range blocks {
 			gone(id, u)
+			changed = append(changed, viewChange{id, m})
 		}
 		delete(b.tenants, id)
 		delete(b.held, id)
 		b.m.bucketBlocks.DeleteLabelValues(id)
 	}
 	b.mu.Unlock()
+	b.report(changed)
 	return nil
+}
+
+// viewChange is a block that entered or left a tenant's view.
+type viewChange struct {
+	tenant string
+	meta   *blockmeta.Meta
+}
+
+// report tells the change observer of blocks that entered or left the
+// view, once queries read the new view.
+func (b *bucketBlocks) report(changed []viewChange) {
+	if b.changes == nil {
+		return
+	}
+	for _, c := range changed {
+		// Block ranges are half-open: [MinTime, MaxTime).
+		b.changes.BucketChanged(c.tenant, c.meta.MinTime, c.meta.MaxTime-1)
+	}
 }
 
 // SyncTenant refreshes one tenant's block list.
@@ -240,6 +262,8 @@ func dropCovered(blocks map[ulid.ULID]*blockmeta.Meta) {
 // shipper added that the list does not show yet, and dropping those it
 // shows marked or gone.
 func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.ULID)) {
+	var changed []viewChange
+	defer func() { b.report(changed) }() // after the unlock: queries see the new view
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	next := v.blocks
@@ -253,9 +277,15 @@ func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.U
 			next[u] = a.meta
 		}
 	}
-	for u := range b.tenants[id] {
+	for u, m := range b.tenants[id] {
 		if _, ok := next[u]; !ok {
 			gone(id, u)
+			changed = append(changed, viewChange{id, m})
+		}
+	}
+	for u, m := range next {
+		if _, ok := b.tenants[id][u]; !ok {
+			changed = append(changed, viewChange{id, m})
 		}
 	}
 	b.tenants[id] = next
@@ -280,10 +310,13 @@ func (b *bucketBlocks) Add(tenantID string, m *blockmeta.Meta) {
 
 // Forget drops a block the bucket no longer has from the view.
 func (b *bucketBlocks) Forget(tenantID string, id ulid.ULID) {
+	var changed []viewChange
+	defer func() { b.report(changed) }()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.added[tenantID], id)
-	if _, ok := b.tenants[tenantID][id]; ok {
+	if m, ok := b.tenants[tenantID][id]; ok {
+		changed = append(changed, viewChange{tenantID, m})
 		delete(b.tenants[tenantID], id)
 		b.updateHeld(tenantID)
 		b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))

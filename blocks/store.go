@@ -103,6 +103,10 @@ type Options struct {
 	// below which writes are refused (see disk.go). 0 means no floor.
 	MinFreeBytes int64
 
+	// Changes, when set, is told of every change of a tenant's data that
+	// queries see (changes.go).
+	Changes ChangeObserver
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil.
@@ -195,6 +199,7 @@ func Open(opts Options) (*Store, error) {
 	s.disk.maintainReserve(true)
 	if opts.Bucket != nil {
 		s.bucket = newBucketBlocks(opts.Bucket, opts.Logger, s.m, opts.Now)
+		s.bucket.changes = opts.Changes
 		c, err := newBlockCache(opts.CacheDir, opts.CacheMaxBytes, opts.Bucket, opts.Logger, s.m)
 		if err != nil {
 			return nil, err
@@ -339,6 +344,9 @@ func (s *Store) Appender(ctx context.Context, id string) (storage.AppenderV2, er
 	var app storage.AppenderV2 = t.db.AppenderV2(ctx)
 	if !t.exemplarsSized.Load() {
 		app = exemplarSizingAppender{AppenderV2: app, s: s, t: t}
+	}
+	if s.opts.Changes != nil {
+		app = observed(app, id, s.opts.Changes)
 	}
 	return releasing(app, func() { s.release(t) }), nil
 }

@@ -81,6 +81,10 @@ type Limits struct {
 	// MaxConcurrentQueries slots.
 	MaxQueryQueueWait model.Duration `yaml:"max_query_queue_wait"`
 
+	// ResultsCacheMaxBytes bounds the bytes of a tenant's query results the
+	// in-memory results cache holds (with memcached: the largest entry).
+	ResultsCacheMaxBytes int64 `yaml:"results_cache_max_bytes"`
+
 	// Retention in the bucket, per resolution; 0 keeps data forever. The
 	// compactor reads them at every run, so a change in the overrides file
 	// takes effect on the next one. Data past its resolution's retention is
@@ -120,6 +124,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxConcurrentQueries, "limits.max-concurrent-queries", 0, "Queries of one tenant evaluated at once; 0 is unlimited.")
 	flagext.DurationVar(fs, &l.MaxQueryQueueWait, "limits.max-query-queue-wait", 10*time.Second, "How long a query waits for one of its tenant's concurrent-query slots before it gets 503 (errorType unavailable).")
 
+	fs.Int64Var(&l.ResultsCacheMaxBytes, "limits.results-cache-max-bytes", 0, "Bytes of a tenant's query results the in-memory results cache may hold (least recently used evicted first); with memcached, the largest cached entry of the tenant. 0 means the cache's whole size.")
+
 	flagext.DurationVar(fs, &l.RetentionRaw, "limits.retention-raw", 7*24*time.Hour, "How long a tenant's raw data is kept in the bucket; 0 keeps it forever. Raw data past it is deleted once its 1m and 1h blocks are written.")
 	flagext.DurationVar(fs, &l.Retention1m, "limits.retention-1m", 30*24*time.Hour, "How long a tenant's 1m-resolution data is kept; 0 keeps it forever. Deleted past it once its 1h blocks are written.")
 	flagext.DurationVar(fs, &l.Retention1h, "limits.retention-1h", 365*24*time.Hour, "How long a tenant's 1h-resolution data is kept; 0 keeps it forever.")
@@ -141,7 +147,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("ingestion_burst must be positive when ingestion_rate is set")
 	case l.MaxRequestBodyBytes < 0, l.MaxActiveSeries < 0, l.MaxActiveSeriesPerMetric < 0,
 		l.MaxLabelNamesPerSeries < 0, l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0,
-		l.MaxExemplarsPerSeries < 0, l.HAFailoverBufferBytes < 0, l.MaxQuerySeries < 0, l.MaxQuerySamples < 0, l.MaxConcurrentQueries < 0:
+		l.MaxExemplarsPerSeries < 0, l.HAFailoverBufferBytes < 0, l.MaxQuerySeries < 0, l.MaxQuerySamples < 0, l.MaxConcurrentQueries < 0,
+		l.ResultsCacheMaxBytes < 0:
 		return fmt.Errorf("limits must not be negative")
 	case l.QueryTimeout < 0, l.MaxQueryLength < 0, l.MaxQueryQueueWait < 0, l.HAFailoverTimeout < 0,
 		l.RetentionRaw < 0, l.Retention1m < 0, l.Retention1h < 0:

@@ -94,13 +94,43 @@ func (e *Engine) prepare(ctx context.Context, qs string, expr parser.Expr, start
 	if e.downsampled == nil {
 		return qs, expr, 0
 	}
-	res := maxResolution(ctx, expr, step)
-	mint, maxt := queryRange(expr, start, end, e.lookback)
-	if !e.downsampled.ReadsDownsampled(blockmeta.WithMaxResolution(ctx, res), mint, maxt) {
-		return qs, expr, res
+	p, ok := ctx.Value(pinnedKey{}).(pinned)
+	if !ok {
+		p = e.decide(ctx, expr, start, end, step)
+	}
+	if !p.rewrite {
+		return qs, expr, p.res
 	}
 	rw := rewrite(cloneExpr(expr))
-	return rw.String(), rw, res
+	return rw.String(), rw, p.res
+}
+
+// pinned is the resolution and rewrite decided for a query.
+type pinned struct {
+	res     int64
+	rewrite bool
+}
+
+type pinnedKey struct{}
+
+func (e *Engine) decide(ctx context.Context, expr parser.Expr, start, end time.Time, step time.Duration) pinned {
+	res := maxResolution(ctx, expr, step)
+	mint, maxt := queryRange(expr, start, end, e.lookback)
+	return pinned{res, e.downsampled.ReadsDownsampled(blockmeta.WithMaxResolution(ctx, res), mint, maxt)}
+}
+
+// PinRange decides the resolution and the rewrite of the range query expr
+// over [start, end] as a whole, and returns a context under which every
+// query (a part of it, for the query front end) is evaluated as that
+// decision says, and a string naming the decision. Without it, a part
+// reading no downsampled block would not be rewritten while the whole
+// query is, and its answer would differ in the last bits.
+func (e *Engine) PinRange(ctx context.Context, expr parser.Expr, start, end time.Time, step time.Duration) (context.Context, string) {
+	if e.downsampled == nil {
+		return ctx, ""
+	}
+	p := e.decide(ctx, expr, start, end, step)
+	return context.WithValue(ctx, pinnedKey{}, p), fmt.Sprintf("res=%d,rewrite=%t", p.res, p.rewrite)
 }
 
 // queryRange is the time range a query reads: from its start less its
@@ -267,6 +297,7 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 
 // NewRangeQuery implements promql.QueryEngine with resolution choice.
 func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	q = sortedQueryable{q}
 	expr, err := e.parse(ctx, qs)
 	if err != nil {
 		return nil, err

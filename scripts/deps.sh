@@ -3,6 +3,7 @@
 #   - Debian packages: prometheus (2.x, a remote-write 1.0 client),
 #     prometheus-node-exporter (a real scrape target), prometheus-alertmanager
 #     and python3-aiosmtpd (the Alertmanager and SMTP server of the alerting
+#     tests); memcached (the shared results cache of the query front end's
 #     tests); chromium (the Grafana plugin's headless screenshot check);
 #   - Prometheus 3, built from source into the cache directory (remote write 2.0);
 #   - MinIO, built from source into the cache directory (the S3 bucket of tests).
@@ -20,6 +21,7 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
+command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium) # grafana-plugin's screenshot check
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing Debian packages: ${need_apt[*]}"
@@ -43,4 +45,4 @@ if [ ! -x "$BIN/minio" ] || [ ! -f "$stamp" ]; then
 	(cd /tmp && GOFLAGS=-buildvcs=false GOBIN="$BIN" go install "github.com/minio/minio@$MINIO_VERSION")
 	touch "$stamp"
 fi
-echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter), alertmanager: $(command -v prometheus-alertmanager), minio: $BIN/minio)"
+echo "deps: ok (prometheus 2: $(command -v prometheus), prometheus 3: $BIN/prometheus, node exporter: $(command -v prometheus-node-exporter), alertmanager: $(command -v prometheus-alertmanager), memcached: $(command -v memcached), minio: $BIN/minio)"

@@ -16,6 +16,7 @@ import (
 	"github.com/strata-tsdb/strata/cluster"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
+	"github.com/strata-tsdb/strata/frontend"
 	"github.com/strata-tsdb/strata/internal/flagext"
 	"github.com/strata-tsdb/strata/limits"
 	"github.com/strata-tsdb/strata/memory"
@@ -57,10 +58,12 @@ type Config struct {
 	Notifications notify.Config             `yaml:"notifications"`
 }
 
-// QueryConfig is the query: section: the engine's settings and the API's.
+// QueryConfig is the query: section: the engine's settings, the API's and
+// the front end's (splitting and the results cache).
 type QueryConfig struct {
-	Engine promqlengine.Config `yaml:",inline"`
-	API    api.Config          `yaml:",inline"`
+	Engine   promqlengine.Config `yaml:",inline"`
+	API      api.Config          `yaml:",inline"`
+	Frontend frontend.Config     `yaml:",inline"`
 }
 
 // HTTPConfig configures the HTTP server.
@@ -140,6 +143,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.OTLP.RegisterFlags(fs)
 	c.Query.Engine.RegisterFlags(fs)
 	c.Query.API.RegisterFlags(fs)
+	c.Query.Frontend.RegisterFlags(fs)
 	c.Runtime.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.Overrides.RegisterFlags(fs)
@@ -154,7 +158,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // those that involve two.
 func (c *Config) Validate() error {
 	for _, v := range []interface{ Validate() error }{
-		&c.Cluster, &c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.OTLP, &c.Query.Engine, &c.Runtime, &c.Bucket,
+		&c.Cluster, &c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.OTLP, &c.Query.Engine, &c.Query.Frontend, &c.Runtime, &c.Bucket,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

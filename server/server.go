@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/netconnlimit"
@@ -38,6 +39,7 @@ import (
 	"github.com/strata-tsdb/strata/cluster"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/distributor"
+	"github.com/strata-tsdb/strata/frontend"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/ingest/rwproto"
 	"github.com/strata-tsdb/strata/limits"
@@ -60,6 +62,12 @@ type Server struct {
 	// compactor is nil when -compactor.enabled is off.
 	compactor *compactor.Compactor
 	engine    *promqlengine.Engine
+	// frontend splits and caches range queries; nil in a cluster, where
+	// the writes it must see to invalidate happen in the ingesters.
+	frontend *frontend.Frontend
+	// changes relays the store's commits and bucket changes to the front
+	// end, which is built after the store.
+	changes   *frontend.Changes
 	alerting  *alerting.Service
 	overrides *limits.Overrides
 	pipeline  *ingest.Pipeline
@@ -155,6 +163,10 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
 		so.AlwaysAdmit = s.overrides.Has
 		so.Logger, so.Registerer = logger.With("component", "store"), s.reg
+		if !targets.Clustered() {
+			s.changes = &frontend.Changes{}
+			so.Changes = s.changes
+		}
 		if targets.Clustered() && targets.Has(cluster.TargetQuerier) {
 			s.ingesters = querier.NewReader(querier.Options{
 				Ring:       s.member.Ring,
@@ -230,6 +242,22 @@ func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 		return fmt.Errorf("create query engine: %w", err)
 	}
 	s.onClose("query engine", s.engine.Close)
+	if s.changes != nil {
+		if s.frontend, err = frontend.New(frontend.Options{
+			Config:           cfg.Query.Frontend,
+			Engine:           s.engine,
+			Parser:           s.engine.Parser,
+			LookbackDelta:    time.Duration(cfg.Query.Engine.LookbackDelta),
+			OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
+			TenantMaxBytes:   func(id string) int64 { return s.overrides.For(id).ResultsCacheMaxBytes },
+			Logger:           logger.With("component", "frontend"),
+			Registerer:       s.reg,
+		}); err != nil {
+			return fmt.Errorf("create query front end: %w", err)
+		}
+		s.onClose("query front end", s.frontend.Close)
+		s.changes.Set(s.frontend)
+	}
 	if s.alerting, err = alerting.New(alerting.Options{
 		Rules:         cfg.Rules,
 		Notify:        cfg.Notifications,
@@ -383,7 +411,11 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
 	}
 	if s.engine != nil {
-		mux.Handle("/api/v1/", m.instrument("api", s.queryAPI()))
+		query := s.queryAPI()
+		if s.frontend != nil {
+			query = frontend.Handler(query)
+		}
+		mux.Handle("/api/v1/", m.instrument("api", query))
 		mux.Handle("/", web.Handler())
 	}
 	if s.member != nil {
@@ -419,8 +451,12 @@ func (s *Server) routes() http.Handler {
 // queryAPI is the Prometheus HTTP API over the store's queryable (in a
 // cluster's querier: the bucket and the ingesters).
 func (s *Server) queryAPI() http.Handler {
+	var engine promql.QueryEngine = s.engine
+	if s.frontend != nil {
+		engine = s.frontend
+	}
 	return api.New(api.Options{
-		Engine:                s.engine,
+		Engine:                engine,
 		Parser:                s.engine.Parser,
 		Queryable:             s.store.Queryable(),
 		Exemplars:             s.exemplars(),

@@ -77,8 +77,9 @@ func StartPrometheus(ctx context.Context, bin, dir string) (*Server, error) {
 }
 
 // StartStrata starts Strata with a filesystem bucket and no compactor (the
-// compactor would rewrite the flushed blocks while they are measured).
-func StartStrata(ctx context.Context, bin, dir string) (*Server, error) {
+// compactor would rewrite the flushed blocks while they are measured), and
+// extra flags.
+func StartStrata(ctx context.Context, bin, dir string, extra ...string) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -95,7 +96,29 @@ func StartStrata(ctx context.Context, bin, dir string) (*Server, error) {
 		"-compactor.enabled=false",
 		"-log.level=warn",
 	}
+	args = append(args, extra...)
 	s := &Server{Name: "strata", URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: data, BlocksDir: bucket}
+	return s, s.start(ctx, bin, args, dir)
+}
+
+// StartVictoriaMetrics starts single-node VictoriaMetrics with its defaults
+// (its rollup result cache on, as it ships), keeping data for 100 years.
+func StartVictoriaMetrics(ctx context.Context, bin, dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	args := []string{
+		"-storageDataPath=" + data,
+		"-httpListenAddr=127.0.0.1:" + strconv.Itoa(port),
+		"-retentionPeriod=100y",
+		"-loggerLevel=WARN",
+	}
+	s := &Server{Name: "victoria-metrics", URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: data, BlocksDir: data}
 	return s, s.start(ctx, bin, args, dir)
 }
 

@@ -278,3 +278,30 @@ func MainWithStrata(m *testing.M, moduleDir, env string, race bool, bin *string)
 	}
 	return m.Run()
 }
+
+// StartMemcached starts Debian's memcached (64 MiB, items up to 4 MiB) on a
+// free local port, waits until it accepts connections, and returns it and
+// its address.
+func StartMemcached(t testing.TB) (*Process, string) {
+	t.Helper()
+	bin := RequireProgram(t, "memcached")
+	addr := FreeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	args := []string{"-l", host, "-p", port, "-U", "0", "-m", "64", "-I", "4m"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses root without it
+	}
+	p := Start(t, "memcached", bin, args...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+			return p, addr
+		}
+		if time.Now().After(deadline) || !p.Running() {
+			t.Fatalf("memcached did not listen on %s: %v\n%s", addr, err, p.Tail(LogTail))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

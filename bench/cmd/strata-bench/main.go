@@ -45,8 +45,17 @@ func run() error {
 		profDir   = flag.String("profile-dir", "", "Save both servers' Go heap profiles and /metrics after each ingest in this directory.")
 		cpuDir    = flag.String("cpu-profile-dir", "", "Save CPU profiles of Strata during each ingest and the query set in this directory (for make pgo; the figures of such a run are skewed by the profiling).")
 		small     = flag.Bool("small", false, "Quick run: 5000 series over 20 minutes, 3 query runs.")
+
+		dashboard = flag.Bool("dashboard", false, "Run the dashboard-refresh benchmark against VictoriaMetrics instead (make bench-dashboard).")
+		vmBin     = flag.String("victoria-metrics", filepath.Join(envOr("STRATA_CACHE", filepath.Join(os.Getenv("HOME"), ".cache/strata")), "bin/victoria-metrics"), "VictoriaMetrics single-node binary (dashboard benchmark).")
+		dSeries   = flag.Int("dashboard-series", 10000, "Active series of the dashboard benchmark.")
+		history   = flag.Duration("history", 25*time.Hour, "Data written before the dashboard's first refresh.")
+		refreshes = flag.Int("refreshes", 20, "Refreshes of the dashboard, one per scrape interval.")
 	)
 	flag.Parse()
+	if *dashboard {
+		return runDashboard(*strataBin, *vmBin, *workDir, *out, *dSeries, *interval, *history, *refreshes, *batch, *senders)
+	}
 	if *small {
 		*series, *duration, *queryRuns = 5000, 20*time.Minute, 3
 	}
@@ -118,6 +127,46 @@ func run() error {
 	}
 	if !res.AllSame() {
 		return fmt.Errorf("some queries answered differently on Prometheus and Strata (see the report)")
+	}
+	return nil
+}
+
+func runDashboard(strataBin, vmBin, workDir, out string, series int, interval, history time.Duration, refreshes, batch, senders int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, b := range []string{strataBin, vmBin} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("binary: %w (VictoriaMetrics: make bench-dashboard builds it)", err)
+		}
+	}
+	if workDir == "" {
+		d, err := os.MkdirTemp("", "strata-dashboard-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		workDir = d
+	}
+	cfg := load.DashboardConfig{
+		StrataBin: strataBin, VictoriaBin: vmBin, WorkDir: filepath.Join(workDir, "dashboard"),
+		Series: series, Interval: interval, History: history, Refreshes: refreshes,
+		Windows:      []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour},
+		BatchSamples: batch, Senders: senders, Progress: os.Stderr,
+	}
+	res, err := load.RunDashboard(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	load.WriteDashboard(&buf, cfg, res, load.Machine(), binVersion(strataBin, ""), binVersion(vmBin, "github.com/VictoriaMetrics/VictoriaMetrics"))
+	os.Stdout.Write(buf.Bytes())
+	if out != "" {
+		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	if res.Differ > 0 {
+		return fmt.Errorf("%d of Strata's cached answers differ from its uncached ones (see the report)", res.Differ)
 	}
 	return nil
 }
