@@ -58,10 +58,14 @@ type Options struct {
 	Queryable storage.SampleAndChunkQueryable
 	Exemplars storage.ExemplarQueryable
 	Metadata  MetadataSource
-	// HeadStats answers /api/v1/status/tsdb per tenant; nil leaves
-	// Prometheus's handler, which answers an error.
-	HeadStats HeadStatsSource
-	Tenants   tenant.Resolver
+	// Cardinality answers /api/v1/status/tsdb and /api/v1/cardinality/*
+	// per tenant; nil leaves Prometheus's status handler, which answers an
+	// error, and no cardinality endpoints.
+	Cardinality CardinalitySource
+	// CardinalityMaxSeries bounds the series one cardinality request
+	// counts; 0 means no bound.
+	CardinalityMaxSeries int
+	Tenants              tenant.Resolver
 	// Limits, when set, apply each tenant's query length and concurrency limits (see limits.go).
 	Limits *limits.Overrides
 
@@ -166,11 +170,18 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(router)))
+	gate := newQueryGate(o.Limits, o.Registerer)
+	mux.Handle("/api/v1/", gate.wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
-	if o.HeadStats != nil {
-		mux.Handle("/api/v1/status/tsdb", tsdbStatusHandler(o.HeadStats, o.Gatherer))
+	if o.Cardinality != nil {
+		ch := &cardinalityHandlers{src: o.Cardinality, parser: o.Parser, limits: o.Limits, maxSeries: o.CardinalityMaxSeries}
+		if ch.parser == nil {
+			ch.parser = parser.NewParser(parser.Options{})
+		}
+		mux.Handle("/api/v1/status/tsdb", gate.slot(ch.tsdbStatus(o.Gatherer)))
+		mux.Handle("/api/v1/cardinality/label_names", gate.slot(http.HandlerFunc(ch.labelNames)))
+		mux.Handle("/api/v1/cardinality/label_values", gate.slot(http.HandlerFunc(ch.labelValues)))
 	}
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
