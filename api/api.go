@@ -90,6 +90,11 @@ type Options struct {
 	// for /api/v1/anomaly/rules; nil leaves it out.
 	AnomalyRules func(context.Context) []ruler.AnomalyRule
 
+	// Admin, when set, serves Prometheus's TSDB admin endpoints
+	// delete_series and clean_tombstones per tenant (admin.go); nil
+	// answers them "admin APIs disabled", as Prometheus does.
+	Admin TSDBAdmin
+
 	// Store answers the status endpoints about tenants, blocks and WAL
 	// replay (status.go); nil leaves Prometheus's answers.
 	Store StoreStatus
@@ -136,10 +141,10 @@ func New(o Options) http.Handler {
 		o.Flags,
 		v1.GlobalURLOptions{},
 		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		noTSDBAdmin{},
+		tenantTSDBAdmin{o.Admin},
 		"",
-		false, // admin endpoints
-		false, // search endpoints
+		o.Admin != nil, // admin endpoints
+		false,          // search endpoints
 		0,
 		o.Logger.With("component", "api"),
 		rulesRetriever,
@@ -174,6 +179,9 @@ func New(o Options) http.Handler {
 	mux.Handle("/api/v1/", gate.wrap(maxSourceResolution(router)))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
+	if o.Admin != nil {
+		mux.Handle("/api/v1/admin/tsdb/clean_tombstones", cleanTombstonesHandler(o.Admin))
+	}
 	if o.Cardinality != nil {
 		ch := &cardinalityHandlers{src: o.Cardinality, parser: o.Parser, limits: o.Limits, maxSeries: o.CardinalityMaxSeries}
 		if ch.parser == nil {
@@ -310,16 +318,26 @@ func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
 // per tenant in Strata and not served through Prometheus's single-TSDB API.
 var errNoAdmin = errors.New("not supported by Strata's multi-tenant store")
 
-type noTSDBAdmin struct{}
+// tenantTSDBAdmin is Prometheus's TSDB admin interface over Strata's
+// tenants: Delete resolves the tenant from its context, which the upstream
+// delete_series handler passes. The methods without a context are served
+// elsewhere (clean_tombstones) or not at all.
+type tenantTSDBAdmin struct{ admin TSDBAdmin }
 
-func (noTSDBAdmin) CleanTombstones() error                                         { return errNoAdmin }
-func (noTSDBAdmin) Delete(context.Context, int64, int64, ...*labels.Matcher) error { return errNoAdmin }
-func (noTSDBAdmin) Snapshot(string, bool) error                                    { return errNoAdmin }
-func (noTSDBAdmin) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNoAdmin }
-func (noTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+func (a tenantTSDBAdmin) CleanTombstones() error { return errNoAdmin }
+func (a tenantTSDBAdmin) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	id, ok := tenant.FromContext(ctx)
+	if !ok || a.admin == nil {
+		return errNoAdmin
+	}
+	return a.admin.DeleteSeries(ctx, id, mint, maxt, ms)
+}
+func (tenantTSDBAdmin) Snapshot(string, bool) error            { return errNoAdmin }
+func (tenantTSDBAdmin) Stats(string, int) (*tsdb.Stats, error) { return nil, errNoAdmin }
+func (tenantTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error)  { return nil, errNoAdmin }
+func (tenantTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil
 }
-func (noTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoAdmin }
 
 // maxReadBody is the most Prometheus's remote-read handler reads of a
 // body, compressed and decompressed.

@@ -187,7 +187,7 @@ func TestCardinalityEndpoints(t *testing.T) {
 		if hs := got.Data.HeadStats; hs.NumSeries != 8 {
 			t.Errorf("headStats.numSeries %d, want the head's 8", hs.NumSeries)
 		}
-		wantRange := tsdbRange{Start: now.Add(-4 * time.Hour).Unix() * 1000, End: now.Unix() * 1000, NumSeries: 18, NumLabelPairs: 16}
+		wantRange := tsdbRange{Start: now.Add(-4*time.Hour).Unix() * 1000, End: now.Unix() * 1000, NumSeries: 18, NumLabelPairs: 16}
 		if got.Data.Range == nil || *got.Data.Range != wantRange {
 			t.Errorf("range %+v, want %+v", got.Data.Range, wantRange)
 		}

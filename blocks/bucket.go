@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +47,16 @@ type bucketBlocks struct {
 	// (the sources of merged and downsampled blocks); replaced, never
 	// changed, so that readers may keep it.
 	held map[string]map[ulid.ULID]bool
+	// deletions are each tenant's deletion requests (deletion.go), as
+	// the last read of the bucket showed them plus those made here since.
+	deletions    map[string][]*blockmeta.DeletionRequest
+	addedDeletes map[string]map[string]addedDeletion
+}
+
+// addedDeletion is a deletion request this process made, and when.
+type addedDeletion struct {
+	r  *blockmeta.DeletionRequest
+	at time.Time
 }
 
 // addedBlock is a block this process shipped, and when its upload ended.
@@ -60,6 +71,9 @@ func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics, 
 		tenants: map[string]map[ulid.ULID]*blockmeta.Meta{},
 		added:   map[string]map[ulid.ULID]addedBlock{},
 		held:    map[string]map[ulid.ULID]bool{},
+
+		deletions:    map[string][]*blockmeta.DeletionRequest{},
+		addedDeletes: map[string]map[string]addedDeletion{},
 	}
 }
 
@@ -92,6 +106,8 @@ type tenantView struct {
 	// listedAt is when the listing behind the view began, by this
 	// process's clock.
 	listedAt time.Time
+	// deletions are the tenant's deletion requests, read after listedAt.
+	deletions []*blockmeta.DeletionRequest
 }
 
 // Sync refreshes every tenant's block list. Blocks gone (deleted, or
@@ -171,15 +187,24 @@ func (b *bucketBlocks) readTenant(ctx context.Context, id string) (tenantView, e
 	}
 	v.listedAt = b.now()
 	var ids []ulid.ULID
+	hasDeletions := false
 	err = b.bkt.Iter(ctx, id+"/", func(name string) error {
 		u, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
 		if err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, u)
 		}
+		if name == path.Join(id, blockmeta.DeletionsDir)+"/" {
+			hasDeletions = true
+		}
 		return nil
 	}, false)
 	if err != nil {
 		return v, fmt.Errorf("list blocks of tenant %q: %w", id, err)
+	}
+	if hasDeletions {
+		if v.deletions, err = blockmeta.ReadDeletions(ctx, b.bkt, id); err != nil {
+			return v, err
+		}
 	}
 	for _, u := range ids {
 		if v.marked[u] {
@@ -258,6 +283,22 @@ func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.U
 			gone(id, u)
 		}
 	}
+	dels := v.deletions
+	for rid, a := range b.addedDeletes[id] {
+		switch {
+		case slices.ContainsFunc(dels, func(r *blockmeta.DeletionRequest) bool { return r.ID == rid }):
+			delete(b.addedDeletes[id], rid)
+		case a.at.Before(v.listedAt):
+			delete(b.addedDeletes[id], rid) // done and removed by the compactor
+		default:
+			dels = append(dels, a.r)
+		}
+	}
+	if len(dels) == 0 {
+		delete(b.deletions, id)
+	} else {
+		b.deletions[id] = dels
+	}
 	b.tenants[id] = next
 	b.updateHeld(id)
 	b.m.bucketBlocks.WithLabelValues(id).Set(float64(len(next)))
@@ -276,6 +317,25 @@ func (b *bucketBlocks) Add(tenantID string, m *blockmeta.Meta) {
 	b.tenants[tenantID][m.ULID] = m
 	b.added[tenantID][m.ULID] = addedBlock{meta: m, at: b.now()}
 	b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))
+}
+
+// AddDeletion records a deletion request this process just uploaded.
+func (b *bucketBlocks) AddDeletion(tenantID string, r *blockmeta.DeletionRequest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addedDeletes[tenantID] == nil {
+		b.addedDeletes[tenantID] = map[string]addedDeletion{}
+	}
+	b.addedDeletes[tenantID][r.ID] = addedDeletion{r: r, at: b.now()}
+	b.deletions[tenantID] = append(slices.Clone(b.deletions[tenantID]), r)
+}
+
+// Deletions returns the tenant's deletion requests; the slice is never
+// changed.
+func (b *bucketBlocks) Deletions(tenantID string) []*blockmeta.DeletionRequest {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.deletions[tenantID]
 }
 
 // Forget drops a block the bucket no longer has from the view.

@@ -122,6 +122,8 @@ type Store struct {
 	cache  *blockCache   // nil without a bucket
 
 	disk *diskGuard
+	// stones are the tombstones of deletion requests on bucket blocks.
+	stones deletionTombstones
 
 	mu        sync.Mutex
 	tenants   map[string]*tenantEntry // every tenant on disk or open

@@ -41,6 +41,7 @@ type Config struct {
 	Write     remotewrite.Config `yaml:"remote_write"`
 	OTLP      otlp.Config        `yaml:"otlp"`
 	Query     QueryConfig        `yaml:"query"`
+	API       api.AdminConfig    `yaml:"api"`
 	Runtime   memory.Config      `yaml:"runtime"`
 
 	// Per-tenant limits: the defaults, and the runtime overrides file.
@@ -135,6 +136,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.OTLP.RegisterFlags(fs)
 	c.Query.Engine.RegisterFlags(fs)
 	c.Query.API.RegisterFlags(fs)
+	c.API.RegisterFlags(fs)
 	c.Runtime.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.Overrides.RegisterFlags(fs)

@@ -24,6 +24,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/util/netconnlimit"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -259,6 +260,34 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 	})
 }
 
+// admin returns what serves the TSDB admin endpoints, nil unless
+// -api.enable-admin.
+func (s *Server) admin() api.TSDBAdmin {
+	if !s.cfg.API.EnableAdmin {
+		return nil
+	}
+	return tsdbAdmin{s}
+}
+
+// tsdbAdmin deletes series from the store, and cleans tombstones from the
+// tenant's local blocks and, when this process runs the compactor, from its
+// bucket blocks by running the compactor for the tenant at once.
+type tsdbAdmin struct{ s *Server }
+
+func (a tsdbAdmin) DeleteSeries(ctx context.Context, id string, mint, maxt int64, ms []*labels.Matcher) error {
+	return a.s.store.DeleteSeries(ctx, id, mint, maxt, ms)
+}
+
+func (a tsdbAdmin) CleanTombstones(ctx context.Context, id string) error {
+	if err := a.s.store.CleanTombstones(id); err != nil {
+		return err
+	}
+	if a.s.compactor == nil {
+		return nil
+	}
+	return a.s.compactor.CompactTenant(ctx, id)
+}
+
 func (s *Server) routes() http.Handler {
 	flags := s.cfg.Flags()
 	write := remotewrite.NewHandler(s.store, remotewrite.Options{
@@ -289,6 +318,7 @@ func (s *Server) routes() http.Handler {
 		AnomalyRules:          s.alerting.TenantAnomalyRules,
 		Store:                 s.store,
 		Compactor:             s.compactor,
+		Admin:                 s.admin(),
 		BuildInfo: v1.PrometheusVersion{
 			Version:   version.Version,
 			Revision:  version.Revision,
