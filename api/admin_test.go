@@ -27,7 +27,9 @@ type storeAdmin struct{ s *blocks.Store }
 func (a storeAdmin) DeleteSeries(ctx context.Context, id string, mint, maxt int64, ms []*labels.Matcher) error {
 	return a.s.DeleteSeries(ctx, id, mint, maxt, ms)
 }
-func (a storeAdmin) CleanTombstones(_ context.Context, id string) error { return a.s.CleanTombstones(id) }
+func (a storeAdmin) CleanTombstones(_ context.Context, id string) error {
+	return a.s.CleanTombstones(id)
+}
 
 // TestDeleteSeriesEndpoints checks delete_series and clean_tombstones:
 // off unless enabled, per tenant, authenticated as the tenant, Prometheus's
