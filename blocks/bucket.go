@@ -145,6 +145,11 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 		delete(b.held, id)
 		b.m.bucketBlocks.DeleteLabelValues(id)
 	}
+	for id := range b.deletions {
+		if !seen[id] && len(b.addedDeletes[id]) == 0 {
+			delete(b.deletions, id) // the tenant is gone from the bucket
+		}
+	}
 	b.mu.Unlock()
 	return nil
 }
