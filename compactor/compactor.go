@@ -840,7 +840,7 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 		if err := t.upload(ctx, dir, m); err != nil {
 			return err
 		}
-		t.derived(groupIDs(group), m.ULID)
+		t.derived(group, m.ULID)
 		t.c.metrics.compacted.WithLabelValues(t.id).Inc()
 		t.c.logger.Info("blocks merged", "tenant", t.id, "block", m.ULID, "sources", len(group), "resolution", resName(res), "mint", m.MinTime, "maxt", m.MaxTime)
 	}
@@ -854,14 +854,6 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 	}
 	_ = os.RemoveAll(out)
 	return nil
-}
-
-func groupIDs(group []*blockmeta.Meta) []ulid.ULID {
-	ids := make([]ulid.ULID, len(group))
-	for i, m := range group {
-		ids[i] = m.ULID
-	}
-	return ids
 }
 
 // upload uploads the block in dir, as long as the run holds its lease.
@@ -921,7 +913,7 @@ func (t *tenantRun) downsample(ctx context.Context) error {
 				return err
 			}
 			h.add(dm)
-			t.derived([]ulid.ULID{m.ULID}, dm.ULID)
+			t.derived([]*blockmeta.Meta{m}, dm.ULID)
 			t.c.metrics.downsampled.WithLabelValues(t.id, fmt.Sprint(time.Duration(res)*time.Millisecond)).Inc()
 			t.c.logger.Info("block downsampled", "tenant", t.id, "source", m.ULID, "block", dm.ULID, "resolution", resName(res), "mint", dm.MinTime, "maxt", dm.MaxTime)
 			_ = os.RemoveAll(filepath.Join(t.work, "down", dm.ULID.String()))

@@ -55,7 +55,7 @@ func (t *tenantRun) applyDeletions(ctx context.Context) error {
 			t.deletionsChanged[r.ID] = true
 		}
 		if written != nil {
-			t.derived([]ulid.ULID{id}, *written)
+			t.derived([]*blockmeta.Meta{m}, *written)
 		}
 	}
 	return nil
@@ -134,12 +134,13 @@ func (t *tenantRun) rewrite(ctx context.Context, m *blockmeta.Meta, reqs []*bloc
 }
 
 // derived records that block out was written from blocks in alone: a
-// request that checked all of them has nothing to delete in it either.
-func (t *tenantRun) derived(in []ulid.ULID, out ulid.ULID) {
+// request that checked each of them, or does not overlap it, has nothing
+// to delete in out either.
+func (t *tenantRun) derived(in []*blockmeta.Meta, out ulid.ULID) {
 	for _, r := range t.deletions {
 		all := true
-		for _, id := range in {
-			all = all && r.IsChecked(id)
+		for _, m := range in {
+			all = all && (r.IsChecked(m.ULID) || !r.Overlaps(m.MinTime, m.MaxTime, m.Resolution()))
 		}
 		if all {
 			r.Checked = append(r.Checked, out)
