@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +178,14 @@ func TestCardinalityHeadAndBucket(t *testing.T) {
 	if r := bc.get(t, "/api/v1/cardinality/label_names", plus(rangeAll, "selector", "{")); r.code != http.StatusBadRequest {
 		t.Errorf("bad selector: HTTP %d %s, want 400", r.code, r.body)
 	}
+
+	// Bounded: a Strata allowed to count 39 series refuses the bucket's 40
+	// with 422, and answers a narrower selector.
+	c := startStrata(t, "", filepath.Join(t.TempDir(), "c"), append(flags, "-query.cardinality-max-series", "39")...)
+	cc := newAPIClient(c.url, "team-a")
+	if r := cc.get(t, "/api/v1/cardinality/label_names", rangeAll); r.code != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), `"errorType":"cost_limit"`) {
+		t.Errorf("40 series over a bound of 39: HTTP %d %s, want 422 cost_limit", r.code, r.body)
+	}
+	checkNames(t, cc, "under the bound", plus(rangeAll, "selector", `{code="500"}`), labelNames{LabelValuesCountTotal: 1 + 20 + 1, LabelNamesCount: 3,
+		Cardinality: []nameCount{{"path", 20}, {"__name__", 1}, {"code", 1}}})
 }
