@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -272,6 +273,11 @@ func (s *Store) openTenant(id string, stats *tsdb.DBStats) (*tenantDB, error) {
 		o.WALCompression = "snappy"
 	}
 	local := &localReads{}
+	if s.bucket != nil {
+		local.deleted = func(b *tsdb.Block) (tsdb.BlockReader, error) {
+			return s.withDeletions(context.Background(), id, &blockmeta.Meta{BlockMeta: b.Meta()}, b)
+		}
+	}
 	local.install(o)
 	var seriesCB SeriesCallback
 	if s.opts.SeriesCallback != nil {
