@@ -251,13 +251,13 @@ receivers:
 
 	mu.Lock()
 	offset["spike"] = 150
-	// +80 on a level of about 100 (noise σ 3, a slow swing of ±10). The
-	// default detector scores a +40 shift of this series at about 1.0, so
-	// a +40 shift alerted in only three runs of five (a simulation of the
-	// same series, 200 runs: 81 missed at +40, 6 at +60, none at +80); this
-	// test is about delivery through Alertmanager, detection quality is
-	// measured on NAB (bench/nab).
-	offset["shift"] = 80
+	// +40 on a level of about 100 (noise σ 3, a slow swing of ±10). Until
+	// the detector's histograms learned deviations a window late, this shift
+	// peaked near score 1 and was missed in about two runs of five, so the
+	// test used +80; TestSurpriseModerateShiftAfterHistory now checks +20 to
+	// +60 on the same series in 40 runs each. Detection quality is measured
+	// on NAB (bench/nab); this test is about delivery through Alertmanager.
+	offset["shift"] = 40
 	mu.Unlock()
 	time.AfterFunc(3*time.Second, func() { mu.Lock(); offset["spike"] = 0; mu.Unlock() })
 	testutil.Eventually(t, 60*time.Second, "the spike's alert at Alertmanager's receiver", func() bool { return hook.fired("spike") })

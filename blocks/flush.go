@@ -65,14 +65,23 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 // into blocks and, with a bucket, ships them. Samples appended while Flush
 // runs may stay in the head. Used before a replica is scaled down, and by
 // tests and benchmarks.
-func (s *Store) Flush(ctx context.Context) error {
+func (s *Store) Flush(ctx context.Context) error { return s.flush(ctx, false) }
+
+// FlushForLeave is Flush for an ingester leaving a cluster: each head's last
+// block ends at its newest sample rather than at its block range's end, so
+// that pushes still arriving while distributors learn that it is leaving
+// are taken (into the WAL, beside their other replicas) rather than
+// refused as too old.
+func (s *Store) FlushForLeave(ctx context.Context) error { return s.flush(ctx, true) }
+
+func (s *Store) flush(ctx context.Context, toHeadMax bool) error {
 	var errs []error
 	// Tenants not opened since the last start may hold samples in no block.
 	s.openPending()
 	open, release := s.openTenants()
 	defer release()
 	for _, t := range open {
-		if err := s.flushHead(t, false); err != nil {
+		if err := s.flushHead(t, toHeadMax); err != nil {
 			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
 			continue
 		}

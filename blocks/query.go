@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -26,19 +27,35 @@ import (
 // Storage's Queryable.Querier takes no context, while every read method of a
 // Querier does: resolving the tenant there is what lets one upstream API and
 // PromQL engine serve every tenant.
-func (s *Store) Queryable() storage.SampleAndChunkQueryable { return queryable{s} }
+func (s *Store) Queryable() storage.SampleAndChunkQueryable { return queryable{s: s} }
 
 // ExemplarQueryable returns the store's exemplars, per tenant of the context.
-func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return queryable{s} }
+func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return queryable{s: s} }
 
-type queryable struct{ s *Store }
+// LocalQueryable is Queryable without the bucket's blocks nor
+// Options.Recent: the tenant's head and the local blocks not yet shipped,
+// or shipped less than shippedFor ago. It is what an ingester answers
+// queriers with: they read the bucket themselves, and see a shipped block
+// there within their bucket sync interval, which shippedFor must exceed.
+// Leaving older shipped blocks out keeps an ingester's raw data from being
+// read beside the bucket's downsampled blocks of the same time (made hours
+// later), whose aggregates it would be added to.
+func (s *Store) LocalQueryable(shippedFor time.Duration) storage.SampleAndChunkQueryable {
+	return queryable{s: s, localOnly: true, shippedFor: shippedFor}
+}
+
+type queryable struct {
+	s          *Store
+	localOnly  bool
+	shippedFor time.Duration
+}
 
 func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt}, nil
+	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly, shippedFor: q.shippedFor}, nil
 }
 
 func (q queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &tenantChunkQuerier{tenantQuerier{s: q.s, mint: mint, maxt: maxt}}, nil
+	return &tenantChunkQuerier{tenantQuerier{s: q.s, mint: mint, maxt: maxt, localOnly: q.localOnly, shippedFor: q.shippedFor}}, nil
 }
 
 func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
@@ -82,6 +99,10 @@ func (emptyExemplarQuerier) Select(int64, int64, ...[]*labels.Matcher) ([]exempl
 type tenantQuerier struct {
 	s          *Store
 	mint, maxt int64
+	// localOnly leaves out the bucket and Options.Recent, and the local
+	// blocks shipped more than shippedFor ago (LocalQueryable).
+	localOnly  bool
+	shippedFor time.Duration
 
 	mu       sync.Mutex
 	closers  []func() error
@@ -248,6 +269,12 @@ func (q *tenantQuerier) openLocal(id string, t *tenantDB, f func() error) (map[u
 	if q.s.bucket != nil {
 		held = q.s.bucket.HeldElsewhere(id)
 	}
+	if q.localOnly && t.shipper != nil {
+		elsewhere, cutoff := held, time.Now().Add(-q.shippedFor)
+		held = func(u ulid.ULID) bool {
+			return (elsewhere != nil && elsewhere(u)) || t.shipper.shippedBefore(u, cutoff)
+		}
+	}
 	return t.local.open(held, f)
 }
 
@@ -355,6 +382,17 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 		}
 		qs = append(qs, aggrQuerier{Querier: lq})
 	}
+	if q.localOnly {
+		return q.keep(id, qs, nil)
+	}
+	if recent := q.s.opts.Recent; recent != nil {
+		rq, err := recent(ctx, id, q.mint, q.maxt)
+		if err != nil {
+			closeAll(qs)
+			return nil, err
+		}
+		qs = append(qs, aggrQuerier{Querier: rq})
+	}
 	spans, entries, err := q.remoteEntries(ctx, id, opened)
 	if err != nil {
 		closeAll(qs)
@@ -388,6 +426,12 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	for _, ds := range downsampled {
 		qs = append(qs, aggrQuerier{Querier: storage.NewMergeQuerier(ds, nil, blockmeta.MergeDisjointAggregates), downsampled: true})
 	}
+	return q.keep(id, qs, entries)
+}
+
+// keep merges qs into the tenant's querier, remembered until Close, which
+// also releases entries. q.mu is held.
+func (q *tenantQuerier) keep(id string, qs []storage.Querier, entries []*cacheEntry) (storage.Querier, error) {
 	if len(qs) == 0 {
 		return nil, nil
 	}
@@ -530,10 +574,23 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 		}
 		qs = append(qs, lq)
 	}
-	spans, entries, err := q.remoteEntries(ctx, id, opened)
-	if err != nil {
-		closeAll(qs)
-		return nil, err
+	var (
+		spans   []span
+		entries []*cacheEntry
+	)
+	if !q.localOnly {
+		if recent := q.s.opts.Recent; recent != nil {
+			rq, err := recent(ctx, id, q.mint, q.maxt)
+			if err != nil {
+				closeAll(qs)
+				return nil, err
+			}
+			qs = append(qs, seriesToChunkQuerier{rq})
+		}
+		if spans, entries, err = q.remoteEntries(ctx, id, opened); err != nil {
+			closeAll(qs)
+			return nil, err
+		}
 	}
 	for i, e := range entries {
 		var bq storage.ChunkQuerier

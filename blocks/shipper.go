@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -45,6 +46,13 @@ type shipper struct {
 	mu      sync.Mutex // serialises Sync
 	shipped map[ulid.ULID]struct{}
 	pending int
+
+	// shippedAt is when each shipped block was shipped: by this process,
+	// when it shipped it; for blocks shipped before it started, when the
+	// block was made (its ULID's time). Apart from mu, which Sync holds
+	// while it uploads: queries read it.
+	atMu      sync.Mutex
+	shippedAt map[ulid.ULID]time.Time
 }
 
 type shippedState struct {
@@ -53,7 +61,7 @@ type shippedState struct {
 }
 
 func newShipper(id, dir string, bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics) (*shipper, error) {
-	s := &shipper{tenant: id, dir: dir, bkt: bkt, logger: logger, m: m, shipped: map[ulid.ULID]struct{}{}}
+	s := &shipper{tenant: id, dir: dir, bkt: bkt, logger: logger, m: m, shipped: map[ulid.ULID]struct{}{}, shippedAt: map[ulid.ULID]time.Time{}}
 	b, err := os.ReadFile(filepath.Join(dir, shippedFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -70,8 +78,17 @@ func newShipper(id, dir string, bkt objstore.Bucket, logger *slog.Logger, m *sto
 	}
 	for _, id := range st.Uploaded {
 		s.shipped[id] = struct{}{}
+		s.shippedAt[id] = ulid.Time(id.Time())
 	}
 	return s, nil
+}
+
+// shippedBefore reports whether block id was shipped before cutoff.
+func (s *shipper) shippedBefore(id ulid.ULID, cutoff time.Time) bool {
+	s.atMu.Lock()
+	defer s.atMu.Unlock()
+	at, ok := s.shippedAt[id]
+	return ok && at.Before(cutoff)
 }
 
 // isShipped reports whether block id is in the bucket.
@@ -111,6 +128,9 @@ func (s *shipper) Sync(ctx context.Context, db *tsdb.DB) (uploaded []*blockmeta.
 			return uploaded, fmt.Errorf("ship block %s of tenant %q: %w", meta.ULID, s.tenant, err)
 		}
 		s.shipped[meta.ULID] = struct{}{}
+		s.atMu.Lock()
+		s.shippedAt[meta.ULID] = time.Now()
+		s.atMu.Unlock()
 		if err := s.persist(); err != nil {
 			return uploaded, err
 		}

@@ -91,6 +91,11 @@ type Options struct {
 	// AlwaysAdmit, when set, names tenants admitted beyond MaxTenants
 	// (those an operator configured).
 	AlwaysAdmit func(tenant string) bool
+	// Recent, when set, is a further source of a tenant's raw samples read
+	// besides the local and the bucket's (a cluster's ingesters, for a
+	// querier): its series are merged with the others, identical samples
+	// once. Queryable reads it, LocalQueryable does not.
+	Recent func(ctx context.Context, tenant string, mint, maxt int64) (storage.Querier, error)
 	// IdleTimeout is how long a tenant may go unused (no write, no read)
 	// before its head is cut into blocks, shipped, and its TSDB closed. 0
 	// keeps tenants open.

@@ -156,8 +156,16 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("the disk is full: writes were not refused in time")
 	}
 	wantSeries := acked * seriesPerReq
+	// The first query after a start opens the tenant and replays its WAL
+	// (tens of seconds on a loaded 2-core machine): it may take longer than
+	// the default client's timeout.
+	slowClient := func(s *strataProc) *apiClient {
+		c := newAPIClient(s.url, "")
+		c.hc.Timeout = 2 * time.Minute
+		return c
+	}
 	countAll := func(s *strataProc) (int, int) {
-		r := newAPIClient(s.url, "").get(t, "/api/v1/query", url.Values{"query": {`count(fill)`}, "time": {apiTime(ts)}})
+		r := slowClient(s).get(t, "/api/v1/query", url.Values{"query": {`count(fill)`}, "time": {apiTime(ts)}})
 		if r.code != http.StatusOK {
 			return r.code, 0
 		}
@@ -174,7 +182,7 @@ func TestFullDisk(t *testing.T) {
 	hotQuery := fmt.Sprintf(`sum(count_over_time(hot[%dms]))`, (acked*hotSamples+1)*10)
 	hotEnd := ts + int64(acked*hotSamples-1)*10
 	countHot := func(s *strataProc) int {
-		r := newAPIClient(s.url, "").get(t, "/api/v1/query", url.Values{"query": {hotQuery}, "time": {apiTime(hotEnd)}})
+		r := slowClient(s).get(t, "/api/v1/query", url.Values{"query": {hotQuery}, "time": {apiTime(hotEnd)}})
 		var res []struct {
 			Value [2]any `json:"value"`
 		}

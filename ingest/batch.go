@@ -345,7 +345,23 @@ func (ba *batch) finish(appendErr error) {
 		return
 	}
 	if err := ba.app.Commit(); err != nil {
-		*ba.res = Result{Err: &Error{Code: http.StatusInternalServerError, Err: fmt.Errorf("commit to store: %w", err)}}
+		// A store that forwards (a distributor's) reports the samples its
+		// ingesters rejected at Commit, as a 4xx *Error: the valid rest is
+		// stored, as for rejections at Append. Its other errors carry the
+		// status to answer (503 without a quorum).
+		var se *Error
+		if errors.As(err, &se) && se.Code/100 == 4 {
+			if bad := ba.badRequest(); bad != nil && se.Code == http.StatusBadRequest {
+				se = &Error{Code: se.Code, Err: fmt.Errorf("%w; %w", bad.Err, se.Err)}
+			}
+			ba.res.Err = se
+			return
+		}
+		code := http.StatusInternalServerError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		*ba.res = Result{Err: &Error{Code: code, Err: fmt.Errorf("commit to store: %w", err)}}
 		return
 	}
 	ba.res.Err = ba.badRequest()

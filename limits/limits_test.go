@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +160,49 @@ func TestRateLimitersFollowOverrides(t *testing.T) {
 	}
 	if !r.AllowN("a", now.Add(3*time.Second), 100) {
 		t.Error("new rate and burst of 100 not applied")
+	}
+}
+
+// TestSharedRateLimiters checks that each of n processes sharing a tenant's
+// rate allows 1/n of it, with the whole burst, and follows n as it changes.
+func TestSharedRateLimiters(t *testing.T) {
+	o, err := NewOverrides(Limits{IngestionRate: 100, IngestionBurst: 100}, OverridesConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		share        int
+		perSecond    int // samples allowed per second after the burst
+		notPerSecond int
+	}{
+		{share: 0, perSecond: 100, notPerSecond: 101},
+		{share: 1, perSecond: 100, notPerSecond: 101},
+		{share: 4, perSecond: 25, notPerSecond: 26},
+	} {
+		t.Run(fmt.Sprint(tc.share), func(t *testing.T) {
+			r := NewSharedRateLimiters(o, func() int { return tc.share })
+			now := time.Unix(1000, 0)
+			if !r.AllowN("a", now, 100) || r.AllowN("a", now, 1) {
+				t.Fatal("the whole burst of 100 not allowed once")
+			}
+			if r.AllowN("a", now.Add(time.Second), tc.notPerSecond) {
+				t.Errorf("%d samples allowed 1s after the burst, want at most %d", tc.notPerSecond, tc.perSecond)
+			}
+			if !r.AllowN("a", now.Add(time.Second), tc.perSecond) {
+				t.Errorf("%d samples refused 1s after the burst", tc.perSecond)
+			}
+		})
+	}
+	// One process of two, then alone: its part of the rate doubles.
+	n := 2
+	r := NewSharedRateLimiters(o, func() int { return n })
+	now := time.Unix(2000, 0)
+	r.AllowN("b", now, 100)
+	if r.AllowN("b", now.Add(time.Second), 51) {
+		t.Error("more than half the rate allowed with two processes")
+	}
+	n = 1
+	if !r.AllowN("b", now.Add(2*time.Second), 100) {
+		t.Error("the whole rate refused once alone")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-tsdb/strata/alerting/notify"
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/cluster"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/config"
 	"github.com/strata-tsdb/strata/internal/flagext"
@@ -31,6 +32,9 @@ import (
 // struct only composes them.
 type Config struct {
 	config.Files `yaml:",inline"`
+	// The process's roles, the ring and memberlist (-target, ring:,
+	// memberlist:, distributor:, querier:).
+	Cluster cluster.Config `yaml:",inline"`
 
 	HTTP      HTTPConfig         `yaml:"http"`
 	Log       LogConfig          `yaml:"log"`
@@ -126,6 +130,7 @@ func (c *Config) ConfigFiles() *config.Files { return &c.Files }
 // RegisterFlags registers every module's flags on fs, with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Files.RegisterFlags(fs)
+	c.Cluster.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 	c.Tenant.RegisterFlags(fs)
@@ -151,7 +156,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // those that involve two.
 func (c *Config) Validate() error {
 	for _, v := range []interface{ Validate() error }{
-		&c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.OTLP, &c.Query.Engine, &c.Runtime, &c.Bucket,
+		&c.Cluster, &c.HTTP, &c.Log, &c.Tenant, &c.Storage, &c.Compactor, &c.Write, &c.OTLP, &c.Query.Engine, &c.Runtime, &c.Bucket,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -24,15 +25,20 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/netconnlimit"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/cluster"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/distributor"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/ingest/rwproto"
 	"github.com/strata-tsdb/strata/limits"
@@ -40,6 +46,7 @@ import (
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/otlp"
 	"github.com/strata-tsdb/strata/promqlengine"
+	"github.com/strata-tsdb/strata/querier"
 	"github.com/strata-tsdb/strata/remotewrite"
 	"github.com/strata-tsdb/strata/tenant"
 	"github.com/strata-tsdb/strata/web"
@@ -62,9 +69,18 @@ type Server struct {
 	// writeMetrics are the ingest metrics of remote write and OTLP.
 	writeMetrics *remotewrite.Metrics
 	auth         *tenant.Authenticator // nil: the tenant header is trusted
-	http         *http.Server
-	listener     net.Listener
-	releaser     *memory.Releaser // nil when disabled
+	// targets are the process's roles (-target); empty for all.
+	targets cluster.Targets
+	// distributor forwards writes to the ingesters; nil unless a cluster's
+	// distributor.
+	distributor *distributor.Distributor
+	// ingesters reads the ingesters; nil unless a cluster's querier.
+	ingesters *querier.Reader
+	// member is the process's membership of the cluster; nil for all.
+	member   *cluster.Member
+	http     *http.Server
+	listener net.Listener
+	releaser *memory.Releaser // nil when disabled
 	// closers close what New opened, in the order given (the reverse of
 	// opening): the store after the engine, the bucket last.
 	closers []func() error
@@ -80,10 +96,17 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	if err := memory.Apply(cfg.Runtime.Settings(), logger.With("component", "memory")); err != nil {
 		return nil, fmt.Errorf("apply runtime memory settings: %w", err)
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	targets, err := cluster.ParseTargets(cfg.Cluster.Target)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), targets: targets}
 	defer func() {
 		if err != nil {
 			_ = s.close()
+			if s.listener != nil {
+				_ = s.listener.Close()
+			}
 		}
 	}()
 	s.reg.MustRegister(
@@ -105,83 +128,76 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("open bucket: %w", err)
 	}
 	s.onClose("bucket", bkt.Close)
-	so := cfg.Storage.Options()
-	so.Bucket = bkt
-	so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
-	so.AlwaysAdmit = s.overrides.Has
-	so.Logger, so.Registerer = logger.With("component", "store"), s.reg
-	if s.store, err = blocks.Open(so); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	listen := func() (err error) {
+		if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
+		}
+		return nil
 	}
-	s.onClose("store", s.store.Close)
-	// Learn the bucket's blocks before serving, so that the first queries
-	// see them; an unreachable bucket delays start by at most this much and
-	// is retried by the store's sync loop.
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if err := s.store.SyncBucket(sctx); err != nil {
-		logger.Warn("initial bucket sync failed; serving without bucket blocks until the next sync", "err", err)
+	if targets.Clustered() {
+		// A member's ring address is its HTTP address: known once bound.
+		if err := listen(); err != nil {
+			return nil, err
+		}
+		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
+			Targets:      targets,
+			HTTPAddr:     s.listener.Addr().String(),
+			Flush:        func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
+			FlushTimeout: time.Duration(cfg.HTTP.ShutdownTimeout),
+			Logger:       logger.With("component", "ring"),
+			Registerer:   s.reg,
+		}); err != nil {
+			return nil, err
+		}
 	}
-	cancel()
-	eo := cfg.Query.Engine.Options()
-	eo.Downsampled, eo.Limits = s.store, s.overrides
-	eo.ActiveQueryDir = filepath.Join(cfg.Storage.Path, "queries")
-	eo.Logger, eo.Registerer = logger, s.reg
-	if s.engine, err = promqlengine.New(eo); err != nil {
-		return nil, fmt.Errorf("create query engine: %w", err)
+	if targets.Has(cluster.TargetIngester) || targets.Has(cluster.TargetQuerier) {
+		so := cfg.Storage.Options()
+		so.Bucket = bkt
+		so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
+		so.AlwaysAdmit = s.overrides.Has
+		so.Logger, so.Registerer = logger.With("component", "store"), s.reg
+		if targets.Clustered() && targets.Has(cluster.TargetQuerier) {
+			s.ingesters = querier.NewReader(querier.Options{
+				Ring:       s.member.Ring,
+				Timeout:    time.Duration(cfg.Cluster.Querier.IngesterTimeout),
+				Logger:     logger.With("component", "querier"),
+				Registerer: s.reg,
+			})
+			so.Recent = s.ingesters.Querier
+		}
+		if s.store, err = blocks.Open(so); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		s.onClose("store", s.store.Close)
+		// Learn the bucket's blocks before serving, so that the first queries
+		// see them; an unreachable bucket delays start by at most this much and
+		// is retried by the store's sync loop.
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.store.SyncBucket(sctx); err != nil {
+			logger.Warn("initial bucket sync failed; serving without bucket blocks until the next sync", "err", err)
+		}
+		cancel()
 	}
-	s.onClose("query engine", s.engine.Close)
-	if s.alerting, err = alerting.New(alerting.Options{
-		Rules:         cfg.Rules,
-		Notify:        cfg.Notifications,
-		Alertmanager:  cfg.Alertmanager,
-		DefaultTenant: cfg.Tenant.Default,
-		Engine:        s.engine,
-		Parser:        s.engine.Parser,
-		Queryable:     s.store.Queryable(),
-		Appendable:    s.store,
-		QueryTimeout:  time.Duration(cfg.Query.Engine.Timeout),
-		Logger:        logger.With("component", "alerting"),
-		Registerer:    s.reg,
-	}); err != nil {
-		return nil, fmt.Errorf("create rule evaluator: %w", err)
+	if targets.Has(cluster.TargetQuerier) {
+		if err := s.newQuery(cfg, logger); err != nil {
+			return nil, err
+		}
 	}
-	if cfg.Compactor.Enabled {
+	if cfg.Compactor.Enabled && targets.Has(cluster.TargetCompactor) {
 		// Options only: a compactor holds nothing until it runs.
 		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, logger, s.reg); err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
-	// One pipeline behind every protocol: remote write and OTLP decode
-	// into its Request; HA re-decodes the bodies it keeps by their protocol.
-	decoders := rwproto.Decoders(true)
-	var translator *otlp.Translator
-	if cfg.OTLP.Enabled {
-		translator = otlp.NewTranslator(cfg.OTLP, time.Duration(cfg.Query.Engine.LookbackDelta))
-		maps.Copy(decoders, translator.Decoders())
+	if targets.Has(cluster.TargetDistributor) {
+		s.newWrite(cfg, logger)
 	}
-	s.pipeline = ingest.New(s.store, ingest.Options{
-		MaxFutureTime: time.Duration(cfg.Write.MaxFutureTime),
-		Limits:        s.overrides,
-		Decoders:      decoders,
-		Logger:        logger.With("component", "ingest"),
-		Registerer:    s.reg,
-	})
-	s.writeMetrics = remotewrite.NewMetrics(s.reg)
-	if translator != nil {
-		s.otlp = otlp.NewHandler(otlp.Options{
-			Pipeline:     s.pipeline,
-			Translator:   translator,
-			MaxBodyBytes: cfg.Write.MaxBodyBytes,
-			Tenants:      s.tenants(),
-			Limits:       s.overrides,
-			Metrics:      s.writeMetrics,
-			Logger:       logger.With("component", "otlp"),
-			Registerer:   s.reg,
-		})
-		s.onClose("OTLP receiver", func() error { s.otlp.Close(); return nil })
-	}
-	if s.listener, err = net.Listen("tcp", cfg.HTTP.ListenAddress); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.ListenAddress, err)
+	if s.listener == nil {
+		// A single process listens once its store is open, as before
+		// clusters: connections are refused, not queued, during WAL replay.
+		if err := listen(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HTTP.MaxConnections > 0 {
 		// As Prometheus: connections beyond the limit wait to be accepted.
@@ -201,6 +217,86 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// newQuery builds the query engine and the rule evaluator (whose rules the
+// query API lists; it evaluates them only in a single process, until the
+// ruler is a role).
+func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
+	eo := cfg.Query.Engine.Options()
+	eo.Downsampled, eo.Limits = s.store, s.overrides
+	eo.ActiveQueryDir = filepath.Join(cfg.Storage.Path, "queries")
+	eo.Logger, eo.Registerer = logger, s.reg
+	if s.engine, err = promqlengine.New(eo); err != nil {
+		return fmt.Errorf("create query engine: %w", err)
+	}
+	s.onClose("query engine", s.engine.Close)
+	if s.alerting, err = alerting.New(alerting.Options{
+		Rules:         cfg.Rules,
+		Notify:        cfg.Notifications,
+		Alertmanager:  cfg.Alertmanager,
+		DefaultTenant: cfg.Tenant.Default,
+		Engine:        s.engine,
+		Parser:        s.engine.Parser,
+		Queryable:     s.store.Queryable(),
+		Appendable:    s.store,
+		QueryTimeout:  time.Duration(cfg.Query.Engine.Timeout),
+		Logger:        logger.With("component", "alerting"),
+		Registerer:    s.reg,
+	}); err != nil {
+		return fmt.Errorf("create rule evaluator: %w", err)
+	}
+	return nil
+}
+
+// newWrite builds the write path: remote write and OTLP over one pipeline,
+// writing to the store, or in a cluster's distributor to the ingesters.
+func (s *Server) newWrite(cfg *Config, logger *slog.Logger) {
+	var store ingest.Storage = s.store
+	if s.targets.Clustered() {
+		s.distributor = distributor.New(distributor.Options{
+			Ring:        s.member.Ring,
+			PushTimeout: time.Duration(cfg.Cluster.Distributor.PushTimeout),
+			Logger:      logger.With("component", "distributor"),
+			Registerer:  s.reg,
+		})
+		store = s.distributor
+	}
+	// One pipeline behind every protocol: remote write and OTLP decode
+	// into its Request; HA re-decodes the bodies it keeps by their protocol.
+	decoders := rwproto.Decoders(true)
+	var translator *otlp.Translator
+	if cfg.OTLP.Enabled {
+		translator = otlp.NewTranslator(cfg.OTLP, time.Duration(cfg.Query.Engine.LookbackDelta))
+		maps.Copy(decoders, translator.Decoders())
+	}
+	var rates *limits.RateLimiters
+	if s.targets.Clustered() {
+		// Each tenant's rate is the cluster's: the distributors share it.
+		rates = limits.NewSharedRateLimiters(s.overrides, s.member.Distributors)
+	}
+	s.pipeline = ingest.New(store, ingest.Options{
+		MaxFutureTime: time.Duration(cfg.Write.MaxFutureTime),
+		Limits:        s.overrides,
+		Rates:         rates,
+		Decoders:      decoders,
+		Logger:        logger.With("component", "ingest"),
+		Registerer:    s.reg,
+	})
+	s.writeMetrics = remotewrite.NewMetrics(s.reg)
+	if translator != nil {
+		s.otlp = otlp.NewHandler(otlp.Options{
+			Pipeline:     s.pipeline,
+			Translator:   translator,
+			MaxBodyBytes: cfg.Write.MaxBodyBytes,
+			Tenants:      s.tenants(),
+			Limits:       s.overrides,
+			Metrics:      s.writeMetrics,
+			Logger:       logger.With("component", "otlp"),
+			Registerer:   s.reg,
+		})
+		s.onClose("OTLP receiver", func() error { s.otlp.Close(); return nil })
+	}
 }
 
 // onClose records how to close a module New opened.
@@ -226,8 +322,10 @@ func (s *Server) close() error {
 // reload re-reads what Strata re-reads while it runs: the rule files and
 // the overrides file. SIGHUP and POST /-/reload both come here.
 func (s *Server) reload() error {
-	if err := s.alerting.Reload(); err != nil {
-		return fmt.Errorf("reload rules: %w", err)
+	if s.alerting != nil {
+		if err := s.alerting.Reload(); err != nil {
+			return fmt.Errorf("reload rules: %w", err)
+		}
 	}
 	if _, err := s.overrides.Reload(); err != nil {
 		return fmt.Errorf("reload overrides: %w", err)
@@ -289,22 +387,73 @@ func (a tsdbAdmin) CleanTombstones(ctx context.Context, id string) error {
 }
 
 func (s *Server) routes() http.Handler {
-	flags := s.cfg.Flags()
-	write := remotewrite.NewHandler(s.store, remotewrite.Options{
-		MaxBodyBytes: s.cfg.Write.MaxBodyBytes,
-		Tenants:      s.tenants(),
-		Limits:       s.overrides,
-		Pipeline:     s.pipeline,
-		Metrics:      s.writeMetrics,
-		Logger:       s.logger.With("component", "remotewrite"),
-		Registerer:   s.reg,
+	m := newHTTPMetrics(s.reg)
+	mux := http.NewServeMux()
+	if s.pipeline != nil {
+		write := remotewrite.NewHandler(s.store, remotewrite.Options{
+			MaxBodyBytes: s.cfg.Write.MaxBodyBytes,
+			Tenants:      s.tenants(),
+			Limits:       s.overrides,
+			Pipeline:     s.pipeline,
+			Metrics:      s.writeMetrics,
+			Logger:       s.logger.With("component", "remotewrite"),
+			Registerer:   s.reg,
+		})
+		mux.Handle("/api/v1/write", m.instrument("write", write))
+		if s.otlp != nil {
+			mux.Handle(otlp.Path, m.instrument("otlp", s.otlp))
+			mux.Handle(otlp.PrometheusPath, m.instrument("otlp", s.otlp))
+		}
+	}
+	if s.targets.Clustered() && s.targets.Has(cluster.TargetIngester) {
+		s.ingesterRoutes(mux, m)
+	}
+	if s.store != nil {
+		mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
+	}
+	if s.engine != nil {
+		mux.Handle("/api/v1/", m.instrument("api", s.queryAPI()))
+		mux.Handle("/", web.Handler())
+	}
+	if s.member != nil {
+		// Behind the API's authentication: the ring page can forget members.
+		mux.Handle("/ring", s.authenticated(s.member.RingHandler()))
+		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
+		if h := s.member.DistributorRingHandler(); h != nil {
+			mux.Handle("/distributor/ring", s.authenticated(h))
+		}
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
+	// running Strata are what explain its memory and CPU use.
+	handlePprof(mux, s.authenticated)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
 	})
-	query := api.New(api.Options{
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Strata is Ready.")
+	})
+	mux.Handle("/-/reload", s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := s.reload(); err != nil {
+			http.Error(w, "Failed to reload: "+err.Error(), http.StatusInternalServerError)
+		}
+	})))
+	return mux
+}
+
+// queryAPI is the Prometheus HTTP API over the store's queryable (in a
+// cluster's querier: the bucket and the ingesters).
+func (s *Server) queryAPI() http.Handler {
+	return api.New(api.Options{
 		Engine:                s.engine,
 		Parser:                s.engine.Parser,
 		Queryable:             s.store.Queryable(),
-		Exemplars:             s.store.ExemplarQueryable(),
-		Metadata:              metadataSource{s.store},
+		Exemplars:             s.exemplars(),
+		Metadata:              metadataSource{s.store, s.ingesters},
 		Cardinality:           s.store,
 		CardinalityMaxSeries:  s.cfg.Query.API.CardinalityMaxSeries,
 		Tenants:               s.tenants(),
@@ -327,41 +476,65 @@ func (s *Server) routes() http.Handler {
 			BuildDate: version.BuildDate,
 			GoVersion: version.GoVersion,
 		},
-		Flags:      flags,
+		Flags:      s.cfg.Flags(),
 		Logger:     s.logger,
 		Registerer: s.reg,
 		Gatherer:   s.reg,
 	})
-	m := newHTTPMetrics(s.reg)
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/write", m.instrument("write", write))
-	if s.otlp != nil {
-		mux.Handle(otlp.Path, m.instrument("otlp", s.otlp))
-		mux.Handle(otlp.PrometheusPath, m.instrument("otlp", s.otlp))
+}
+
+// exemplars is the store's exemplars; in a cluster's querier, the
+// ingesters' too.
+func (s *Server) exemplars() storage.ExemplarQueryable {
+	if s.ingesters != nil {
+		return s.ingesters.ExemplarQueryable(s.store.ExemplarQueryable())
 	}
-	mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
-	mux.Handle("/api/v1/", m.instrument("api", query))
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	// Go's profiles, as Prometheus serves them: heap and CPU profiles of a
-	// running Strata are what explain its memory and CPU use.
-	handlePprof(mux, s.authenticated)
-	mux.Handle("/", web.Handler())
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Strata is Healthy.")
+	return s.store.ExemplarQueryable()
+}
+
+// ingesterRoutes serves an ingester's internal endpoints: the distributors'
+// pushes, through a pipeline of its own that validates and appends (the
+// distributors applied the limits and HA de-duplication), and the queriers'
+// reads of the head and local blocks. The tenant comes from the header the
+// distributor or querier sets. Their ingest metrics are prefixed
+// "ingester_", apart from a distributor's in the same process.
+func (s *Server) ingesterRoutes(mux *http.ServeMux, m *httpMetrics) {
+	reg := prometheus.WrapRegistererWithPrefix("ingester_", s.reg)
+	logger := s.logger.With("component", "ingester")
+	pipe := ingest.New(s.store, ingest.Options{
+		MaxFutureTime: time.Duration(s.cfg.Write.MaxFutureTime),
+		Decoders:      rwproto.Decoders(true),
+		Logger:        logger,
+		Registerer:    reg,
 	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Strata is Ready.")
+	// The tenant header is required: distributors and queriers set it.
+	internal := tenant.Resolver{}
+	push := remotewrite.NewHandler(s.store, remotewrite.Options{
+		MaxBodyBytes: s.cfg.Write.MaxBodyBytes,
+		Tenants:      internal,
+		Pipeline:     pipe,
+		Logger:       logger,
+		Registerer:   reg,
 	})
-	mux.Handle("/-/reload", s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost && r.Method != http.MethodPut {
-			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
+	mux.Handle(distributor.PushPath, m.instrument("ingester_push", push))
+	mux.Handle(querier.ExemplarsPath, m.instrument("ingester_exemplars", querier.ExemplarsHandler(s.store.ExemplarQueryable())))
+	mux.Handle(querier.MetadataPath, m.instrument("ingester_metadata", querier.MetadataHandler(func(id, metric string) (map[string][]metadata.Metadata, error) {
+		return storeMetadata(s.store, id, metric)
+	})))
+	// Shipped blocks are served until queriers surely see them in the
+	// bucket: a few of their bucket sync intervals (the same setting:
+	// one configuration serves every role).
+	shippedFor := max(15*time.Minute, 3*time.Duration(s.cfg.Storage.BucketSyncInterval))
+	read := remote.NewReadHandler(logger, reg, s.store.LocalQueryable(shippedFor), func() promconfig.Config { return promconfig.Config{} },
+		0, s.cfg.Query.API.RemoteReadConcurrency, 1<<20)
+	mux.Handle(querier.ReadPath, m.instrument("ingester_read", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := internal.FromRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := s.reload(); err != nil {
-			http.Error(w, "Failed to reload: "+err.Error(), http.StatusInternalServerError)
-		}
+		read.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), id)))
 	})))
-	return mux
 }
 
 // Run serves until ctx is done, then shuts down gracefully: the HTTP server
@@ -371,7 +544,13 @@ func (s *Server) routes() http.Handler {
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	bg, stopBg := context.WithCancel(context.Background())
-	loops := []func(context.Context){s.store.Run, s.overrides.Run}
+	loops := []func(context.Context){s.overrides.Run}
+	if s.store != nil {
+		loops = append(loops, s.store.Run)
+	}
+	if s.distributor != nil {
+		loops = append(loops, s.distributor.Run)
+	}
 	if s.releaser != nil {
 		loops = append(loops, s.releaser.Run)
 	}
@@ -386,12 +565,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
-	// Rules run until the HTTP server is shut down, and stop before the store closes.
+	// Rules run until the HTTP server is shut down, and stop before the
+	// store closes; only in a single process until the ruler is a role.
 	rulesCtx, stopRules := context.WithCancel(context.Background())
 	rulesDone := make(chan struct{})
 	go func() {
 		defer close(rulesDone)
-		s.alerting.Run(rulesCtx)
+		if s.alerting != nil && s.targets.All() {
+			s.alerting.Run(rulesCtx)
+		}
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -399,11 +581,16 @@ func (s *Server) Run(ctx context.Context) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
-	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path)
-
 	var err error
+	if s.member != nil {
+		// Joined once serving: an ingester is written to as soon as it is
+		// ACTIVE in the ring.
+		err = s.member.Start(ctx)
+	}
+	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path, "target", s.cfg.Cluster.Target.String())
+
 loop:
-	for {
+	for err == nil {
 		select {
 		case <-ctx.Done():
 			break loop
@@ -417,17 +604,35 @@ loop:
 		}
 	}
 	s.logger.Info("shutting down")
+	leave := func() {
+		if s.member == nil {
+			return
+		}
+		if merr := s.member.Stop(); merr != nil {
+			err = errors.Join(err, fmt.Errorf("leave the cluster: %w", merr))
+		}
+		s.member = nil
+	}
+	if s.targets.Has(cluster.TargetIngester) {
+		// An ingester goes LEAVING (distributors write to the next
+		// ingesters), flushes its heads to the bucket and leaves the
+		// ring, all while still serving reads and late pushes.
+		leave()
+	}
 	timeout := time.Duration(s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
 	}
+	// Distributors and queriers keep their view of the ring until their
+	// last requests are answered.
+	leave()
 	stopRules()
 	<-rulesDone
 	stopBg()
 	wg.Wait()
-	if s.cfg.Storage.FlushOnShutdown {
+	if s.store != nil && s.cfg.Storage.FlushOnShutdown {
 		s.logger.Info("flushing the head to the bucket before exit", "deadline", timeout)
 		fctx, cancel := context.WithTimeout(context.Background(), timeout)
 		if ferr := s.store.Flush(fctx); ferr != nil {
@@ -440,11 +645,36 @@ loop:
 	return err
 }
 
-// metadataSource adapts the store's metadata to the API.
-type metadataSource struct{ s *blocks.Store }
+// metadataSource adapts the store's metadata to the API; in a cluster's
+// querier, the ingesters' is added.
+type metadataSource struct {
+	s         *blocks.Store
+	ingesters *querier.Reader // nil unless a cluster's querier
+}
 
-func (m metadataSource) MetricMetadata(_ context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
-	fams, err := m.s.MetricMetadata(id, metric)
+func (m metadataSource) MetricMetadata(ctx context.Context, id, metric string) (map[string][]metadata.Metadata, error) {
+	out, err := storeMetadata(m.s, id, metric)
+	if err != nil || m.ingesters == nil {
+		return out, err
+	}
+	theirs, err := m.ingesters.MetricMetadata(ctx, id, metric)
+	if err != nil {
+		return nil, err
+	}
+	for fam, entries := range theirs {
+		for _, e := range entries {
+			if !slices.Contains(out[fam], e) {
+				out[fam] = append(out[fam], e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// storeMetadata is the metadata of tenant id's family metric (every family
+// when empty) in store.
+func storeMetadata(store *blocks.Store, id, metric string) (map[string][]metadata.Metadata, error) {
+	fams, err := store.MetricMetadata(id, metric)
 	if err != nil {
 		return nil, err
 	}

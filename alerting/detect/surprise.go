@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -30,16 +31,24 @@ import (
 //
 // What happens every day is not an incident: each slot of the day remembers
 // the largest level deviation seen in it (or in the slots either side) on
-// each of the two previous days, and the level expert measures only the
-// excess over the smaller of the two (weighted by `recur`). A nightly
-// backup's spike or a cron job's burst that came at this hour yesterday and
-// the day before scores as noise; one that is much larger than usual still
-// counts, by its excess. Requiring both days keeps a single burst yesterday
-// from hiding one today.
+// each of the `recur_days` previous days, and the level expert measures only
+// the excess over the `recur_count`-th largest of them (weighted by
+// `recur`): by default, what came on at least 2 of the 3 previous days. A
+// nightly backup's spike or a cron job's burst that came at this hour on
+// most recent days scores as noise, also when it skipped a day (a weekend, a
+// run that moved by more than a slot); one that is much larger than usual
+// still counts, by its excess. Requiring two days keeps a single burst
+// yesterday from hiding one today.
 //
 // Each expert's deviation goes into its own histogram (log-spaced bins,
-// exponentially forgotten with half-life `memory` samples) after it has
-// been scored, so a sample never influences its own score. The tail
+// exponentially forgotten with half-life `memory` samples) `lag` samples
+// after it has been scored, so a sample never influences its own score, and
+// an incident in progress is not measured against its own first samples: a
+// level shift takes `window` samples to rise through the level expert's
+// mean, and a histogram that learned each step at once measured every step
+// against the one before (a clear shift then peaked near score 1). The
+// memory is long enough (10^4 samples by default) for the histogram to tell
+// deviations as rare as 1 in 10^surprise from its own counts. The tail
 // probability p of a deviation is the weight of the histogram at or above
 // it; beyond the largest deviation the histogram remembers, p keeps falling
 // as (1+deviation)^−4, so a spike far beyond anything seen outranks one just
@@ -77,7 +86,7 @@ import (
 //
 //	window            samples averaged by the level expert (default 6)
 //	half_life         half-life of the slow baseline (default 70)
-//	memory            half-life of the deviation histograms (default 3000)
+//	memory            half-life of the deviation histograms (default 10000)
 //	surprise          −log10 of the tail probability at score 1 (default 4)
 //	onset             surprise that starts a rest (default 2.65)
 //	rest              duration of a rest (default 1d)
@@ -90,7 +99,12 @@ import (
 //	                  counts fully (default 0.2)
 //	recur             weight of the recurring deviation of the time of day
 //	                  subtracted from the level deviation (default 1, 0: off)
+//	recur_days        previous days a recurring deviation is looked for in
+//	                  (default 3, at most 3)
+//	recur_count       days of those it must have come on (default 2)
 //	warmup            samples learned before the first score (default 50)
+//	lag               samples a deviation waits before its histogram learns
+//	                  it (default 6, the window: 0 learns at once)
 //	history           history a rule's new detector learns from (default 3d)
 //
 // The defaults are one parameter set for every series; bench/nab reports how
@@ -100,10 +114,12 @@ import (
 // the second half of them on (before, the baselines and the noise they
 // measure deviations against are still settling). A histogram of few
 // samples cannot call anything rarer than 1 in that many from what it holds,
-// so early alerts need deviations well beyond everything seen. The rule evaluator feeds `history` from the store first.
-// Cost per series: about 2.5 KiB of state (two histograms of 96 float32
-// bins, 48 seasonal slots of 32 B, the window, a dozen numbers; see
-// BenchmarkDetectors), O(bins) work per sample: about 0.85 µs.
+// // so early alerts need deviations well beyond everything seen. The rule
+// evaluator feeds `history` from the store first.
+// Cost per series: about 3.1 KiB of state (two histograms of 96 float32
+// bins, 48 seasonal slots of 40 B, the window, `lag` pairs of float32, a
+// dozen numbers; see BenchmarkDetectors), O(bins) work per sample: about
+// 1 µs.
 func init() {
 	register(&Kind{
 		Name: "surprise",
@@ -111,7 +127,7 @@ func init() {
 		Params: []Param{
 			{"window", "6", "samples averaged by the level expert"},
 			{"half_life", "70", "half-life of the slow baseline, in samples"},
-			{"memory", "3000", "half-life of the deviation histograms, in samples"},
+			{"memory", "10000", "half-life of the deviation histograms, in samples"},
 			{"surprise", "4", "-log10 of the tail probability at score 1"},
 			{"rest", "1d", "time reported as 0 after an onset, unless more surprising"},
 			{"onset", "2.65", "surprise that marks an incident's onset and starts a rest"},
@@ -120,7 +136,10 @@ func init() {
 			{"season_half_life", "16h", "half-life of a slot's mean and deviation"},
 			{"season_gain", "0.2", "relative error reduction at which the seasonal expert counts fully"},
 			{"recur", "1", "weight of the time of day's recurring level deviation (0: off)"},
+			{"recur_days", "3", "previous days a recurring deviation is looked for in"},
+			{"recur_count", "2", "days of recur_days a deviation must have come on to recur"},
 			{"warmup", "50", "samples learned before scoring starts"},
+			{"lag", "6", "samples a deviation waits before its histogram learns it"},
 			{"history", "3d", "history a new detector learns from"},
 		},
 		build: func(p *params) (Factory, error) {
@@ -172,6 +191,15 @@ func init() {
 			if f.warmup, err = p.int("warmup", 2, 1<<30); err != nil {
 				return nil, err
 			}
+			if f.recurDays, err = p.int("recur_days", 1, peakDays-1); err != nil {
+				return nil, err
+			}
+			if f.recurCount, err = p.int("recur_count", 1, f.recurDays); err != nil {
+				return nil, err
+			}
+			if f.lag, err = p.int("lag", 0, 1024); err != nil {
+				return nil, err
+			}
 			if f.history, err = p.duration("history", 0); err != nil {
 				return nil, err
 			}
@@ -193,6 +221,9 @@ type surpriseFactory struct {
 	seasonGain       float64
 	recur            float64
 	warmup           int
+	lag              int
+	recurDays        int
+	recurCount       int
 	history          time.Duration
 	spec             Spec
 }
@@ -202,6 +233,7 @@ func (f *surpriseFactory) New() Detector {
 		f:     f,
 		win:   make([]float64, f.window-1),
 		slots: make([]slotStat, f.seasonMs/f.slotMs),
+		pend:  make([][2]float32, f.lag),
 	}
 	d.level.init(f.memory)
 	d.seasonal.init(f.memory)
@@ -332,35 +364,34 @@ type slotStat struct {
 	dev  float32 // mean absolute deviation from mean
 	n    uint8   // samples seen, saturating
 	// peak holds the largest level deviation seen in the slot in season
-	// number day (peak[0]) and the two seasons before (peak[1], peak[2]);
-	// a season without samples in the slot has 0.
-	peak [3]float32
+	// number day (peak[0]) and the seasons before (peak[i] for day−i); a
+	// season without samples in the slot has 0.
+	peak [peakDays]float32
 	day  int32
 }
 
-// peaks returns the slot's peaks of seasons day−1 and day−2.
-func (s *slotStat) peaks(day int32) (p1, p2 float32) {
-	switch day - s.day {
-	case 0:
-		return s.peak[1], s.peak[2]
-	case 1:
-		return s.peak[0], s.peak[1]
-	case 2:
-		return 0, s.peak[0]
+// peakDays is the number of seasons whose peaks a slot remembers, the
+// current one included: recur_days is at most peakDays−1.
+const peakDays = 4
+
+// peakOf returns the slot's peak of season day−i (i ≥ 1).
+func (s *slotStat) peakOf(day int32, i int) float32 {
+	j := i - int(day-s.day) // index of season day−i in peak
+	if j < 0 || j >= peakDays {
+		return 0
 	}
-	return 0, 0
+	return s.peak[j]
 }
 
 // notePeak records a level deviation x seen in season number day.
 func (s *slotStat) notePeak(day int32, x float64) {
-	switch day - s.day {
-	case 0:
-	case 1:
-		s.peak = [3]float32{0, s.peak[0], s.peak[1]}
-	case 2:
-		s.peak = [3]float32{0, 0, s.peak[0]}
-	default:
-		s.peak = [3]float32{}
+	if k := int(day - s.day); k > 0 {
+		if k >= peakDays {
+			s.peak = [peakDays]float32{}
+		} else {
+			copy(s.peak[k:], s.peak[:peakDays-k])
+			clear(s.peak[:k])
+		}
 	}
 	s.day = day
 	s.peak[0] = max(s.peak[0], float32(x))
@@ -384,8 +415,11 @@ type surpriseDet struct {
 	errSamples int
 
 	level, seasonal tail
-	restUntil       int64   // end of the rest, ms; 0 before the first onset
-	restLevel       float64 // surprise of the last onset
+	pend            [][2]float32 // ring of deviations not yet learned: level, seasonal or NaN
+	pendPos         int          // next slot of pend to write
+	pendN           int          // slots of pend in use
+	restUntil       int64        // end of the rest, ms; 0 before the first onset
+	restLevel       float64      // surprise of the last onset
 }
 
 // noiseScale is the unit of deviations: the series' noise, floored so that a
@@ -421,13 +455,18 @@ func (d *surpriseDet) recurring(t int64) float64 {
 	if d.f.recur == 0 {
 		return 0
 	}
-	var a, b float32
+	var days [peakDays]float32
 	for o := int64(-1); o <= 1; o++ {
 		u := t + o*d.f.slotMs // the neighbouring slot, in its own season
-		p1, p2 := d.slots[d.slotIndex(u)].peaks(d.seasonOf(u))
-		a, b = max(a, p1), max(b, p2)
+		s, day := &d.slots[d.slotIndex(u)], d.seasonOf(u)
+		for i := 1; i <= d.f.recurDays; i++ {
+			days[i-1] = max(days[i-1], s.peakOf(day, i))
+		}
 	}
-	return d.f.recur * float64(min(a, b))
+	// The recurCount-th largest.
+	ds := days[:d.f.recurDays]
+	slices.Sort(ds)
+	return d.f.recur * float64(ds[len(ds)-d.f.recurCount])
 }
 
 func (d *surpriseDet) Observe(t int64, v float64) Result {
@@ -505,10 +544,13 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelD
 	// The first half of the warm-up teaches the baselines and the noise
 	// only: deviations measured against them are not yet meaningful.
 	if d.n >= d.f.warmup/2 {
-		d.level.add(levelDev)
 		slot.notePeak(d.seasonOf(t), rawLevel)
+		sd := float32(math.NaN())
 		if seasonOK {
-			d.seasonal.add(seasonDev)
+			sd = float32(seasonDev)
+		}
+		d.pending(float32(levelDev), sd)
+		if seasonOK {
 			a := 1.0 / errHalfLife
 			d.errSeason += a * (math.Abs(v-slot.mean) - d.errSeason)
 			d.errLevel += a * (math.Abs(v-d.slow) - d.errLevel)
@@ -552,4 +594,23 @@ func (d *surpriseDet) learn(t int64, v float64, slot *slotStat, rawLevel, levelD
 	}
 	d.n++
 	d.lastT = t
+}
+
+// pending queues a sample's level and seasonal deviations (NaN: none) for
+// the histograms, which learn them lag samples later.
+func (d *surpriseDet) pending(lv, sv float32) {
+	if len(d.pend) > 0 {
+		old := d.pend[d.pendPos]
+		d.pend[d.pendPos] = [2]float32{lv, sv}
+		d.pendPos = (d.pendPos + 1) % len(d.pend)
+		if d.pendN < len(d.pend) {
+			d.pendN++
+			return
+		}
+		lv, sv = old[0], old[1]
+	}
+	d.level.add(float64(lv))
+	if !math.IsNaN(float64(sv)) {
+		d.seasonal.add(float64(sv))
+	}
 }

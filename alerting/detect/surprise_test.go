@@ -79,6 +79,52 @@ func TestSurpriseIncidents(t *testing.T) {
 	}
 }
 
+// TestSurpriseModerateShiftAfterHistory: a rule's detector that learned an
+// hour of a noisy series (about 100, σ 3, a slow swing of ±10, one sample a
+// second, as in the alerting e2e test) alerts on a sustained shift of +20
+// to +60 within a minute, in every one of many runs, and stays below an
+// alert on the same series without the shift. A shift rises through the
+// level expert's 6-sample window; when the histogram learned each step at
+// once, every step was measured against the one before and a +40 shift
+// peaked near score 1 (missed in 79 of 200 runs).
+func TestSurpriseModerateShiftAfterHistory(t *testing.T) {
+	const runs = 40
+	for _, shift := range []float64{0, 20, 40, 60} {
+		missed, alerted := 0, 0
+		for run := range runs {
+			rng := rand.New(rand.NewPCG(uint64(run), 17))
+			start := int64(1.7e12) + rng.Int64N(86400)*1000
+			level := func(ts int64) float64 { return 100 + 10*math.Sin(float64(ts)/6e5) + 3*rng.NormFloat64() }
+			d := mustNew(t, "surprise", nil).New()
+			ts := start
+			for ; ts < start+3600000; ts += 1000 {
+				d.Observe(ts, level(ts))
+			}
+			quiet := 10 + rng.IntN(30)
+			for range quiet {
+				d.Observe(ts, level(ts))
+				ts += 1000
+			}
+			top := 0.0
+			for range 60 {
+				top = math.Max(top, d.Observe(ts, level(ts)+shift).Score)
+				ts += 1000
+			}
+			if top >= 1 {
+				alerted++
+			} else {
+				missed++
+			}
+		}
+		if shift == 0 && alerted > 0 {
+			t.Errorf("no shift: %d of %d runs alerted", alerted, runs)
+		}
+		if shift > 0 && missed > 0 {
+			t.Errorf("shift +%v: missed in %d of %d runs", shift, missed, runs)
+		}
+	}
+}
+
 // TestSurpriseQuietWeek: a week of several ordinary metrics, each with its own
 // noise, raises at most a handful of alerts (the score's threshold is a tail
 // probability of about 1 in 450 samples, and each alert rests a day).

@@ -70,7 +70,7 @@ export const DETECTORS: Detector[] = [
     params: [
       { name: 'window', placeholder: '6', help: 'Samples averaged by the level expert' },
       { name: 'half_life', placeholder: '70', help: 'Half-life of the slow baseline, in samples' },
-      { name: 'memory', placeholder: '3000', help: 'Half-life of the deviation histograms, in samples' },
+      { name: 'memory', placeholder: '10000', help: 'Half-life of the deviation histograms, in samples' },
       { name: 'surprise', placeholder: '4', help: '-log10 of the tail probability at score 1' },
       { name: 'onset', placeholder: '2.65', help: "Surprise that marks an incident's onset and starts a rest" },
       { name: 'rest', placeholder: '1d', help: 'Time reported as 0 after an onset, unless more surprising' },

@@ -1,0 +1,289 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/kv/codec"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Ring names, each under one key of the KV store: the ingesters' ring
+// places series; the distributors' ring only counts distributors, which
+// share each tenant's ingestion rate.
+const (
+	ingesterRingName    = "ingester"
+	ingesterRingKey     = "ingester"
+	distributorRingName = "distributor"
+	distributorRingKey  = "distributor"
+)
+
+// Options are what a Member needs besides its Config.
+type Options struct {
+	Targets Targets
+	// HTTPAddr is the address the process's HTTP server listens on: its
+	// port is the ring address's when -ring.instance-addr is empty.
+	HTTPAddr string
+	// Flush ships an ingester's heads to the bucket before it leaves the
+	// ring; called while it is LEAVING (no longer written to).
+	Flush func(context.Context) error
+	// FlushTimeout bounds Flush.
+	FlushTimeout time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Member is a process's membership of the cluster: the memberlist KV it
+// gossips through, its view of the ingesters' ring and, in an ingester,
+// the lifecycler that keeps the ingester's entry (tokens, state, heartbeat).
+type Member struct {
+	cfg    Config
+	logger *slog.Logger
+	kv     *memberlist.KVInitService
+	// Ring is the ingesters' ring, as this process sees it.
+	Ring       *ring.Ring
+	lifecycler *ring.BasicLifecycler // nil unless the process is an ingester
+	// distributors is the distributors' ring, and distLifecycler this
+	// distributor's entry in it; nil unless the process is a distributor.
+	distributors   *ring.Ring
+	distLifecycler *ring.BasicLifecycler
+	// started are the services running, in the order they started.
+	started []services.Service
+}
+
+// NewMember builds the process's membership; Start joins the cluster.
+func NewMember(cfg Config, opts Options) (*Member, error) {
+	logger := kitLogger{opts.Logger}
+	m := &Member{cfg: cfg, logger: opts.Logger}
+
+	var kvCfg memberlist.KVConfig
+	// dskit's defaults (gossip and probe intervals, timeouts), then
+	// Strata's settings.
+	kvCfg.RegisterFlags(flag.NewFlagSet("memberlist", flag.ContinueOnError))
+	kvCfg.TCPTransport.BindAddrs = []string{cfg.Memberlist.BindAddr}
+	kvCfg.TCPTransport.BindPort = cfg.Memberlist.BindPort
+	kvCfg.JoinMembers = append(kvCfg.JoinMembers[:0], cfg.Memberlist.Join...)
+	kvCfg.Codecs = []codec.Codec{ring.GetCodec()}
+	m.kv = memberlist.NewKVInitService(&kvCfg, logger, &noDNS{}, opts.Registerer)
+
+	kvStore := kv.Config{Store: "memberlist", StoreConfig: kv.StoreConfig{MemberlistKV: m.kv.GetMemberlistKV}}
+	ringCfg := ring.Config{
+		KVStore:           kvStore,
+		HeartbeatTimeout:  time.Duration(cfg.Ring.HeartbeatTimeout),
+		ReplicationFactor: cfg.Ring.ReplicationFactor,
+	}
+	var err error
+	if m.Ring, err = ring.New(ringCfg, ingesterRingName, ingesterRingKey, logger, opts.Registerer); err != nil {
+		return nil, fmt.Errorf("create the ingester ring client: %w", err)
+	}
+	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) {
+		return m, nil
+	}
+
+	addr, err := instanceAddr(cfg.Ring.InstanceAddr, opts.HTTPAddr, logger)
+	if err != nil {
+		return nil, err
+	}
+	id := cfg.Ring.InstanceID
+	if id == "" {
+		if id, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("ring.instance-id is empty and the host name is unknown: %w", err)
+		}
+	}
+	if opts.Targets.Has(TargetDistributor) {
+		distCfg := ringCfg
+		distCfg.ReplicationFactor = 1
+		if m.distributors, err = ring.New(distCfg, distributorRingName, distributorRingKey, logger, prometheus.WrapRegistererWithPrefix("distributor_", opts.Registerer)); err != nil {
+			return nil, fmt.Errorf("create the distributor ring client: %w", err)
+		}
+		client, err := kv.NewClient(kvStore, ring.GetCodec(), kv.RegistererWithKVName(opts.Registerer, "distributor-lifecycler"), logger)
+		if err != nil {
+			return nil, fmt.Errorf("create the ring's KV client: %w", err)
+		}
+		// One token: the ring only counts distributors. A distributor
+		// holds no data: on stop it leaves at once.
+		var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, 1)
+		d = ring.NewLeaveOnStoppingDelegate(d, logger)
+		d = ring.NewAutoForgetDelegate(time.Duration(cfg.Ring.ForgetAfter), d, logger)
+		if m.distLifecycler, err = ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
+			ID: id, Addr: addr, NumTokens: 1,
+			HeartbeatPeriod:  time.Duration(cfg.Ring.HeartbeatPeriod),
+			HeartbeatTimeout: time.Duration(cfg.Ring.HeartbeatTimeout),
+		}, distributorRingName, distributorRingKey, client, d, logger, prometheus.WrapRegistererWithPrefix("distributor_", opts.Registerer)); err != nil {
+			return nil, fmt.Errorf("create the distributor lifecycler: %w", err)
+		}
+	}
+	if !opts.Targets.Has(TargetIngester) {
+		return m, nil
+	}
+	client, err := kv.NewClient(kvStore, ring.GetCodec(), kv.RegistererWithKVName(opts.Registerer, "ingester-lifecycler"), logger)
+	if err != nil {
+		return nil, fmt.Errorf("create the ring's KV client: %w", err)
+	}
+	// Delegates, outermost first: forget members unhealthy for
+	// -ring.forget-after; on stop, go LEAVING (no more writes), keep the
+	// tokens, flush, then leave the ring; on start, take back the tokens
+	// the ring (or the tokens file) still has, or new ones, as ACTIVE.
+	var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.Ring.NumTokens)
+	d = &flushDelegate{BasicLifecyclerDelegate: d, flush: opts.Flush, timeout: opts.FlushTimeout, logger: opts.Logger}
+	if cfg.Ring.TokensFile != "" {
+		d = ring.NewTokensPersistencyDelegate(cfg.Ring.TokensFile, ring.ACTIVE, d, logger)
+	}
+	d = ring.NewLeaveOnStoppingDelegate(d, logger)
+	d = ring.NewAutoForgetDelegate(time.Duration(cfg.Ring.ForgetAfter), d, logger)
+	lcCfg := ring.BasicLifecyclerConfig{
+		ID:                  id,
+		Addr:                addr,
+		HeartbeatPeriod:     time.Duration(cfg.Ring.HeartbeatPeriod),
+		HeartbeatTimeout:    time.Duration(cfg.Ring.HeartbeatTimeout),
+		TokensObservePeriod: 0,
+		NumTokens:           cfg.Ring.NumTokens,
+	}
+	if m.lifecycler, err = ring.NewBasicLifecycler(lcCfg, ingesterRingName, ingesterRingKey, client, d, logger, opts.Registerer); err != nil {
+		return nil, fmt.Errorf("create the ingester lifecycler: %w", err)
+	}
+	return m, nil
+}
+
+// instanceAddr is the address other processes reach this one at.
+func instanceAddr(configured, httpAddr string, logger kitLogger) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", fmt.Errorf("ring address from %q: %w", httpAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = ring.GetInstanceAddr("", []string{"eth0", "en0"}, logger, false); err != nil {
+			return "", fmt.Errorf("find this host's address for the ring (set -ring.instance-addr): %w", err)
+		}
+	}
+	p, _ := strconv.Atoi(port)
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// Start joins the cluster: memberlist, the ring's view and, in an ingester,
+// its entry in the ring (ACTIVE once registered).
+func (m *Member) Start(ctx context.Context) error {
+	svcs := []services.Service{m.kv, m.Ring}
+	if m.distributors != nil {
+		svcs = append(svcs, m.distributors, m.distLifecycler)
+	}
+	if m.lifecycler != nil {
+		svcs = append(svcs, m.lifecycler)
+	}
+	for _, s := range svcs {
+		// A service runs until stopped with the context it was started
+		// with: not ctx, so that the process's shutdown stops them in
+		// order (Stop) rather than all at once.
+		if err := s.StartAsync(context.Background()); err != nil {
+			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
+		}
+		m.started = append(m.started, s)
+		if err := s.AwaitRunning(ctx); err != nil {
+			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
+		}
+	}
+	return nil
+}
+
+// Stop leaves the cluster, last started first. An ingester's lifecycler goes
+// LEAVING, flushes the heads and removes the ingester from the ring before
+// the ring view and memberlist stop.
+func (m *Member) Stop() error {
+	var errs []error
+	for i := len(m.started) - 1; i >= 0; i-- {
+		if err := services.StopAndAwaitTerminated(context.Background(), m.started[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.started = nil
+	return errors.Join(errs...)
+}
+
+// InstanceID is the ingester's name in the ring; empty unless an ingester.
+func (m *Member) InstanceID() string {
+	if m.lifecycler == nil {
+		return ""
+	}
+	return m.lifecycler.GetInstanceID()
+}
+
+// Distributors returns how many healthy distributors the cluster has, this
+// one included: they share each tenant's ingestion rate
+// (limits.NewSharedRateLimiters). 1 unless the process is a distributor.
+func (m *Member) Distributors() int {
+	if m.distributors == nil {
+		return 1
+	}
+	rs, err := m.distributors.GetAllHealthy(ring.Reporting)
+	if err != nil {
+		return 1
+	}
+	return max(1, len(rs.Instances))
+}
+
+// RingHandler serves the ring's status page (/ring): the members, their
+// state, address, heartbeat and token ownership; JSON for a request that
+// accepts application/json. It allows forgetting a member by hand.
+func (m *Member) RingHandler() http.Handler { return m.Ring }
+
+// DistributorRingHandler serves the distributors' ring page; nil unless
+// the process is a distributor.
+func (m *Member) DistributorRingHandler() http.Handler {
+	if m.distributors == nil {
+		return nil
+	}
+	return m.distributors
+}
+
+// MemberlistHandler serves memberlist's status page (/memberlist).
+func (m *Member) MemberlistHandler() http.Handler { return m.kv }
+
+// flushDelegate flushes the ingester's heads to the bucket when it stops,
+// after LeaveOnStoppingDelegate has made it LEAVING and before the
+// lifecycler removes it from the ring: its data is in the bucket before
+// the cluster stops counting it as a replica.
+type flushDelegate struct {
+	ring.BasicLifecyclerDelegate
+	flush   func(context.Context) error
+	timeout time.Duration
+	logger  *slog.Logger
+}
+
+func (d *flushDelegate) OnRingInstanceStopping(l *ring.BasicLifecycler) {
+	if d.flush != nil {
+		d.logger.Info("flushing the heads to the bucket before leaving the ring")
+		ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+		if err := d.flush(ctx); err != nil {
+			d.logger.Error("flush before leaving the ring failed; the blocks not shipped stay in the WAL and local blocks", "err", err)
+		}
+		cancel()
+	}
+	d.BasicLifecyclerDelegate.OnRingInstanceStopping(l)
+}
+
+// noDNS resolves join addresses as given: Strata's -memberlist.join takes
+// host:port, which memberlist resolves itself.
+type noDNS struct{ addrs []string }
+
+func (p *noDNS) Resolve(_ context.Context, addrs []string) error {
+	p.addrs = addrs
+	return nil
+}
+
+func (p *noDNS) Addresses() []string { return p.addrs }
