@@ -5,7 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/tenant"
 )
+
+// TSDBAdmin deletes series of a tenant, for Prometheus's TSDB admin
+// endpoints.
+type TSDBAdmin interface {
+	// DeleteSeries deletes the series of tenant id matching ms in
+	// [mint, maxt] (milliseconds, both included) from queries at once, and
+	// from storage eventually.
+	DeleteSeries(ctx context.Context, id string, mint, maxt int64, ms []*labels.Matcher) error
+	// CleanTombstones removes deleted data from storage now, as far as it
+	// can.
+	CleanTombstones(ctx context.Context, id string) error
+}
+
+// cleanTombstonesHandler serves POST /api/v1/admin/tsdb/clean_tombstones
+// for the tenant of the request, answering as Prometheus: 204, or 500 with
+// errorType internal.
+func cleanTombstonesHandler(a TSDBAdmin) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			respondError(w, http.StatusMethodNotAllowed, "bad_data", fmt.Errorf("method %s not allowed, use POST", r.Method))
+			return
+		}
+		id, _ := tenant.FromContext(r.Context())
+		if err := a.CleanTombstones(r.Context(), id); err != nil {
+			respondError(w, http.StatusInternalServerError, "internal", err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
 
 // Flusher cuts every head into blocks and ships them.
 type Flusher interface {

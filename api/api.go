@@ -58,10 +58,14 @@ type Options struct {
 	Queryable storage.SampleAndChunkQueryable
 	Exemplars storage.ExemplarQueryable
 	Metadata  MetadataSource
-	// HeadStats answers /api/v1/status/tsdb per tenant; nil leaves
-	// Prometheus's handler, which answers an error.
-	HeadStats HeadStatsSource
-	Tenants   tenant.Resolver
+	// Cardinality answers /api/v1/status/tsdb and /api/v1/cardinality/*
+	// per tenant; nil leaves Prometheus's status handler, which answers an
+	// error, and no cardinality endpoints.
+	Cardinality CardinalitySource
+	// CardinalityMaxSeries bounds the series one cardinality request
+	// counts; 0 means no bound.
+	CardinalityMaxSeries int
+	Tenants              tenant.Resolver
 	// Limits, when set, apply each tenant's query length and concurrency limits (see limits.go).
 	Limits *limits.Overrides
 
@@ -85,6 +89,11 @@ type Options struct {
 	// AnomalyRules returns the anomaly rules of the tenant of the context,
 	// for /api/v1/anomaly/rules; nil leaves it out.
 	AnomalyRules func(context.Context) []ruler.AnomalyRule
+
+	// Admin, when set, serves Prometheus's TSDB admin endpoints
+	// delete_series and clean_tombstones per tenant (admin.go); nil
+	// answers them "admin APIs disabled", as Prometheus does.
+	Admin TSDBAdmin
 
 	// Store answers the status endpoints about tenants, blocks and WAL
 	// replay (status.go); nil leaves Prometheus's answers.
@@ -132,10 +141,10 @@ func New(o Options) http.Handler {
 		o.Flags,
 		v1.GlobalURLOptions{},
 		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		noTSDBAdmin{},
+		tenantTSDBAdmin{o.Admin},
 		"",
-		false, // admin endpoints
-		false, // search endpoints
+		o.Admin != nil, // admin endpoints
+		false,          // search endpoints
 		0,
 		o.Logger.With("component", "api"),
 		rulesRetriever,
@@ -168,11 +177,21 @@ func New(o Options) http.Handler {
 	upstream.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", newQueryGate(o.Limits, o.Registerer).wrap(maxSourceResolution(compressed(router))))
+	gate := newQueryGate(o.Limits, o.Registerer)
+	mux.Handle("/api/v1/", gate.wrap(maxSourceResolution(compressed(router))))
 	mux.Handle("/api/v1/read", checkReadBody(router))
 	mux.Handle("/api/v1/metadata", http.HandlerFunc(metadataHandler(o.Metadata)))
-	if o.HeadStats != nil {
-		mux.Handle("/api/v1/status/tsdb", tsdbStatusHandler(o.HeadStats, o.Gatherer))
+	if o.Admin != nil {
+		mux.Handle("/api/v1/admin/tsdb/clean_tombstones", cleanTombstonesHandler(o.Admin))
+	}
+	if o.Cardinality != nil {
+		ch := &cardinalityHandlers{src: o.Cardinality, parser: o.Parser, limits: o.Limits, maxSeries: o.CardinalityMaxSeries}
+		if ch.parser == nil {
+			ch.parser = parser.NewParser(parser.Options{})
+		}
+		mux.Handle("/api/v1/status/tsdb", gate.slot(ch.tsdbStatus(o.Gatherer)))
+		mux.Handle("/api/v1/cardinality/label_names", gate.slot(http.HandlerFunc(ch.labelNames)))
+		mux.Handle("/api/v1/cardinality/label_values", gate.slot(http.HandlerFunc(ch.labelValues)))
 	}
 	if o.AnomalyQuery != nil {
 		mux.Handle("/api/v1/anomaly/query_range", o.AnomalyQuery)
@@ -301,16 +320,26 @@ func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
 // per tenant in Strata and not served through Prometheus's single-TSDB API.
 var errNoAdmin = errors.New("not supported by Strata's multi-tenant store")
 
-type noTSDBAdmin struct{}
+// tenantTSDBAdmin is Prometheus's TSDB admin interface over Strata's
+// tenants: Delete resolves the tenant from its context, which the upstream
+// delete_series handler passes. The methods without a context are served
+// elsewhere (clean_tombstones) or not at all.
+type tenantTSDBAdmin struct{ admin TSDBAdmin }
 
-func (noTSDBAdmin) CleanTombstones() error                                         { return errNoAdmin }
-func (noTSDBAdmin) Delete(context.Context, int64, int64, ...*labels.Matcher) error { return errNoAdmin }
-func (noTSDBAdmin) Snapshot(string, bool) error                                    { return errNoAdmin }
-func (noTSDBAdmin) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNoAdmin }
-func (noTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+func (a tenantTSDBAdmin) CleanTombstones() error { return errNoAdmin }
+func (a tenantTSDBAdmin) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	id, ok := tenant.FromContext(ctx)
+	if !ok || a.admin == nil {
+		return errNoAdmin
+	}
+	return a.admin.DeleteSeries(ctx, id, mint, maxt, ms)
+}
+func (tenantTSDBAdmin) Snapshot(string, bool) error            { return errNoAdmin }
+func (tenantTSDBAdmin) Stats(string, int) (*tsdb.Stats, error) { return nil, errNoAdmin }
+func (tenantTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error)  { return nil, errNoAdmin }
+func (tenantTSDBAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil
 }
-func (noTSDBAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoAdmin }
 
 // maxReadBody is the most Prometheus's remote-read handler reads of a
 // body, compressed and decompressed.

@@ -72,6 +72,25 @@ func (g *queryGate) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// slot holds one of the tenant's query slots (max_concurrent_queries)
+// while next serves: for the endpoints that read as much as a query.
+func (g *queryGate) slot(next http.Handler) http.Handler {
+	if g.overrides == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := tenant.FromContext(r.Context())
+		release, err := g.acquire(r.Context(), id, g.overrides.For(id))
+		if err != nil {
+			g.overrides.Hit(id, "max_concurrent_queries")
+			respondError(w, http.StatusServiceUnavailable, "unavailable", err)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
+}
+
 // acquire takes one of the tenant's query slots, waiting for one at most
 // the tenant's queue wait.
 func (g *queryGate) acquire(ctx context.Context, id string, l *limits.Limits) (func(), error) {

@@ -1,66 +1,69 @@
 package api
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
-	"github.com/strata-tsdb/strata/tenant"
+	"github.com/strata-tsdb/strata/cardinality"
 )
-
-// HeadStatsSource gives the cardinality statistics of a tenant's head.
-type HeadStatsSource interface {
-	// HeadStats returns the statistics of tenant id's head, grouped by the
-	// label statsByLabelName and cut to the limit largest entries; false
-	// when the tenant has no head (it has written nothing).
-	HeadStats(id, statsByLabelName string, limit int) (*tsdb.Stats, bool)
-}
 
 // maxTSDBStatusLimit is the largest limit /api/v1/status/tsdb accepts, as in
 // Prometheus.
 const maxTSDBStatusLimit = 10000
 
-// tsdbStatusHandler answers /api/v1/status/tsdb for the tenant of the
-// request, in Prometheus's response shape. Prometheus's own handler asks one
-// database with no request context, so it cannot tell tenants apart.
-func tsdbStatusHandler(src HeadStatsSource, g prometheus.Gatherer) http.HandlerFunc {
+// tsdbStatus is Prometheus's answer of /api/v1/status/tsdb and, over a time
+// range, what was counted there.
+type tsdbStatus struct {
+	v1.TSDBStatus
+	Range *tsdbRange `json:"range,omitempty"`
+}
+
+// tsdbRange is what /api/v1/status/tsdb counted over a time range: the
+// lists of the answer are about these series, headStats still about the
+// head.
+type tsdbRange struct {
+	// Start and End are the range's bounds in milliseconds.
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+	// NumSeries is the series with samples in the range, in the head and
+	// every block.
+	NumSeries int `json:"numSeries"`
+	// NumLabelPairs is their distinct label pairs.
+	NumLabelPairs int `json:"numLabelPairs"`
+}
+
+// tsdbStatus answers /api/v1/status/tsdb for the tenant of the request, in
+// Prometheus's response shape. Prometheus's own handler asks one database
+// with no request context, so it cannot tell tenants apart. Without start
+// and end it covers the head, as Prometheus; with both, the lists cover the
+// series with samples in the range in the head and every block (local and
+// in the bucket), with what was counted under "range".
+func (h *cardinalityHandlers) tsdbStatus(g prometheus.Gatherer) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			respondError(w, http.StatusMethodNotAllowed, "bad_data", fmt.Errorf("method %s not allowed", r.Method))
+		if !allowGetPost(w, r) {
 			return
 		}
-		limit := 10
-		if s := r.FormValue("limit"); s != "" {
-			var err error
-			if limit, err = strconv.Atoi(s); err != nil || limit < 1 {
-				respondError(w, http.StatusBadRequest, "bad_data", errors.New("limit must be a positive number"))
-				return
-			}
-			if limit > maxTSDBStatusLimit {
-				respondError(w, http.StatusBadRequest, "bad_data", fmt.Errorf("limit must not exceed %d", maxTSDBStatusLimit))
-				return
-			}
+		req, err := h.parse(r, 10, maxTSDBStatusLimit)
+		if err != nil {
+			respondCountError(w, err)
+			return
 		}
-		id, _ := tenant.FromContext(r.Context())
-		status := v1.TSDBStatus{
+		status := tsdbStatus{TSDBStatus: v1.TSDBStatus{
 			HeadStats:                   v1.HeadStats{MinTime: math.MaxInt64, MaxTime: math.MinInt64},
 			SeriesCountByMetricName:     []v1.TSDBStat{},
 			LabelValueCountByLabelName:  []v1.TSDBStat{},
 			MemoryInBytesByLabelName:    []v1.TSDBStat{},
 			SeriesCountByLabelValuePair: []v1.TSDBStat{},
-		}
-		if s, ok := src.HeadStats(id, labels.MetricName, limit); ok {
-			status = v1.TSDBStatus{
+		}}
+		if s, ok := h.src.HeadStats(req.id, labels.MetricName, req.limit); ok {
+			status.TSDBStatus = v1.TSDBStatus{
 				HeadStats: v1.HeadStats{
 					NumSeries:     s.NumSeries,
-					ChunkCount:    headChunks(g, id),
+					ChunkCount:    headChunks(g, req.id),
 					MinTime:       s.MinTime,
 					MaxTime:       s.MaxTime,
 					NumLabelPairs: s.IndexPostingStats.NumLabelPairs,
@@ -71,8 +74,29 @@ func tsdbStatusHandler(src HeadStatsSource, g prometheus.Gatherer) http.HandlerF
 				SeriesCountByLabelValuePair: v1.TSDBStatsFromIndexStats(s.IndexPostingStats.LabelValuePairsStats),
 			}
 		}
+		if !req.scope.Head {
+			c, err := h.count(r.Context(), req)
+			if err != nil {
+				respondCountError(w, err)
+				return
+			}
+			st := c.TSDBStats(labels.MetricName, req.limit)
+			status.SeriesCountByMetricName = tsdbStats(st.SeriesCountByMetricName)
+			status.LabelValueCountByLabelName = tsdbStats(st.LabelValueCountByLabelName)
+			status.MemoryInBytesByLabelName = tsdbStats(st.MemoryInBytesByLabelName)
+			status.SeriesCountByLabelValuePair = tsdbStats(st.SeriesCountByLabelValuePair)
+			status.Range = &tsdbRange{Start: req.scope.MinTime, End: req.scope.MaxTime, NumSeries: c.Series, NumLabelPairs: st.NumLabelPairs}
+		}
 		respondSuccess(w, status)
 	}
+}
+
+func tsdbStats(stats []cardinality.Stat) []v1.TSDBStat {
+	out := make([]v1.TSDBStat, 0, len(stats))
+	for _, s := range stats {
+		out = append(out, v1.TSDBStat{Name: s.Name, Value: s.Count})
+	}
+	return out
 }
 
 // headChunks reads the tenant's prometheus_tsdb_head_chunks gauge, which

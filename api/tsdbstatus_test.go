@@ -53,10 +53,10 @@ func TestTSDBStatusPerTenant(t *testing.T) {
 	write("b", map[string]int{"other": 1})
 
 	srv := httptest.NewServer(New(Options{
-		Tenants:    tenant.Resolver{Default: "a"},
-		HeadStats:  store,
-		Registerer: prometheus.NewRegistry(),
-		Gatherer:   reg,
+		Tenants:     tenant.Resolver{Default: "a"},
+		Cardinality: store,
+		Registerer:  prometheus.NewRegistry(),
+		Gatherer:    reg,
 	}))
 	t.Cleanup(srv.Close)
 

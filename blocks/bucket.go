@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +48,16 @@ type bucketBlocks struct {
 	// (the sources of merged and downsampled blocks); replaced, never
 	// changed, so that readers may keep it.
 	held map[string]map[ulid.ULID]bool
+	// deletions are each tenant's deletion requests (deletion.go), as
+	// the last read of the bucket showed them plus those made here since.
+	deletions    map[string][]*blockmeta.DeletionRequest
+	addedDeletes map[string]map[string]addedDeletion
+}
+
+// addedDeletion is a deletion request this process made, and when.
+type addedDeletion struct {
+	r  *blockmeta.DeletionRequest
+	at time.Time
 }
 
 // addedBlock is a block this process shipped, and when its upload ended.
@@ -61,6 +72,9 @@ func newBucketBlocks(bkt objstore.Bucket, logger *slog.Logger, m *storeMetrics, 
 		tenants: map[string]map[ulid.ULID]*blockmeta.Meta{},
 		added:   map[string]map[ulid.ULID]addedBlock{},
 		held:    map[string]map[ulid.ULID]bool{},
+
+		deletions:    map[string][]*blockmeta.DeletionRequest{},
+		addedDeletes: map[string]map[string]addedDeletion{},
 	}
 }
 
@@ -93,6 +107,8 @@ type tenantView struct {
 	// listedAt is when the listing behind the view began, by this
 	// process's clock.
 	listedAt time.Time
+	// deletions are the tenant's deletion requests, read after listedAt.
+	deletions []*blockmeta.DeletionRequest
 }
 
 // Sync refreshes every tenant's block list. Blocks gone (deleted, or
@@ -126,11 +142,16 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 		}
 		for u, m := range blocks {
 			gone(id, u)
-			changed = append(changed, viewChange{id, m})
+			changed = append(changed, blockChange(id, m))
 		}
 		delete(b.tenants, id)
 		delete(b.held, id)
 		b.m.bucketBlocks.DeleteLabelValues(id)
+	}
+	for id := range b.deletions {
+		if !seen[id] && len(b.addedDeletes[id]) == 0 {
+			delete(b.deletions, id) // the tenant is gone from the bucket
+		}
 	}
 	b.mu.Unlock()
 	b.report(changed)
@@ -139,8 +160,14 @@ func (b *bucketBlocks) Sync(ctx context.Context, gone func(tenant string, id uli
 
 // viewChange is a block that entered or left a tenant's view.
 type viewChange struct {
-	tenant string
-	meta   *blockmeta.Meta
+	tenant     string
+	mint, maxt int64 // both included
+}
+
+// blockChange is block m of tenant id entering or leaving the view.
+func blockChange(id string, m *blockmeta.Meta) viewChange {
+	// Block ranges are half-open: [MinTime, MaxTime).
+	return viewChange{id, m.MinTime, m.MaxTime - 1}
 }
 
 // report tells the change observer of blocks that entered or left the
@@ -150,8 +177,7 @@ func (b *bucketBlocks) report(changed []viewChange) {
 		return
 	}
 	for _, c := range changed {
-		// Block ranges are half-open: [MinTime, MaxTime).
-		b.changes.BucketChanged(c.tenant, c.meta.MinTime, c.meta.MaxTime-1)
+		b.changes.BucketChanged(c.tenant, c.mint, c.maxt)
 	}
 }
 
@@ -193,15 +219,24 @@ func (b *bucketBlocks) readTenant(ctx context.Context, id string) (tenantView, e
 	}
 	v.listedAt = b.now()
 	var ids []ulid.ULID
+	hasDeletions := false
 	err = b.bkt.Iter(ctx, id+"/", func(name string) error {
 		u, err := ulid.Parse(strings.TrimSuffix(path.Base(name), "/"))
 		if err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, u)
 		}
+		if name == path.Join(id, blockmeta.DeletionsDir)+"/" {
+			hasDeletions = true
+		}
 		return nil
 	}, false)
 	if err != nil {
 		return v, fmt.Errorf("list blocks of tenant %q: %w", id, err)
+	}
+	if hasDeletions {
+		if v.deletions, err = blockmeta.ReadDeletions(ctx, b.bkt, id); err != nil {
+			return v, err
+		}
 	}
 	for _, u := range ids {
 		if v.marked[u] {
@@ -280,13 +315,35 @@ func (b *bucketBlocks) replace(id string, v tenantView, gone func(string, ulid.U
 	for u, m := range b.tenants[id] {
 		if _, ok := next[u]; !ok {
 			gone(id, u)
-			changed = append(changed, viewChange{id, m})
+			changed = append(changed, blockChange(id, m))
 		}
 	}
 	for u, m := range next {
 		if _, ok := b.tenants[id][u]; !ok {
-			changed = append(changed, viewChange{id, m})
+			changed = append(changed, blockChange(id, m))
 		}
+	}
+	dels := v.deletions
+	for rid, a := range b.addedDeletes[id] {
+		switch {
+		case slices.ContainsFunc(dels, func(r *blockmeta.DeletionRequest) bool { return r.ID == rid }):
+			delete(b.addedDeletes[id], rid)
+		case a.at.Before(v.listedAt):
+			delete(b.addedDeletes[id], rid) // done and removed by the compactor
+		default:
+			dels = append(dels, a.r)
+		}
+	}
+	// A deletion request another process stored hides data from now on.
+	for _, r := range dels {
+		if !slices.ContainsFunc(b.deletions[id], func(o *blockmeta.DeletionRequest) bool { return o.ID == r.ID }) {
+			changed = append(changed, viewChange{id, r.MinTime, r.MaxTime})
+		}
+	}
+	if len(dels) == 0 {
+		delete(b.deletions, id)
+	} else {
+		b.deletions[id] = dels
 	}
 	b.tenants[id] = next
 	b.updateHeld(id)
@@ -308,6 +365,25 @@ func (b *bucketBlocks) Add(tenantID string, m *blockmeta.Meta) {
 	b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))
 }
 
+// AddDeletion records a deletion request this process just uploaded.
+func (b *bucketBlocks) AddDeletion(tenantID string, r *blockmeta.DeletionRequest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addedDeletes[tenantID] == nil {
+		b.addedDeletes[tenantID] = map[string]addedDeletion{}
+	}
+	b.addedDeletes[tenantID][r.ID] = addedDeletion{r: r, at: b.now()}
+	b.deletions[tenantID] = append(slices.Clone(b.deletions[tenantID]), r)
+}
+
+// Deletions returns the tenant's deletion requests; the slice is never
+// changed.
+func (b *bucketBlocks) Deletions(tenantID string) []*blockmeta.DeletionRequest {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.deletions[tenantID]
+}
+
 // Forget drops a block the bucket no longer has from the view.
 func (b *bucketBlocks) Forget(tenantID string, id ulid.ULID) {
 	var changed []viewChange
@@ -316,7 +392,7 @@ func (b *bucketBlocks) Forget(tenantID string, id ulid.ULID) {
 	defer b.mu.Unlock()
 	delete(b.added[tenantID], id)
 	if m, ok := b.tenants[tenantID][id]; ok {
-		changed = append(changed, viewChange{tenantID, m})
+		changed = append(changed, blockChange(tenantID, m))
 		delete(b.tenants[tenantID], id)
 		b.updateHeld(tenantID)
 		b.m.bucketBlocks.WithLabelValues(tenantID).Set(float64(len(b.tenants[tenantID])))

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/strata-tsdb/strata/blocks"
 )
 
@@ -114,5 +116,21 @@ func TestChangesReported(t *testing.T) {
 	_, bucket = rrec.take()
 	if len(bucket) != len(old)+1 || !covered(bucket) {
 		t.Errorf("after the merge: reported %v, want the %d blocks gone and the merged one, covering [%d, %d]", bucket, len(old), mint, maxt)
+	}
+
+	// A deletion hides data at once: the process that stores it reports it
+	// before answering, another process when it learns of the request.
+	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, series[0].Get(labels.MetricName))
+	if err := writer.DeleteSeries(ctx, "team-a", mint+1, mint+2, []*labels.Matcher{m}); err != nil {
+		t.Fatal(err)
+	}
+	if _, bucket := wrec.take(); len(bucket) != 1 || bucket[0] != [3]any{"team-a", mint + 1, mint + 2} {
+		t.Errorf("after a deletion the writer reported %v, want team-a [%d, %d]", bucket, mint+1, mint+2)
+	}
+	if err := reader.SyncBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, bucket := rrec.take(); len(bucket) != 1 || bucket[0] != [3]any{"team-a", mint + 1, mint + 2} {
+		t.Errorf("after another process's deletion the reader reported %v, want team-a [%d, %d]", bucket, mint+1, mint+2)
 	}
 }

@@ -22,6 +22,11 @@ type localReads struct {
 	mu     sync.Mutex
 	skip   func(ulid.ULID) bool
 	opened map[ulid.ULID]bool
+	// deleted, when set, returns a block as queries read it: without the
+	// data of the tenant's deletion requests, which the block's own
+	// tombstones lack when it was cut from data the TSDB's Delete does not
+	// reach (the out-of-order head).
+	deleted func(*tsdb.Block) (tsdb.BlockReader, error)
 }
 
 // install sets o's querier functions to consult l.
@@ -30,14 +35,32 @@ func (l *localReads) install(o *tsdb.Options) {
 		if l.leaveOut(b) {
 			return storage.NoopQuerier(), nil
 		}
+		b, err := l.withDeletions(b)
+		if err != nil {
+			return nil, err
+		}
 		return tsdb.NewBlockQuerier(b, mint, maxt)
 	}
 	o.BlockChunkQuerierFunc = func(b tsdb.BlockReader, mint, maxt int64) (storage.ChunkQuerier, error) {
 		if l.leaveOut(b) {
 			return storage.NoopChunkedQuerier(), nil
 		}
+		b, err := l.withDeletions(b)
+		if err != nil {
+			return nil, err
+		}
 		return tsdb.NewBlockChunkQuerier(b, mint, maxt)
 	}
+}
+
+// withDeletions returns b as queries read it; heads are returned as they
+// are.
+func (l *localReads) withDeletions(b tsdb.BlockReader) (tsdb.BlockReader, error) {
+	blk, ok := b.(*tsdb.Block)
+	if !ok || l.deleted == nil {
+		return b, nil
+	}
+	return l.deleted(blk)
 }
 
 // leaveOut reports whether b, a block being opened by open's call, is to be

@@ -403,7 +403,11 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	// up, as the compactor will add them when it merges the blocks.
 	downsampled := map[int64][]storage.Querier{}
 	for i, e := range entries {
-		bq, err := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
+		blk, err := q.s.withDeletions(ctx, id, spans[i].meta, e.block)
+		var bq storage.Querier
+		if err == nil {
+			bq, err = tsdb.NewBlockQuerier(blk, spans[i].mint, spans[i].maxt)
+		}
 		if err != nil {
 			closeAll(qs)
 			for _, ds := range downsampled {
@@ -590,14 +594,18 @@ func (q *tenantChunkQuerier) chunkQuerier(ctx context.Context) (storage.ChunkQue
 	}
 	for i, e := range entries {
 		var bq storage.ChunkQuerier
-		if spans[i].meta.Resolution() > 0 {
+		blk, derr := q.s.withDeletions(ctx, id, spans[i].meta, e.block)
+		switch {
+		case derr != nil:
+			err = derr
+		case spans[i].meta.Resolution() > 0:
 			// Remote read of downsampled data returns each window's mean,
 			// re-encoded as chunks.
-			sq, qerr := tsdb.NewBlockQuerier(e.block, spans[i].mint, spans[i].maxt)
+			sq, qerr := tsdb.NewBlockQuerier(blk, spans[i].mint, spans[i].maxt)
 			bq, err = seriesToChunkQuerier{aggrQuerier{Querier: spanQuerier{sq, spans[i].mint, spans[i].maxt}, downsampled: true}}, qerr
-		} else {
+		default:
 			var cq storage.ChunkQuerier
-			cq, err = tsdb.NewBlockChunkQuerier(e.block, spans[i].mint, spans[i].maxt)
+			cq, err = tsdb.NewBlockChunkQuerier(blk, spans[i].mint, spans[i].maxt)
 			bq = spanChunkQuerier{cq, spans[i].mint, spans[i].maxt}
 		}
 		if err != nil {

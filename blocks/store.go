@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/tenant"
 )
@@ -131,6 +132,8 @@ type Store struct {
 	cache  *blockCache   // nil without a bucket
 
 	disk *diskGuard
+	// stones are the tombstones of deletion requests on bucket blocks.
+	stones deletionTombstones
 
 	mu        sync.Mutex
 	tenants   map[string]*tenantEntry // every tenant on disk or open
@@ -280,6 +283,11 @@ func (s *Store) openTenant(id string, stats *tsdb.DBStats) (*tenantDB, error) {
 		o.WALCompression = "snappy"
 	}
 	local := &localReads{}
+	if s.bucket != nil {
+		local.deleted = func(b *tsdb.Block) (tsdb.BlockReader, error) {
+			return s.withDeletions(context.Background(), id, &blockmeta.Meta{BlockMeta: b.Meta()}, b)
+		}
+	}
 	local.install(o)
 	var seriesCB SeriesCallback
 	if s.opts.SeriesCallback != nil {

@@ -97,6 +97,10 @@ type Compactor struct {
 	logger  *slog.Logger
 	metrics *metrics
 	status  status // the last runs, for Status
+	// runMu serializes runs in this process: its runs share one lock
+	// owner (and work directories), so the bucket lock cannot keep two of
+	// them apart (clean_tombstones runs a tenant beside the loop).
+	runMu sync.Mutex
 }
 
 type metrics struct {
@@ -205,6 +209,8 @@ func (c *Compactor) RunOnce(ctx context.Context) (err error) {
 
 // CompactTenant runs every step once for one tenant, under its lock.
 func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
 	c.metrics.runs.WithLabelValues(id).Inc()
 	start, skipped := c.o.Now(), false
 	defer func() {
@@ -257,12 +263,14 @@ func (c *Compactor) CompactTenant(ctx context.Context, id string) (err error) {
 	}{
 		{"delete marked blocks", t.deleteMarked},
 		{"repair", t.repair},
+		{"apply deletions", t.applyDeletions},
 		{"compact", t.compact},
 		{"downsample", t.downsample},
 		// Downsampled blocks of a raw block that a late block was merged
 		// into are held by the new ones now.
 		{"repair", t.repair},
 		{"retention", t.applyRetention},
+		{"record deletions", t.recordDeletions},
 		{"write index", t.writeIndex},
 	}
 	for _, s := range steps {
@@ -295,6 +303,10 @@ type tenantRun struct {
 	// nothingToDownsample are raw blocks this run found without float
 	// samples to downsample (stale markers only, say).
 	nothingToDownsample map[ulid.ULID]bool
+	// deletions are the tenant's deletion requests (deletion.go), and
+	// deletionsChanged those this run changed.
+	deletions        []*blockmeta.DeletionRequest
+	deletionsChanged map[string]bool
 }
 
 // load lists the tenant's blocks with their metadata and marks.
@@ -828,6 +840,7 @@ func (t *tenantRun) merge(ctx context.Context, group []*blockmeta.Meta) error {
 		if err := t.upload(ctx, dir, m); err != nil {
 			return err
 		}
+		t.derived(group, m.ULID)
 		t.c.metrics.compacted.WithLabelValues(t.id).Inc()
 		t.c.logger.Info("blocks merged", "tenant", t.id, "block", m.ULID, "sources", len(group), "resolution", resName(res), "mint", m.MinTime, "maxt", m.MaxTime)
 	}
@@ -900,6 +913,7 @@ func (t *tenantRun) downsample(ctx context.Context) error {
 				return err
 			}
 			h.add(dm)
+			t.derived([]*blockmeta.Meta{m}, dm.ULID)
 			t.c.metrics.downsampled.WithLabelValues(t.id, fmt.Sprint(time.Duration(res)*time.Millisecond)).Inc()
 			t.c.logger.Info("block downsampled", "tenant", t.id, "source", m.ULID, "block", dm.ULID, "resolution", resName(res), "mint", dm.MinTime, "maxt", dm.MaxTime)
 			_ = os.RemoveAll(filepath.Join(t.work, "down", dm.ULID.String()))

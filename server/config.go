@@ -46,6 +46,7 @@ type Config struct {
 	Write     remotewrite.Config `yaml:"remote_write"`
 	OTLP      otlp.Config        `yaml:"otlp"`
 	Query     QueryConfig        `yaml:"query"`
+	API       api.AdminConfig    `yaml:"api"`
 	Runtime   memory.Config      `yaml:"runtime"`
 
 	// Per-tenant limits: the defaults, and the runtime overrides file.
@@ -144,6 +145,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Query.Engine.RegisterFlags(fs)
 	c.Query.API.RegisterFlags(fs)
 	c.Query.Frontend.RegisterFlags(fs)
+	c.API.RegisterFlags(fs)
 	c.Runtime.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.Overrides.RegisterFlags(fs)

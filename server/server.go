@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -385,6 +386,34 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 	})
 }
 
+// admin returns what serves the TSDB admin endpoints, nil unless
+// -api.enable-admin.
+func (s *Server) admin() api.TSDBAdmin {
+	if !s.cfg.API.EnableAdmin {
+		return nil
+	}
+	return tsdbAdmin{s}
+}
+
+// tsdbAdmin deletes series from the store, and cleans tombstones from the
+// tenant's local blocks and, when this process runs the compactor, from its
+// bucket blocks by running the compactor for the tenant at once.
+type tsdbAdmin struct{ s *Server }
+
+func (a tsdbAdmin) DeleteSeries(ctx context.Context, id string, mint, maxt int64, ms []*labels.Matcher) error {
+	return a.s.store.DeleteSeries(ctx, id, mint, maxt, ms)
+}
+
+func (a tsdbAdmin) CleanTombstones(ctx context.Context, id string) error {
+	if err := a.s.store.CleanTombstones(id); err != nil {
+		return err
+	}
+	if a.s.compactor == nil {
+		return nil
+	}
+	return a.s.compactor.CompactTenant(ctx, id)
+}
+
 func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg)
 	mux := http.NewServeMux()
@@ -461,7 +490,8 @@ func (s *Server) queryAPI() http.Handler {
 		Queryable:             s.store.Queryable(),
 		Exemplars:             s.exemplars(),
 		Metadata:              metadataSource{s.store, s.ingesters},
-		HeadStats:             s.store,
+		Cardinality:           s.store,
+		CardinalityMaxSeries:  s.cfg.Query.API.CardinalityMaxSeries,
 		Tenants:               s.tenants(),
 		Limits:                s.overrides,
 		LookbackDelta:         time.Duration(s.cfg.Query.Engine.LookbackDelta),
@@ -473,6 +503,7 @@ func (s *Server) queryAPI() http.Handler {
 		AnomalyRules:          s.alerting.TenantAnomalyRules,
 		Store:                 s.store,
 		Compactor:             s.compactor,
+		Admin:                 s.admin(),
 		BuildInfo: v1.PrometheusVersion{
 			Version:   version.Version,
 			Revision:  version.Revision,
