@@ -184,7 +184,17 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	if cfg.Compactor.Enabled && targets.Has(cluster.TargetCompactor) {
 		// Options only: a compactor holds nothing until it runs.
-		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, logger, s.reg); err != nil {
+		var owned func() (func(string) bool, error)
+		if targets.Clustered() {
+			owned = func() (func(string) bool, error) {
+				o, err := s.member.CompactorOwners()
+				if err != nil {
+					return nil, err
+				}
+				return o.Owns, nil
+			}
+		}
+		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, owned, logger, s.reg); err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
@@ -390,6 +400,9 @@ func (s *Server) routes() http.Handler {
 		// Behind the API's authentication: the ring page can forget members.
 		mux.Handle("/ring", s.authenticated(s.member.RingHandler()))
 		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
+		if h := s.member.CompactorRingHandler(); h != nil {
+			mux.Handle("/compactor/ring", s.authenticated(h))
+		}
 		if h := s.member.DistributorRingHandler(); h != nil {
 			mux.Handle("/distributor/ring", s.authenticated(h))
 		}
@@ -656,7 +669,7 @@ func storeMetadata(store *blocks.Store, id, metric string) (map[string][]metadat
 
 // newCompactor builds the compactor configured by cfg, its levels from the
 // block duration and each tenant's retention from its limits.
-func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, owned func() (func(string) bool, error), logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	c := cfg.Compactor
 	levels, err := compactor.LevelsFor(time.Duration(cfg.Storage.BlockDuration))
 	if err != nil {
@@ -682,6 +695,8 @@ func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides,
 		DeletionDelay:   time.Duration(c.DeletionDelay),
 		CompactionDelay: time.Duration(c.CompactionDelay),
 		RetentionGrace:  time.Duration(c.RetentionGrace),
+		LockTTL:         time.Duration(c.LockTTL),
+		Owned:           owned,
 		Logger:          logger,
 		Registerer:      reg,
 	})
