@@ -136,6 +136,11 @@ func TestCompactorsShareTenants(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Stop() })
+		// Start returns once the compactor is in its own view of the
+		// ring: its first pass knows its tenants.
+		if _, err := m.CompactorOwners(); err != nil {
+			t.Fatalf("%s started: %v", name, err)
+		}
 		return m
 	}
 	c1, c2 := start("c1"), start("c2")

@@ -241,6 +241,22 @@ func (m *Member) Start(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
 		}
 	}
+	if m.compactors != nil {
+		// Registered in the KV store; the ring's view follows it shortly.
+		// Until it does, this compactor cannot tell its tenants.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := m.CompactorOwners(); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return errors.Join(fmt.Errorf("join the compactors' ring: %w", ctx.Err()), m.Stop())
+			case <-tick.C:
+			}
+		}
+	}
 	return nil
 }
 

@@ -536,8 +536,17 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.releaser != nil {
 		loops = append(loops, s.releaser.Run)
 	}
-	if s.compactor != nil {
-		loops = append(loops, func(ctx context.Context) { s.compactor.Run(ctx, time.Duration(s.cfg.Compactor.Interval)) })
+	// A compactor of a cluster starts once it is in the compactors' ring:
+	// before, its passes could not know their tenants and would fail.
+	runCompactor := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.compactor.Run(bg, time.Duration(s.cfg.Compactor.Interval))
+		}()
+	}
+	if s.compactor != nil && s.member == nil {
+		runCompactor()
 	}
 	for _, run := range loops {
 		wg.Add(1)
@@ -568,6 +577,9 @@ func (s *Server) Run(ctx context.Context) error {
 		// Joined once serving: an ingester is written to as soon as it is
 		// ACTIVE in the ring.
 		err = s.member.Start(ctx)
+		if err == nil && s.compactor != nil {
+			runCompactor()
+		}
 	}
 	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path, "target", s.cfg.Cluster.Target.String())
 
