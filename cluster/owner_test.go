@@ -198,3 +198,27 @@ func TestCompactorsShareTenants(t *testing.T) {
 		t.Error("a process that is no compactor has compactor owners")
 	}
 }
+
+// TestDisabledCompactorOutOfRing: a process of role compactor whose
+// compactor is off takes no place in the compactors' ring, where it would
+// own tenants it never compacts.
+func TestDisabledCompactorOutOfRing(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		var cfg Config
+		cfg.RegisterFlags(flag.NewFlagSet("c", flag.ContinueOnError))
+		cfg.Ring.InstanceID = "c1"
+		m, err := NewMember(cfg, Options{
+			Targets:           Targets{TargetCompactor: true},
+			HTTPAddr:          proctest.FreeAddr(t),
+			CompactorDisabled: disabled,
+			Logger:            slog.New(slog.DiscardHandler),
+			Registerer:        prometheus.NewRegistry(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.CompactorRingHandler() != nil; got == disabled {
+			t.Errorf("compactor disabled: %v, in the compactors' ring: %v", disabled, got)
+		}
+	}
+}

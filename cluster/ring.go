@@ -43,6 +43,10 @@ type Options struct {
 	Flush func(context.Context) error
 	// FlushTimeout bounds Flush.
 	FlushTimeout time.Duration
+	// CompactorDisabled keeps a process of role compactor whose compactor
+	// is off (-compactor.enabled=false) out of the compactors' ring: it
+	// would own tenants it never compacts.
+	CompactorDisabled bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -95,7 +99,8 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	if m.Ring, err = ring.New(ringCfg, ingesterRingName, ingesterRingKey, logger, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("create the ingester ring client: %w", err)
 	}
-	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !opts.Targets.Has(TargetCompactor) {
+	compactor := opts.Targets.Has(TargetCompactor) && !opts.CompactorDisabled
+	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor {
 		return m, nil
 	}
 
@@ -132,7 +137,7 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 			return nil, fmt.Errorf("create the distributor lifecycler: %w", err)
 		}
 	}
-	if opts.Targets.Has(TargetCompactor) {
+	if compactor {
 		if m.compactors, m.compLifecycler, err = ownerRing(cfg, ringCfg, compactorRingName, compactorRingKey, id, addr, logger, opts.Registerer); err != nil {
 			return nil, err
 		}

@@ -139,12 +139,13 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, err
 		}
 		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
-			Targets:      targets,
-			HTTPAddr:     s.listener.Addr().String(),
-			Flush:        func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
-			FlushTimeout: time.Duration(cfg.HTTP.ShutdownTimeout),
-			Logger:       logger.With("component", "ring"),
-			Registerer:   s.reg,
+			Targets:           targets,
+			HTTPAddr:          s.listener.Addr().String(),
+			Flush:             func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
+			FlushTimeout:      time.Duration(cfg.HTTP.ShutdownTimeout),
+			CompactorDisabled: !cfg.Compactor.Enabled,
+			Logger:            logger.With("component", "ring"),
+			Registerer:        s.reg,
 		}); err != nil {
 			return nil, err
 		}
