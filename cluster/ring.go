@@ -28,6 +28,8 @@ const (
 	ingesterRingKey     = "ingester"
 	distributorRingName = "distributor"
 	distributorRingKey  = "distributor"
+	compactorRingName   = "compactor"
+	compactorRingKey    = "compactor"
 )
 
 // Options are what a Member needs besides its Config.
@@ -41,6 +43,10 @@ type Options struct {
 	Flush func(context.Context) error
 	// FlushTimeout bounds Flush.
 	FlushTimeout time.Duration
+	// CompactorDisabled keeps a process of role compactor whose compactor
+	// is off (-compactor.enabled=false) out of the compactors' ring: it
+	// would own tenants it never compacts.
+	CompactorDisabled bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -60,6 +66,10 @@ type Member struct {
 	// distributor's entry in it; nil unless the process is a distributor.
 	distributors   *ring.Ring
 	distLifecycler *ring.BasicLifecycler
+	// compactors is the compactors' ring, and compLifecycler this
+	// compactor's entry in it; nil unless the process is a compactor.
+	compactors     *ring.Ring
+	compLifecycler *ring.BasicLifecycler
 	// started are the services running, in the order they started.
 	started []services.Service
 }
@@ -89,7 +99,8 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	if m.Ring, err = ring.New(ringCfg, ingesterRingName, ingesterRingKey, logger, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("create the ingester ring client: %w", err)
 	}
-	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) {
+	compactor := opts.Targets.Has(TargetCompactor) && !opts.CompactorDisabled
+	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor {
 		return m, nil
 	}
 
@@ -126,6 +137,11 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 			return nil, fmt.Errorf("create the distributor lifecycler: %w", err)
 		}
 	}
+	if compactor {
+		if m.compactors, m.compLifecycler, err = ownerRing(cfg, ringCfg, compactorRingName, compactorRingKey, id, addr, logger, opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.Targets.Has(TargetIngester) {
 		return m, nil
 	}
@@ -158,6 +174,35 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	return m, nil
 }
 
+// ownerRing builds a ring whose members each own a share of the tenants
+// (Owners), and this process's entry in it: -ring.num-tokens tokens, for
+// shares about even; ACTIVE once registered; on stop it leaves at once,
+// holding no data, and the others take its tenants.
+func ownerRing(cfg Config, ringCfg ring.Config, name, key, id, addr string, logger kitLogger, reg prometheus.Registerer) (*ring.Ring, *ring.BasicLifecycler, error) {
+	ringCfg.ReplicationFactor = 1
+	reg = prometheus.WrapRegistererWithPrefix(name+"_", reg)
+	r, err := ring.New(ringCfg, name, key, logger, reg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the %s ring client: %w", name, err)
+	}
+	client, err := kv.NewClient(ringCfg.KVStore, ring.GetCodec(), kv.RegistererWithKVName(reg, name+"-lifecycler"), logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the ring's KV client: %w", err)
+	}
+	var d ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.Ring.NumTokens)
+	d = ring.NewLeaveOnStoppingDelegate(d, logger)
+	d = ring.NewAutoForgetDelegate(time.Duration(cfg.Ring.ForgetAfter), d, logger)
+	l, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
+		ID: id, Addr: addr, NumTokens: cfg.Ring.NumTokens,
+		HeartbeatPeriod:  time.Duration(cfg.Ring.HeartbeatPeriod),
+		HeartbeatTimeout: time.Duration(cfg.Ring.HeartbeatTimeout),
+	}, name, key, client, d, logger, reg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create the %s lifecycler: %w", name, err)
+	}
+	return r, l, nil
+}
+
 // instanceAddr is the address other processes reach this one at.
 func instanceAddr(configured, httpAddr string, logger kitLogger) (string, error) {
 	if configured != "" {
@@ -183,6 +228,9 @@ func (m *Member) Start(ctx context.Context) error {
 	if m.distributors != nil {
 		svcs = append(svcs, m.distributors, m.distLifecycler)
 	}
+	if m.compactors != nil {
+		svcs = append(svcs, m.compactors, m.compLifecycler)
+	}
 	if m.lifecycler != nil {
 		svcs = append(svcs, m.lifecycler)
 	}
@@ -196,6 +244,22 @@ func (m *Member) Start(ctx context.Context) error {
 		m.started = append(m.started, s)
 		if err := s.AwaitRunning(ctx); err != nil {
 			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
+		}
+	}
+	if m.compactors != nil {
+		// Registered in the KV store; the ring's view follows it shortly.
+		// Until it does, this compactor cannot tell its tenants.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := m.CompactorOwners(); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return errors.Join(fmt.Errorf("join the compactors' ring: %w", ctx.Err()), m.Stop())
+			case <-tick.C:
+			}
 		}
 	}
 	return nil
@@ -235,6 +299,26 @@ func (m *Member) Distributors() int {
 		return 1
 	}
 	return max(1, len(rs.Instances))
+}
+
+// CompactorOwners returns which compactor owns each tenant, from the
+// compactors' ring as this compactor sees it now. It fails while this
+// compactor is not a healthy member of the ring (not joined yet, or its
+// heartbeats are failing): then it cannot know which tenants are its own.
+func (m *Member) CompactorOwners() (*Owners, error) {
+	if m.compactors == nil {
+		return nil, errors.New("this process is no compactor")
+	}
+	return healthyOwners(m.compactors, m.compLifecycler.GetInstanceID())
+}
+
+// CompactorRingHandler serves the compactors' ring page; nil unless the
+// process is a compactor.
+func (m *Member) CompactorRingHandler() http.Handler {
+	if m.compactors == nil {
+		return nil
+	}
+	return m.compactors
 }
 
 // RingHandler serves the ring's status page (/ring): the members, their

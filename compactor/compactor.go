@@ -85,6 +85,11 @@ type Options struct {
 	// renews it every LockTTL/4 and stops changing the bucket once it
 	// cannot.
 	LockTTL time.Duration
+	// Owned, when set, returns at the start of each pass which tenants
+	// this compactor compacts among several (the compactors' ring); the
+	// lease stays a second guard for when two compactors' views of the
+	// ring differ. Nil compacts every tenant. An error fails the pass.
+	Owned func() (func(tenant string) bool, error)
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -114,6 +119,7 @@ type metrics struct {
 	awaiting       *prometheus.GaugeVec
 	held           *prometheus.GaugeVec
 	grace          *prometheus.GaugeVec
+	owned          prometheus.Gauge
 }
 
 // New returns a compactor.
@@ -169,6 +175,7 @@ func New(o Options) (*Compactor, error) {
 		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_last_success_timestamp_seconds", Help: "When a tenant's compaction last succeeded."}, []string{"tenant"}),
 		awaiting:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_awaiting_downsampling", Help: "Raw blocks whose data no 1m or 1h block holds yet after the tenant's last run, by tenant and whether their window is still open (state=open) or complete (state=ready; downsampled by the next run, or failing)."}, []string{"tenant", "state"}),
 		grace:       f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_retention_grace", Help: "Raw blocks past raw retention kept until -compactor.retention-grace has passed since their newest data was written, by tenant, after the tenant's last run."}, []string{"tenant"}),
+		owned:       f.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_tenants_owned", Help: "Tenants this compactor compacted at its last pass: all of the bucket's, or those the compactors' ring gives it in a cluster."}),
 		held:        f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_compactor_blocks_retention_held", Help: "Blocks past their resolution's retention kept because a coarser resolution that is still kept does not hold their data yet, by tenant and resolution, after the tenant's last run."}, []string{"tenant", "resolution"}),
 	}
 	return &Compactor{o: o, logger: o.Logger.With("component", "compactor"), metrics: m}, nil
@@ -198,6 +205,23 @@ func (c *Compactor) RunOnce(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if c.o.Owned != nil {
+		owns, err := c.o.Owned()
+		if err != nil {
+			return fmt.Errorf("which tenants this compactor owns: %w", err)
+		}
+		tenants = slices.DeleteFunc(tenants, func(id string) bool {
+			if owns(id) {
+				return false
+			}
+			// Another compactor reports this tenant's state now.
+			for _, g := range []*prometheus.GaugeVec{c.metrics.lastSuccess, c.metrics.awaiting, c.metrics.grace, c.metrics.held} {
+				g.DeletePartialMatch(prometheus.Labels{"tenant": id})
+			}
+			return true
+		})
+	}
+	c.metrics.owned.Set(float64(len(tenants)))
 	var errs []error
 	for _, id := range tenants {
 		if err := c.CompactTenant(ctx, id); err != nil {

@@ -2,6 +2,7 @@ package compactor_test
 
 import (
 	"context"
+	"errors"
 	"path"
 	"strconv"
 	"strings"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -126,4 +129,63 @@ func raw(inv *compactor.Inventory) int {
 		}
 	}
 	return n
+}
+
+// TestOnlyOwnedTenantsCompacted: a compactor whose Owned gives it some
+// tenants compacts those and leaves the others untouched; a failing Owned
+// (not in the ring) fails the pass and touches nothing.
+func TestOnlyOwnedTenantsCompacted(t *testing.T) {
+	tests := []struct {
+		name      string
+		owned     func() (func(string) bool, error)
+		wantIndex map[string]bool
+		wantErr   bool
+	}{
+		{"no sharding compacts all", nil, map[string]bool{"team-a": true, "team-b": true}, false},
+		{"owns team-a", func() (func(string) bool, error) {
+			return func(id string) bool { return id == "team-a" }, nil
+		}, map[string]bool{"team-a": true, "team-b": false}, false},
+		{"owns none", func() (func(string) bool, error) {
+			return func(string) bool { return false }, nil
+		}, map[string]bool{"team-a": false, "team-b": false}, false},
+		{"not in the ring", func() (func(string) bool, error) {
+			return nil, errors.New("not a healthy member")
+		}, map[string]bool{"team-a": false, "team-b": false}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bkt := fsBucket(t)
+			d := newTestData()
+			for id := range tc.wantIndex {
+				d.backfill(t, bkt, id, d.end.Add(-1*day), d.end, 2*time.Hour)
+			}
+			reg := prometheus.NewRegistry()
+			c, err := compactor.New(compactor.Options{Bucket: bkt, Dir: t.TempDir(), Owned: tc.owned, Registerer: reg,
+				Now: func() time.Time { return d.end.Add(5 * time.Hour) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.RunOnce(context.Background()); (err != nil) != tc.wantErr {
+				t.Fatalf("RunOnce: %v, want error: %v", err, tc.wantErr)
+			}
+			owned := 0
+			for id, want := range tc.wantIndex {
+				_, err := blockmeta.ReadIndex(context.Background(), bkt, id)
+				if got := err == nil; got != want {
+					t.Errorf("%s compacted: %v, want %v (%v)", id, got, want, err)
+				}
+				if runs := testutil.Metric(t, reg, "strata_compactor_runs_total", "tenant", id); (runs > 0) != want {
+					t.Errorf("%s: %v runs", id, runs)
+				}
+				if want {
+					owned++
+				}
+			}
+			if !tc.wantErr {
+				if got := testutil.Metric(t, reg, "strata_compactor_tenants_owned"); got != float64(owned) {
+					t.Errorf("strata_compactor_tenants_owned = %v, want %d", got, owned)
+				}
+			}
+		})
+	}
 }

@@ -148,12 +148,13 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, err
 		}
 		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
-			Targets:      targets,
-			HTTPAddr:     s.listener.Addr().String(),
-			Flush:        func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
-			FlushTimeout: time.Duration(cfg.HTTP.ShutdownTimeout),
-			Logger:       logger.With("component", "ring"),
-			Registerer:   s.reg,
+			Targets:           targets,
+			HTTPAddr:          s.listener.Addr().String(),
+			Flush:             func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
+			FlushTimeout:      time.Duration(cfg.HTTP.ShutdownTimeout),
+			CompactorDisabled: !cfg.Compactor.Enabled,
+			Logger:            logger.With("component", "ring"),
+			Registerer:        s.reg,
 		}); err != nil {
 			return nil, err
 		}
@@ -197,7 +198,17 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	if cfg.Compactor.Enabled && targets.Has(cluster.TargetCompactor) {
 		// Options only: a compactor holds nothing until it runs.
-		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, logger, s.reg); err != nil {
+		var owned func() (func(string) bool, error)
+		if targets.Clustered() {
+			owned = func() (func(string) bool, error) {
+				o, err := s.member.CompactorOwners()
+				if err != nil {
+					return nil, err
+				}
+				return o.Owns, nil
+			}
+		}
+		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, owned, logger, s.reg); err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
@@ -451,6 +462,9 @@ func (s *Server) routes() http.Handler {
 		// Behind the API's authentication: the ring page can forget members.
 		mux.Handle("/ring", s.authenticated(s.member.RingHandler()))
 		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
+		if h := s.member.CompactorRingHandler(); h != nil {
+			mux.Handle("/compactor/ring", s.authenticated(h))
+		}
 		if h := s.member.DistributorRingHandler(); h != nil {
 			mux.Handle("/distributor/ring", s.authenticated(h))
 		}
@@ -590,8 +604,17 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.releaser != nil {
 		loops = append(loops, s.releaser.Run)
 	}
-	if s.compactor != nil {
-		loops = append(loops, func(ctx context.Context) { s.compactor.Run(ctx, time.Duration(s.cfg.Compactor.Interval)) })
+	// A compactor of a cluster starts once it is in the compactors' ring:
+	// before, its passes could not know their tenants and would fail.
+	runCompactor := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.compactor.Run(bg, time.Duration(s.cfg.Compactor.Interval))
+		}()
+	}
+	if s.compactor != nil && s.member == nil {
+		runCompactor()
 	}
 	for _, run := range loops {
 		wg.Add(1)
@@ -622,6 +645,9 @@ func (s *Server) Run(ctx context.Context) error {
 		// Joined once serving: an ingester is written to as soon as it is
 		// ACTIVE in the ring.
 		err = s.member.Start(ctx)
+		if err == nil && s.compactor != nil {
+			runCompactor()
+		}
 	}
 	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path, "target", s.cfg.Cluster.Target.String())
 
@@ -723,7 +749,7 @@ func storeMetadata(store *blocks.Store, id, metric string) (map[string][]metadat
 
 // newCompactor builds the compactor configured by cfg, its levels from the
 // block duration and each tenant's retention from its limits.
-func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, owned func() (func(string) bool, error), logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	c := cfg.Compactor
 	levels, err := compactor.LevelsFor(time.Duration(cfg.Storage.BlockDuration))
 	if err != nil {
@@ -749,6 +775,8 @@ func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides,
 		DeletionDelay:   time.Duration(c.DeletionDelay),
 		CompactionDelay: time.Duration(c.CompactionDelay),
 		RetentionGrace:  time.Duration(c.RetentionGrace),
+		LockTTL:         time.Duration(c.LockTTL),
+		Owned:           owned,
 		Logger:          logger,
 		Registerer:      reg,
 	})
