@@ -58,6 +58,7 @@ func TestPromQLScripts(t *testing.T) {
 func testConfig() Config {
 	var c Config
 	c.RegisterFlags(newFlagSet())
+	c.SplitInterval = model.Duration(24 * time.Hour) // the front end on, in days
 	return c
 }
 

@@ -297,7 +297,6 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 
 // NewRangeQuery implements promql.QueryEngine with resolution choice.
 func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
-	q = sortedQueryable{q}
 	expr, err := e.parse(ctx, qs)
 	if err != nil {
 		return nil, err

@@ -230,11 +230,9 @@ func TestShardedMatchesEngine(t *testing.T) {
 	}
 }
 
-// rangeQuery runs qs on the upstream engine e over st with sorted selects,
-// as Engine runs range queries (sortedQueryable).
 func rangeQuery(t *testing.T, e *promql.Engine, st storage.Queryable, qs string, start, end time.Time, step time.Duration) *promql.Result {
 	t.Helper()
-	q, err := e.NewRangeQuery(context.Background(), sortedQueryable{st}, nil, qs, start, end, step)
+	q, err := e.NewRangeQuery(context.Background(), st, nil, qs, start, end, step)
 	if err != nil {
 		t.Fatal(err)
 	}

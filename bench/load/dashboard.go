@@ -101,7 +101,7 @@ func RunDashboard(ctx context.Context, c DashboardConfig) (*DashboardResults, er
 		return nil, err
 	}
 	defer vm.Stop()
-	strata, err := StartStrata(ctx, c.StrataBin, filepath.Join(c.WorkDir, "strata"))
+	strata, err := StartStrata(ctx, c.StrataBin, filepath.Join(c.WorkDir, "strata"), "-query.split-interval=24h")
 	if err != nil {
 		return nil, err
 	}
