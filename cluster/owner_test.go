@@ -1,13 +1,11 @@
 package cluster
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -110,32 +108,7 @@ func TestOwnersBalanced(t *testing.T) {
 func TestCompactorsShareTenants(t *testing.T) {
 	first := proctest.FreeAddr(t)
 	start := func(name string) *Member {
-		var cfg Config
-		cfg.RegisterFlags(flag.NewFlagSet(name, flag.ContinueOnError))
-		host, port, _ := strings.Cut(proctest.FreeAddr(t), ":")
-		if name == "c1" {
-			host, port, _ = strings.Cut(first, ":")
-		}
-		cfg.Memberlist.BindAddr = host
-		cfg.Memberlist.BindPort, _ = strconv.Atoi(port)
-		cfg.Memberlist.Join = []string{first}
-		cfg.Ring.InstanceID = name
-		cfg.Ring.HeartbeatPeriod, cfg.Ring.HeartbeatTimeout = 1e9, 3e9
-		m, err := NewMember(cfg, Options{
-			Targets:    Targets{TargetCompactor: true},
-			HTTPAddr:   proctest.FreeAddr(t),
-			Logger:     slog.New(slog.DiscardHandler),
-			Registerer: prometheus.NewRegistry(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Stop() })
+		m := startLoopbackMember(t, first, name == "c1", name, TargetCompactor, 3*time.Second)
 		// Start returns once the compactor is in its own view of the
 		// ring: its first pass knows its tenants.
 		if _, err := m.CompactorOwners(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/strata-tsdb/strata/internal/proctest"
 	"github.com/strata-tsdb/strata/internal/testutil"
@@ -22,33 +23,7 @@ import (
 func TestDistributorsShareCount(t *testing.T) {
 	first := proctest.FreeAddr(t)
 	start := func(name string) *Member {
-		var cfg Config
-		cfg.RegisterFlags(flag.NewFlagSet(name, flag.ContinueOnError))
-		host, port, _ := strings.Cut(proctest.FreeAddr(t), ":")
-		if name == "d1" {
-			host, port, _ = strings.Cut(first, ":")
-		}
-		cfg.Memberlist.BindAddr = host
-		cfg.Memberlist.BindPort, _ = strconv.Atoi(port)
-		cfg.Memberlist.Join = []string{first}
-		cfg.Ring.InstanceID = name
-		cfg.Ring.HeartbeatPeriod, cfg.Ring.HeartbeatTimeout = 1e9, 10e9
-		m, err := NewMember(cfg, Options{
-			Targets:    Targets{TargetDistributor: true},
-			HTTPAddr:   proctest.FreeAddr(t),
-			Logger:     slog.New(slog.DiscardHandler),
-			Registerer: prometheus.NewRegistry(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Stop() })
-		return m
+		return startLoopbackMember(t, first, name == "d1", name, TargetDistributor, 10*time.Second)
 	}
 	d1, d2 := start("d1"), start("d2")
 	for _, m := range []*Member{d1, d2} {
@@ -65,4 +40,39 @@ func TestDistributorsShareCount(t *testing.T) {
 	if n := (&Member{}).Distributors(); n != 1 {
 		t.Errorf("a process that is no distributor counts %d, want 1", n)
 	}
+}
+
+// startLoopbackMember starts a member with the one role target on
+// loopback, joining the member at join (itself when first), with a 1s
+// heartbeat; it is stopped when the test ends.
+func startLoopbackMember(t *testing.T, join string, first bool, name, target string, heartbeatTimeout time.Duration) *Member {
+	t.Helper()
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet(name, flag.ContinueOnError))
+	addr := proctest.FreeAddr(t)
+	if first {
+		addr = join
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	cfg.Memberlist.BindAddr = host
+	cfg.Memberlist.BindPort, _ = strconv.Atoi(port)
+	cfg.Memberlist.Join = []string{join}
+	cfg.Ring.InstanceID = name
+	cfg.Ring.HeartbeatPeriod, cfg.Ring.HeartbeatTimeout = model.Duration(time.Second), model.Duration(heartbeatTimeout)
+	m, err := NewMember(cfg, Options{
+		Targets:    Targets{target: true},
+		HTTPAddr:   proctest.FreeAddr(t),
+		Logger:     slog.New(slog.DiscardHandler),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop() })
+	return m
 }

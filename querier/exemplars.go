@@ -199,24 +199,30 @@ func (q exemplarQuerier) Select(start, end int64, ms ...[]*labels.Matcher) ([]ex
 }
 
 func (r *Reader) exemplarsOf(ctx context.Context, addr, id string, params url.Values) ([]wireResult, error) {
+	return getJSON[[]wireResult](ctx, r, addr, id, ExemplarsPath, params, "exemplars")
+}
+
+// getJSON asks ingester addr for tenant id's answer at path and decodes
+// it; what names the answer in errors.
+func getJSON[T any](ctx context.Context, r *Reader, addr, id, path string, params url.Values, what string) (T, error) {
+	var out T
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.opts.Scheme+"://"+addr+ExemplarsPath+"?"+params.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.opts.Scheme+"://"+addr+path+"?"+params.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	req.Header.Set(tenant.HeaderName, id)
 	resp, err := r.opts.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("exemplars of ingester %s: %w", addr, err)
+		return out, fmt.Errorf("%s of ingester %s: %w", what, addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("exemplars of ingester %s: %s", addr, resp.Status)
+		return out, fmt.Errorf("%s of ingester %s: %s", what, addr, resp.Status)
 	}
-	var out []wireResult
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("exemplars of ingester %s: %w", addr, err)
+		return out, fmt.Errorf("%s of ingester %s: %w", what, addr, err)
 	}
 	return out, nil
 }

@@ -79,25 +79,5 @@ func (r *Reader) MetricMetadata(ctx context.Context, id, metric string) (map[str
 }
 
 func (r *Reader) metadataOf(ctx context.Context, addr, id, metric string) (map[string][]metadata.Metadata, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
-	u := r.opts.Scheme + "://" + addr + MetadataPath + "?" + url.Values{"metric": {metric}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(tenant.HeaderName, id)
-	resp, err := r.opts.Client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("metadata of ingester %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metadata of ingester %s: %s", addr, resp.Status)
-	}
-	var out map[string][]metadata.Metadata
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("metadata of ingester %s: %w", addr, err)
-	}
-	return out, nil
+	return getJSON[map[string][]metadata.Metadata](ctx, r, addr, id, MetadataPath, url.Values{"metric": {metric}}, "metadata")
 }
