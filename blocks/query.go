@@ -510,7 +510,7 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	if sq == nil {
 		return storage.EmptySeriesSet()
 	}
-	return sq.Select(ctx, sortSeries, hints, ms...)
+	return sq.Select(ctx, sortSeries || sortedSelects(ctx), hints, ms...)
 }
 
 func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -695,4 +695,71 @@ func (s *Store) ReadsDownsampled(ctx context.Context, mint, maxt int64) bool {
 		}
 	}
 	return false
+}
+
+type sortedSelectsKey struct{}
+
+// WithSortedSelects returns ctx under which the store's selects return
+// series sorted by labels, whatever the caller asks. A query reading one
+// source gets the head's series in the order they were created, and one
+// reading several gets them sorted (merging needs it); PromQL sums series
+// in the order it gets them, so a part of a query reading the head alone
+// must be read sorted when the whole query reads several sources, or its
+// answer may differ from the whole's in the last bits (ReadsSeveral).
+func WithSortedSelects(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sortedSelectsKey{}, true)
+}
+
+func sortedSelects(ctx context.Context) bool {
+	v, _ := ctx.Value(sortedSelectsKey{}).(bool)
+	return v
+}
+
+// ReadsSeveral reports whether a query of the tenant in ctx over
+// [mint, maxt] reads more than one source (the head, local blocks, the
+// ingesters' recent data, bucket blocks), and so gets the series of its
+// selects sorted by labels as a merge of sources returns them: the same
+// sources the tenant's querier opens (querier), counted without opening
+// any bucket block.
+func (s *Store) ReadsSeveral(ctx context.Context, mint, maxt int64) bool {
+	q := &tenantQuerier{s: s, mint: mint, maxt: maxt}
+	q.mu.Lock()
+	id, t, err := q.sources(ctx)
+	q.mu.Unlock()
+	defer q.Close()
+	if err != nil {
+		return false
+	}
+	local, outer := 0, 0 // the TSDB's own merge, and the merge of keep
+	opened := map[ulid.ULID]bool{}
+	if t != nil {
+		outer++
+		held := func(ulid.ULID) bool { return false }
+		if s.bucket != nil {
+			held = s.bucket.HeldElsewhere(id)
+		}
+		for _, b := range t.db.Blocks() {
+			if m := b.Meta(); b.OverlapsClosedInterval(mint, maxt) && !held(m.ULID) {
+				opened[m.ULID] = true
+				local++
+			}
+		}
+		if h := t.db.Head(); maxt >= h.MinTime() || (mint <= h.MaxOOOTime() && h.MinOOOTime() <= maxt) {
+			local++
+		}
+	}
+	if s.opts.Recent != nil {
+		outer++
+	}
+	resolutions := map[int64]bool{}
+	for _, sp := range q.remoteBlocks(ctx, id, opened) {
+		if res := sp.meta.Resolution(); res > 0 {
+			if resolutions[res] {
+				continue
+			}
+			resolutions[res] = true
+		}
+		outer++
+	}
+	return local > 1 || outer > 1
 }

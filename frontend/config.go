@@ -63,12 +63,7 @@ type MemcachedConfig struct {
 
 // RegisterFlags registers the front end's flags on fs, with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	// Off by default: a part evaluated over the head alone sums its series in
-	// the head's creation order, the whole query over blocks in label order,
-	// so a cached part can differ from Prometheus's answer in the last bit
-	// (README, "Dashboard refresh"). Until parts are made order-independent
-	// without leaving Prometheus's order, byte-identical answers come first.
-	flagext.DurationVar(fs, &c.SplitInterval, "query.split-interval", 0, "Range queries are split into parts aligned to multiples of this length (24h: UTC days), evaluated in parallel; each part that can no longer change is cached. 0 (the default) turns splitting and the results cache off: see the README's query front end section for the last-bit differences cached parts can have.")
+	flagext.DurationVar(fs, &c.SplitInterval, "query.split-interval", 24*time.Hour, "Range queries are split into parts aligned to multiples of this length (24h: UTC days), evaluated in parallel; each part that can no longer change is cached. 0 turns splitting and the results cache off.")
 	fs.IntVar(&c.Parallelism, "query.split-parallelism", 0, "Most parts of one split range query evaluated at once; 0 means one per core (GOMAXPROCS).")
 	rc := &c.ResultsCache
 	fs.StringVar(&rc.Backend, "query.results-cache.backend", BackendInMemory, "Where the results of range query parts are cached: inmemory (this process, bounded by -query.results-cache.max-bytes), memcached (shared by several query processes) or none.")

@@ -119,18 +119,37 @@ func (e *Engine) decide(ctx context.Context, expr parser.Expr, start, end time.T
 	return pinned{res, e.downsampled.ReadsDownsampled(blockmeta.WithMaxResolution(ctx, res), mint, maxt)}
 }
 
+// SourcesReader is implemented by a DownsampledReader that can also tell
+// whether a query reads more than one source, and can make a query read
+// its series in the order such a query would (blocks.Store).
+type SourcesReader interface {
+	// ReadsSeveral reports whether a query of the tenant in ctx over
+	// [mint, maxt] reads several sources, getting its series sorted.
+	ReadsSeveral(ctx context.Context, mint, maxt int64) bool
+}
+
 // PinRange decides the resolution and the rewrite of the range query expr
-// over [start, end] as a whole, and returns a context under which every
-// query (a part of it, for the query front end) is evaluated as that
-// decision says, and a string naming the decision. Without it, a part
-// reading no downsampled block would not be rewritten while the whole
-// query is, and its answer would differ in the last bits.
+// over [start, end] as a whole, and whether its selects get their series
+// sorted, and returns a context under which every query (a part of it, for
+// the query front end) is evaluated as that decision says, and a string
+// naming the decision. Without it, a part reading no downsampled block
+// would not be rewritten while the whole query is, and a part reading only
+// the head would sum its series in another order than the whole query
+// reading the head and blocks: answers would differ in the last bits.
 func (e *Engine) PinRange(ctx context.Context, expr parser.Expr, start, end time.Time, step time.Duration) (context.Context, string) {
 	if e.downsampled == nil {
 		return ctx, ""
 	}
 	p := e.decide(ctx, expr, start, end, step)
-	return context.WithValue(ctx, pinnedKey{}, p), fmt.Sprintf("res=%d,rewrite=%t", p.res, p.rewrite)
+	ctx = context.WithValue(ctx, pinnedKey{}, p)
+	sorted := false
+	if sr, ok := e.downsampled.(SourcesReader); ok {
+		mint, maxt := promql.FindMinMaxTime(&parser.EvalStmt{Expr: expr, Start: start, End: end, Interval: step, LookbackDelta: e.lookback})
+		if sorted = sr.ReadsSeveral(blockmeta.WithMaxResolution(ctx, p.res), mint, maxt); sorted {
+			ctx = blocks.WithSortedSelects(ctx)
+		}
+	}
+	return ctx, fmt.Sprintf("res=%d,rewrite=%t,sorted=%t", p.res, p.rewrite, sorted)
 }
 
 // queryRange is the time range a query reads: from its start less its
