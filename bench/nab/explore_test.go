@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-tsdb/strata/alerting/detect"
 )
@@ -14,7 +15,7 @@ import (
 // TestExplore scores detector specs given in $NAB_SPECS ("name k=v k=v;..."),
 // with each category's standard score, TP and FP; NAB_DETAIL=1 adds each
 // file's windows and false positives, NAB_PEAKS=1 each file's highest scores
-// inside and outside windows.
+// inside and outside windows, NAB_ROWS=1 every detected row.
 func TestExplore(t *testing.T) {
 	specs := os.Getenv("NAB_SPECS")
 	if specs == "" {
@@ -57,6 +58,9 @@ func TestExplore(t *testing.T) {
 		if os.Getenv("NAB_DETAIL") != "" {
 			detail(t, files, scores, res[0].Threshold)
 		}
+		if os.Getenv("NAB_ROWS") != "" {
+			rows(t, files, scores, res[0].Threshold)
+		}
 		t.Logf("%-50s %6.2f %6.2f %6.2f  (TP %d FP %d thr %.4f)%s", sp, res[0].Normalized, res[1].Normalized, res[2].Normalized, res[0].TP, res[0].FP, res[0].Threshold, cats)
 	}
 }
@@ -98,6 +102,27 @@ func detail(t *testing.T, files []File, scores [][]float64, thr float64) {
 		}
 		raw := categories(files[fi:fi+1], []labels{lb}, scores[fi:fi+1], Profiles[0], thr)[0].Raw
 		t.Logf("  %-55s raw %6.2f FP %3d  windows %v", f.Name, raw, fp, ws)
+	}
+}
+
+// rows prints every scored row detected at threshold thr: its window (−1:
+// none), weekday and time, score, NAB weight (negative: a false positive's
+// cost) and the values from 6 rows before it to 3 after.
+func rows(t *testing.T, files []File, scores [][]float64, thr float64) {
+	for fi, f := range files {
+		lb := label(f)
+		for j, s := range scores[fi] {
+			if !lb.scored[j] || !(s >= thr) {
+				continue
+			}
+			var vals []float64
+			for k := max(0, j-6); k <= min(j+3, len(f.Points)-1); k++ {
+				vals = append(vals, f.Points[k].V)
+			}
+			tm := time.UnixMilli(f.Points[j].T).UTC()
+			t.Logf("  %-55s row %5d window %2d %s score %.2f weight %5.2f values %v",
+				f.Name, j, lb.window[j], tm.Format("Mon 01-02 15:04"), s, lb.weight[j], vals)
+		}
 	}
 }
 
