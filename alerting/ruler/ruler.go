@@ -76,6 +76,8 @@ type Ruler struct {
 	// tenant's rule files and anomaly rules (by anomalyKey), owned or not.
 	files map[string][]string
 	defs  map[string][]anomalyRuleDef
+	// ownedErr is the last error of Options.Owned, logged once.
+	ownedErr string
 
 	amu       sync.RWMutex
 	anomalies map[string][]*anomalyRule // by tenant + group key
@@ -242,9 +244,13 @@ func (r *Ruler) owned() func(string) bool {
 	}
 	owns, err := r.opts.Owned()
 	if err != nil {
-		r.logger.Warn("cannot tell which tenants this ruler owns; evaluating none", "err", err)
+		if err.Error() != r.ownedErr {
+			r.logger.Warn("cannot tell which tenants this ruler owns; evaluating none", "err", err)
+		}
+		r.ownedErr = err.Error()
 		return func(string) bool { return false }
 	}
+	r.ownedErr = ""
 	return owns
 }
 
