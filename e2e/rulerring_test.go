@@ -174,9 +174,16 @@ func TestClusterRulersShardTenants(t *testing.T) {
 		}
 	}
 
-	// From now on each tenant's group is evaluated by its owner only.
+	// From now on each tenant's group is evaluated by its owner only, and
+	// its outputs are written (a failing write through the distributor
+	// counts as an evaluation failure).
+	failures := func(n string) float64 {
+		return testutil.RequireMetric(t, procs[n].metrics(), "prometheus_rule_evaluation_failures_total")
+	}
+	failed := map[string]float64{}
 	before := map[string]map[string]float64{}
 	for _, n := range rulers {
+		failed[n] = failures(n)
 		before[n] = map[string]float64{}
 		for _, id := range tenants {
 			before[n][id] = evals(n, id)
@@ -195,6 +202,11 @@ func TestClusterRulersShardTenants(t *testing.T) {
 			if n != owner[id] && evals(n, id) != before[n][id] {
 				t.Errorf("%s evaluated by %s, which does not own it (owner %s)", id, n, owner[id])
 			}
+		}
+	}
+	for _, n := range rulers {
+		if d := failures(n) - failed[n]; d != 0 {
+			t.Errorf("%s: %v rule evaluations failed", n, d)
 		}
 	}
 
