@@ -44,6 +44,11 @@ type Options struct {
 	Appendable storage.AppendableV2
 	// QueryTimeout bounds ad-hoc anomaly queries.
 	QueryTimeout time.Duration
+	// Owned and OwnershipCheckPeriod, in a cluster's ruler, say which
+	// tenants' rules this process evaluates (see ruler.Options); every
+	// tenant's when Owned is nil.
+	Owned                func() (func(tenant string) bool, error)
+	OwnershipCheckPeriod time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -85,13 +90,15 @@ func New(o Options) (*Service, error) {
 		Files: func() (map[string][]string, error) {
 			return o.Rules.resolve(o.DefaultTenant)
 		},
-		EvaluationInterval: time.Duration(o.Rules.EvaluationInterval),
-		ResendDelay:        time.Duration(o.Rules.ResendDelay),
-		OutageTolerance:    time.Duration(o.Rules.OutageTolerance),
-		ForGracePeriod:     time.Duration(o.Rules.ForGracePeriod),
-		ExternalURL:        ext,
-		Logger:             o.Logger.With("component", "ruler"),
-		Registerer:         o.Registerer,
+		Owned:                o.Owned,
+		OwnershipCheckPeriod: o.OwnershipCheckPeriod,
+		EvaluationInterval:   time.Duration(o.Rules.EvaluationInterval),
+		ResendDelay:          time.Duration(o.Rules.ResendDelay),
+		OutageTolerance:      time.Duration(o.Rules.OutageTolerance),
+		ForGracePeriod:       time.Duration(o.Rules.ForGracePeriod),
+		ExternalURL:          ext,
+		Logger:               o.Logger.With("component", "ruler"),
+		Registerer:           o.Registerer,
 	})
 	return s, nil
 }

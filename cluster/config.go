@@ -24,9 +24,10 @@ const (
 	TargetIngester    = "ingester"
 	TargetQuerier     = "querier"
 	TargetCompactor   = "compactor"
+	TargetRuler       = "ruler"
 )
 
-var roles = []string{TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor}
+var roles = []string{TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor, TargetRuler}
 
 // Config is the cluster's part of the configuration: the process's roles,
 // the ring and memberlist.
@@ -70,12 +71,12 @@ type QuerierConfig struct {
 // RegisterFlags registers the flags of c on fs, with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Target = flagext.StringList{TargetAll}
-	fs.Var(&c.Target, "target", "Roles this process runs: all (one process doing everything, the default), or a comma-separated list of distributor, ingester, querier, compactor. Processes of a cluster find each other through -memberlist.join.")
+	fs.Var(&c.Target, "target", "Roles this process runs: all (one process doing everything, the default), or a comma-separated list of distributor, ingester, querier, compactor, ruler. Processes of a cluster find each other through -memberlist.join.")
 	fs.IntVar(&c.Ring.ReplicationFactor, "ring.replication-factor", 3, "How many ingesters receive each series; a write is answered 2xx once a majority of them have it in their WAL.")
-	flagext.DurationVar(fs, &c.Ring.HeartbeatPeriod, "ring.heartbeat-period", 5*time.Second, "How often an ingester renews its entry in the ring.")
-	flagext.DurationVar(fs, &c.Ring.HeartbeatTimeout, "ring.heartbeat-timeout", time.Minute, "An ingester whose last heartbeat is older is unhealthy: writes go to the next ingesters of the ring and reads do without it. A compactor whose last heartbeat is older loses its tenants to the healthy compactors.")
+	flagext.DurationVar(fs, &c.Ring.HeartbeatPeriod, "ring.heartbeat-period", 5*time.Second, "How often an ingester renews its entry in the ring (a distributor, compactor or ruler in its own); also how often a ruler checks which tenants it owns.")
+	flagext.DurationVar(fs, &c.Ring.HeartbeatTimeout, "ring.heartbeat-timeout", time.Minute, "An ingester whose last heartbeat is older is unhealthy: writes go to the next ingesters of the ring and reads do without it. A compactor or ruler whose last heartbeat is older loses its tenants to the healthy compactors or rulers.")
 	flagext.DurationVar(fs, &c.Ring.ForgetAfter, "ring.forget-after", 10*time.Minute, "An ingester unhealthy this long is removed from the ring by the others (no manual forget needed). Longer than -ring.heartbeat-timeout.")
-	fs.IntVar(&c.Ring.NumTokens, "ring.num-tokens", 128, "Tokens an ingester takes in the ingesters' ring, and a compactor in the compactors' ring (where each tenant belongs to the healthy compactor owning the first token at or after the tenant's).")
+	fs.IntVar(&c.Ring.NumTokens, "ring.num-tokens", 128, "Tokens an ingester takes in the ingesters' ring, a compactor in the compactors' ring and a ruler in the rulers' ring (where each tenant belongs to the healthy compactor or ruler owning the first token at or after the tenant's).")
 	fs.StringVar(&c.Ring.InstanceID, "ring.instance-id", "", "This ingester's name in the ring; the host name when empty. Keep it across restarts: an ingester restarted under the same name takes its tokens back.")
 	fs.StringVar(&c.Ring.InstanceAddr, "ring.instance-addr", "", "Address (host:port) at which the other processes reach this one's HTTP server; the first private address of the host and the port of -http.listen-address when empty.")
 	fs.StringVar(&c.Ring.TokensFile, "ring.tokens-file", "", "File where an ingester keeps its tokens, to take the same ones after a restart even once forgotten; none when empty.")

@@ -13,11 +13,12 @@ func TestParseTargets(t *testing.T) {
 		has, lack []string
 		err       string
 	}{
-		{in: []string{"all"}, all: true, has: []string{TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor}},
+		{in: []string{"all"}, all: true, has: []string{TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor, TargetRuler}},
 		{in: []string{"ingester"}, has: []string{TargetIngester}, lack: []string{TargetDistributor, TargetQuerier, TargetCompactor}},
 		{in: []string{"distributor", " querier"}, has: []string{TargetDistributor, TargetQuerier}, lack: []string{TargetIngester}},
 		{in: []string{"all", "ingester"}, err: "cannot be listed"},
-		{in: []string{"ruler"}, err: `target "ruler" is not one of`},
+		{in: []string{"querier", "ruler"}, has: []string{TargetQuerier, TargetRuler}, lack: []string{TargetIngester, TargetCompactor}},
+		{in: []string{"rulers"}, err: `target "rulers" is not one of`},
 		{in: nil, err: "at least one role"},
 	} {
 		t.Run(strings.Join(tc.in, ","), func(t *testing.T) {

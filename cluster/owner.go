@@ -75,6 +75,9 @@ func (o *Owners) Owner(tenant string) string {
 // Owns reports whether the caller owns tenant.
 func (o *Owners) Owns(tenant string) bool { return o.Owner(tenant) == o.self }
 
+// errNotMember is returned for the ring of a role the process does not run.
+var errNotMember = errors.New("this process is no member")
+
 // errNotInRing is returned while this member is not yet (or no longer) a
 // healthy member of its ring: it owns nothing it could be sure of.
 var errNotInRing = errors.New("this member is not a healthy member of the ring")

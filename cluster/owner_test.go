@@ -101,74 +101,85 @@ func TestOwnersBalanced(t *testing.T) {
 	}
 }
 
-// TestCompactorsShareTenants starts two compactors' memberships on
-// loopback: once both are in the ring each tenant has exactly one owner,
-// the same in both views, both own some, and once one leaves the other
-// owns every tenant.
-func TestCompactorsShareTenants(t *testing.T) {
-	first := proctest.FreeAddr(t)
-	start := func(name string) *Member {
-		m := startLoopbackMember(t, first, name == "c1", name, TargetCompactor, 3*time.Second)
-		// Start returns once the compactor is in its own view of the
-		// ring: its first pass knows its tenants.
-		if _, err := m.CompactorOwners(); err != nil {
-			t.Fatalf("%s started: %v", name, err)
-		}
-		return m
-	}
-	c1, c2 := start("c1"), start("c2")
-	tenants := make([]string, 40)
-	for i := range tenants {
-		tenants[i] = fmt.Sprintf("tenant-%d", i)
-	}
-	owners := func(m *Member) map[string]string {
-		o, err := m.CompactorOwners()
-		if err != nil {
-			return nil
-		}
-		out := map[string]string{}
-		for _, id := range tenants {
-			out[id] = o.Owner(id)
-		}
-		return out
-	}
-	testutil.Eventually(t, 30*time.Second, "both compactors see both in the ring", func() bool {
-		for _, m := range []*Member{c1, c2} {
-			rs, err := m.compactors.GetAllHealthy(ownerOp)
-			if err != nil || len(rs.Instances) != 2 {
-				return false
+// TestOwnerRingsShareTenants starts two compactors' (then two rulers')
+// memberships on loopback: once both are in their ring each tenant has
+// exactly one owner, the same in both views, both own some, and once one
+// leaves the other owns every tenant.
+func TestOwnerRingsShareTenants(t *testing.T) {
+	for _, tc := range []struct {
+		role   string
+		owners func(*Member) (*Owners, error)
+		ring   func(*Member) *ring.Ring
+	}{
+		{TargetCompactor, (*Member).CompactorOwners, func(m *Member) *ring.Ring { return m.compactors }},
+		{TargetRuler, (*Member).RulerOwners, func(m *Member) *ring.Ring { return m.rulers }},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			first := proctest.FreeAddr(t)
+			start := func(name string) *Member {
+				m := startLoopbackMember(t, first, name == "m1", name, tc.role, 3*time.Second)
+				// Start returns once the member is in its own view of
+				// the ring: it knows its tenants from the first.
+				if _, err := tc.owners(m); err != nil {
+					t.Fatalf("%s started: %v", name, err)
+				}
+				return m
 			}
-		}
-		return true
-	})
-	o1, o2 := owners(c1), owners(c2)
-	n := map[string]int{}
-	for _, id := range tenants {
-		if o1[id] != o2[id] {
-			t.Errorf("%s: owned by %q in c1's view, %q in c2's", id, o1[id], o2[id])
-		}
-		n[o1[id]]++
-	}
-	if n["c1"] == 0 || n["c2"] == 0 || n["c1"]+n["c2"] != len(tenants) {
-		t.Fatalf("owners of %d tenants: %v, want both compactors owning some", len(tenants), n)
-	}
+			m1, m2 := start("m1"), start("m2")
+			tenants := make([]string, 40)
+			for i := range tenants {
+				tenants[i] = fmt.Sprintf("tenant-%d", i)
+			}
+			owners := func(m *Member) map[string]string {
+				o, err := tc.owners(m)
+				if err != nil {
+					return nil
+				}
+				out := map[string]string{}
+				for _, id := range tenants {
+					out[id] = o.Owner(id)
+				}
+				return out
+			}
+			testutil.Eventually(t, 30*time.Second, "both see both in the ring", func() bool {
+				for _, m := range []*Member{m1, m2} {
+					rs, err := tc.ring(m).GetAllHealthy(ownerOp)
+					if err != nil || len(rs.Instances) != 2 {
+						return false
+					}
+				}
+				return true
+			})
+			o1, o2 := owners(m1), owners(m2)
+			n := map[string]int{}
+			for _, id := range tenants {
+				if o1[id] != o2[id] {
+					t.Errorf("%s: owned by %q in m1's view, %q in m2's", id, o1[id], o2[id])
+				}
+				n[o1[id]]++
+			}
+			if n["m1"] == 0 || n["m2"] == 0 || n["m1"]+n["m2"] != len(tenants) {
+				t.Fatalf("owners of %d tenants: %v, want both owning some", len(tenants), n)
+			}
 
-	// c2 stops (a killed one is e2e.TestClusterCompactorsShardTenants):
-	// it leaves the ring and c1 owns every tenant.
-	if err := c2.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "c1 owns every tenant once c2 left", func() bool {
-		o := owners(c1)
-		for _, id := range tenants {
-			if o[id] != "c1" {
-				return false
+			// m2 stops (a killed one is the e2e tests'): it leaves the
+			// ring and m1 owns every tenant.
+			if err := m2.Stop(); err != nil {
+				t.Fatal(err)
 			}
-		}
-		return true
-	})
-	if _, err := (&Member{}).CompactorOwners(); err == nil {
-		t.Error("a process that is no compactor has compactor owners")
+			testutil.Eventually(t, 30*time.Second, "m1 owns every tenant once m2 left", func() bool {
+				o := owners(m1)
+				for _, id := range tenants {
+					if o[id] != "m1" {
+						return false
+					}
+				}
+				return true
+			})
+			if _, err := tc.owners(&Member{}); err == nil {
+				t.Errorf("a process that is no %s has %s owners", tc.role, tc.role)
+			}
+		})
 	}
 }
 

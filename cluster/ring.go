@@ -30,6 +30,8 @@ const (
 	distributorRingKey  = "distributor"
 	compactorRingName   = "compactor"
 	compactorRingKey    = "compactor"
+	rulerRingName       = "ruler"
+	rulerRingKey        = "ruler"
 )
 
 // Options are what a Member needs besides its Config.
@@ -70,6 +72,10 @@ type Member struct {
 	// compactor's entry in it; nil unless the process is a compactor.
 	compactors     *ring.Ring
 	compLifecycler *ring.BasicLifecycler
+	// rulers is the rulers' ring, and rulerLifecycler this ruler's entry
+	// in it; nil unless the process is a ruler.
+	rulers          *ring.Ring
+	rulerLifecycler *ring.BasicLifecycler
 	// started are the services running, in the order they started.
 	started []services.Service
 }
@@ -100,7 +106,8 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 		return nil, fmt.Errorf("create the ingester ring client: %w", err)
 	}
 	compactor := opts.Targets.Has(TargetCompactor) && !opts.CompactorDisabled
-	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor {
+	ruler := opts.Targets.Has(TargetRuler)
+	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor && !ruler {
 		return m, nil
 	}
 
@@ -139,6 +146,11 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	}
 	if compactor {
 		if m.compactors, m.compLifecycler, err = ownerRing(cfg, ringCfg, compactorRingName, compactorRingKey, id, addr, logger, opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	if ruler {
+		if m.rulers, m.rulerLifecycler, err = ownerRing(cfg, ringCfg, rulerRingName, rulerRingKey, id, addr, logger, opts.Registerer); err != nil {
 			return nil, err
 		}
 	}
@@ -231,6 +243,9 @@ func (m *Member) Start(ctx context.Context) error {
 	if m.compactors != nil {
 		svcs = append(svcs, m.compactors, m.compLifecycler)
 	}
+	if m.rulers != nil {
+		svcs = append(svcs, m.rulers, m.rulerLifecycler)
+	}
 	if m.lifecycler != nil {
 		svcs = append(svcs, m.lifecycler)
 	}
@@ -246,23 +261,32 @@ func (m *Member) Start(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("join the cluster: %w", err), m.Stop())
 		}
 	}
-	if m.compactors != nil {
-		// Registered in the KV store; the ring's view follows it shortly.
-		// Until it does, this compactor cannot tell its tenants.
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if _, err := m.CompactorOwners(); err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return errors.Join(fmt.Errorf("join the compactors' ring: %w", ctx.Err()), m.Stop())
-			case <-tick.C:
-			}
+	// A compactor or ruler is registered in the KV store; the ring's view
+	// follows shortly. Until it does, it cannot tell its tenants.
+	for _, owners := range []func() (*Owners, error){m.CompactorOwners, m.RulerOwners} {
+		if err := m.awaitOwners(ctx, owners); err != nil {
+			return errors.Join(err, m.Stop())
 		}
 	}
 	return nil
+}
+
+// awaitOwners waits until owners answers, unless its ring is not this
+// process's (errNotMember).
+func (m *Member) awaitOwners(ctx context.Context, owners func() (*Owners, error)) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := owners()
+		if err == nil || errors.Is(err, errNotMember) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join the ring: %w (%w)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
 }
 
 // Stop leaves the cluster, last started first. An ingester's lifecycler goes
@@ -307,9 +331,28 @@ func (m *Member) Distributors() int {
 // heartbeats are failing): then it cannot know which tenants are its own.
 func (m *Member) CompactorOwners() (*Owners, error) {
 	if m.compactors == nil {
-		return nil, errors.New("this process is no compactor")
+		return nil, fmt.Errorf("%w of the compactors' ring", errNotMember)
 	}
 	return healthyOwners(m.compactors, m.compLifecycler.GetInstanceID())
+}
+
+// RulerOwners returns which ruler owns each tenant's rule groups, from the
+// rulers' ring as this ruler sees it now. It fails while this ruler is not
+// a healthy member of the ring, as CompactorOwners does.
+func (m *Member) RulerOwners() (*Owners, error) {
+	if m.rulers == nil {
+		return nil, fmt.Errorf("%w of the rulers' ring", errNotMember)
+	}
+	return healthyOwners(m.rulers, m.rulerLifecycler.GetInstanceID())
+}
+
+// RulerRingHandler serves the rulers' ring page; nil unless the process is
+// a ruler.
+func (m *Member) RulerRingHandler() http.Handler {
+	if m.rulers == nil {
+		return nil
+	}
+	return m.rulers
 }
 
 // CompactorRingHandler serves the compactors' ring page; nil unless the

@@ -137,6 +137,18 @@ func (d *Distributor) Appender(ctx context.Context, id string) (storage.Appender
 	return &appender{d: d, ctx: ctx, tenant: id}, nil
 }
 
+// AppenderV2 implements storage.AppendableV2 for the tenant carried by ctx:
+// a cluster's ruler writes its rules' results through it, to the ingesters
+// as a distributor writes, answered once a quorum has them. Without a
+// tenant, every Append fails.
+func (d *Distributor) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	id, ok := tenant.FromContext(ctx)
+	if !ok {
+		return &appender{d: d, ctx: ctx, err: tenant.ErrNoTenant}
+	}
+	return &appender{d: d, ctx: ctx, tenant: id}
+}
+
 // series is one series of a commit, with what was appended to it.
 type series struct {
 	ls        labels.Labels
@@ -151,6 +163,7 @@ type appender struct {
 	ctx    context.Context
 	tenant string
 	series []series
+	err    error // fails every call when set
 }
 
 var _ storage.ExemplarAppenderV2 = (*appender)(nil)
@@ -170,6 +183,9 @@ func (a *appender) last(ls labels.Labels) *series {
 // reference in a distributor, and the pipeline's cache of references
 // tolerates any (it passes the labels along).
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+	if a.err != nil {
+		return 0, a.err
+	}
 	s := a.last(ls)
 	switch {
 	case h != nil:
@@ -187,6 +203,9 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v 
 // 1.0 senders send a series' exemplars in an entry of their own, often in a
 // request without its samples).
 func (a *appender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
+	if a.err != nil {
+		return 0, a.err
+	}
 	if n := len(a.series); n > 0 && labels.Equal(a.series[n-1].ls, ls) {
 		a.series[n-1].exemplars = append(a.series[n-1].exemplars, es...)
 		return 0, nil
@@ -205,6 +224,9 @@ func (a *appender) Rollback() error {
 // quorum of each series' replicas has them.
 func (a *appender) Commit() error {
 	defer func() { a.series = nil }()
+	if a.err != nil {
+		return a.err
+	}
 	if len(a.series) == 0 {
 		return nil
 	}

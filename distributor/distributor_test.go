@@ -3,6 +3,7 @@ package distributor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/distributor"
 	"github.com/strata-tsdb/strata/ingest"
@@ -338,4 +340,47 @@ func TestExemplarsForwarded(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestAppendableWritesTenantOfContext: a ruler's appender writes the tenant
+// of its context to a quorum of the series' ingesters; without a tenant it
+// fails and writes nothing.
+func TestAppendableWritesTenantOfContext(t *testing.T) {
+	var ings []*fakeIngester
+	var descs []ring.InstanceDesc
+	for i := range 3 {
+		status := http.StatusNoContent
+		if i == 2 {
+			status = http.StatusServiceUnavailable // one replica down: the quorum still holds
+		}
+		f := newFakeIngester(t, status, "down")
+		ings = append(ings, f)
+		descs = append(descs, ring.InstanceDesc{Id: fmt.Sprint("ingester-", i), Addr: f.addr(), State: ring.ACTIVE})
+	}
+	d := distributor.New(distributor.Options{Ring: fakeRing{descs}, PushTimeout: 5 * time.Second})
+	ls := labels.FromStrings("__name__", "job:up:sum", "job", "node")
+
+	app := d.AppenderV2(tenant.WithID(context.Background(), "team-a"))
+	if _, err := app.Append(0, ls, 0, 1000, 3, nil, nil, storage.AppendV2Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatalf("commit with a quorum: %v", err)
+	}
+	for _, f := range ings[:2] {
+		f.mu.Lock()
+		got, tenants := f.samples[ls.String()], f.tenants
+		f.mu.Unlock()
+		if len(got) != 1 || got[0].Value != 3 || got[0].Timestamp != 1000 || len(tenants) != 1 || tenants[0] != "team-a" {
+			t.Errorf("ingester got %v of tenants %v, want one sample 3@1000 of team-a", got, tenants)
+		}
+	}
+
+	app = d.AppenderV2(context.Background())
+	if _, err := app.Append(0, ls, 0, 2000, 4, nil, nil, storage.AppendV2Options{}); !errors.Is(err, tenant.ErrNoTenant) {
+		t.Errorf("append without a tenant: %v, want %v", err, tenant.ErrNoTenant)
+	}
+	if err := app.Commit(); !errors.Is(err, tenant.ErrNoTenant) {
+		t.Errorf("commit without a tenant: %v, want %v", err, tenant.ErrNoTenant)
+	}
 }

@@ -80,9 +80,10 @@ type Server struct {
 	// targets are the process's roles (-target); empty for all.
 	targets cluster.Targets
 	// distributor forwards writes to the ingesters; nil unless a cluster's
-	// distributor.
+	// distributor or ruler (which writes its rules' results through it).
 	distributor *distributor.Distributor
-	// ingesters reads the ingesters; nil unless a cluster's querier.
+	// ingesters reads the ingesters; nil unless a cluster's querier or
+	// ruler.
 	ingesters *querier.Reader
 	// member is the process's membership of the cluster; nil for all.
 	member   *cluster.Member
@@ -159,7 +160,10 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	if targets.Has(cluster.TargetIngester) || targets.Has(cluster.TargetQuerier) {
+	// A ruler reads as a querier does: the store of a querier (the bucket's
+	// blocks) plus the ingesters.
+	reads := targets.Has(cluster.TargetQuerier) || targets.Has(cluster.TargetRuler)
+	if targets.Has(cluster.TargetIngester) || reads {
 		so := cfg.Storage.Options()
 		so.Bucket = bkt
 		so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
@@ -169,7 +173,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			s.changes = &frontend.Changes{}
 			so.Changes = s.changes
 		}
-		if targets.Clustered() && targets.Has(cluster.TargetQuerier) {
+		if targets.Clustered() && reads {
 			s.ingesters = querier.NewReader(querier.Options{
 				Ring:       s.member.Ring,
 				Timeout:    time.Duration(cfg.Cluster.Querier.IngesterTimeout),
@@ -191,7 +195,15 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		}
 		cancel()
 	}
-	if targets.Has(cluster.TargetQuerier) {
+	if targets.Clustered() && (targets.Has(cluster.TargetDistributor) || targets.Has(cluster.TargetRuler)) {
+		s.distributor = distributor.New(distributor.Options{
+			Ring:        s.member.Ring,
+			PushTimeout: time.Duration(cfg.Cluster.Distributor.PushTimeout),
+			Logger:      logger.With("component", "distributor"),
+			Registerer:  s.reg,
+		})
+	}
+	if reads {
 		if err := s.newQuery(cfg, logger); err != nil {
 			return nil, err
 		}
@@ -242,9 +254,10 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	return s, nil
 }
 
-// newQuery builds the query engine and the rule evaluator (whose rules the
-// query API lists; it evaluates them only in a single process, until the
-// ruler is a role).
+// newQuery builds the query engine and the rule evaluator. The evaluator
+// runs in a single process and in a cluster's rulers (rulesRun), which
+// evaluate the tenants they own in the rulers' ring and write through the
+// distributor's path; a querier's lists no rules.
 func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 	eo := cfg.Query.Engine.Options()
 	eo.Downsampled, eo.Limits = s.store, s.overrides
@@ -270,7 +283,7 @@ func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 		s.onClose("query front end", s.frontend.Close)
 		s.changes.Set(s.frontend)
 	}
-	if s.alerting, err = alerting.New(alerting.Options{
+	ao := alerting.Options{
 		Rules:         cfg.Rules,
 		Notify:        cfg.Notifications,
 		Alertmanager:  cfg.Alertmanager,
@@ -282,7 +295,19 @@ func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 		QueryTimeout:  time.Duration(cfg.Query.Engine.Timeout),
 		Logger:        logger.With("component", "alerting"),
 		Registerer:    s.reg,
-	}); err != nil {
+	}
+	if s.targets.Clustered() && s.targets.Has(cluster.TargetRuler) {
+		ao.Appendable = s.distributor
+		ao.Owned = func() (func(string) bool, error) {
+			o, err := s.member.RulerOwners()
+			if err != nil {
+				return nil, err
+			}
+			return o.Owns, nil
+		}
+		ao.OwnershipCheckPeriod = time.Duration(cfg.Cluster.Ring.HeartbeatPeriod)
+	}
+	if s.alerting, err = alerting.New(ao); err != nil {
 		return fmt.Errorf("create rule evaluator: %w", err)
 	}
 	return nil
@@ -292,13 +317,7 @@ func (s *Server) newQuery(cfg *Config, logger *slog.Logger) (err error) {
 // writing to the store, or in a cluster's distributor to the ingesters.
 func (s *Server) newWrite(cfg *Config, logger *slog.Logger) {
 	var store ingest.Storage = s.store
-	if s.targets.Clustered() {
-		s.distributor = distributor.New(distributor.Options{
-			Ring:        s.member.Ring,
-			PushTimeout: time.Duration(cfg.Cluster.Distributor.PushTimeout),
-			Logger:      logger.With("component", "distributor"),
-			Registerer:  s.reg,
-		})
+	if s.distributor != nil {
 		store = s.distributor
 	}
 	// One pipeline behind every protocol: remote write and OTLP decode
@@ -361,7 +380,7 @@ func (s *Server) close() error {
 // reload re-reads what Strata re-reads while it runs: the rule files and
 // the overrides file. SIGHUP and POST /-/reload both come here.
 func (s *Server) reload() error {
-	if s.alerting != nil {
+	if s.rulesRun() {
 		if err := s.alerting.Reload(); err != nil {
 			return fmt.Errorf("reload rules: %w", err)
 		}
@@ -370,6 +389,12 @@ func (s *Server) reload() error {
 		return fmt.Errorf("reload overrides: %w", err)
 	}
 	return nil
+}
+
+// rulesRun reports whether this process evaluates rules: a single process,
+// or a cluster's ruler.
+func (s *Server) rulesRun() bool {
+	return s.alerting != nil && s.targets.Has(cluster.TargetRuler)
 }
 
 // Addr is the address the server listens on.
@@ -450,13 +475,20 @@ func (s *Server) routes() http.Handler {
 	if s.store != nil {
 		mux.Handle("/api/v1/admin/flush", m.instrument("flush", s.authenticated(api.FlushHandler(s.store))))
 	}
-	if s.engine != nil {
+	if s.engine != nil && s.targets.Has(cluster.TargetQuerier) {
 		query := s.queryAPI()
 		if s.frontend != nil {
 			query = frontend.Handler(query)
 		}
 		mux.Handle("/api/v1/", m.instrument("api", query))
 		mux.Handle("/", web.Handler())
+	} else if s.engine != nil {
+		// A ruler without the querier role answers for the rules it
+		// evaluates only; queries go to the queriers.
+		query := m.instrument("api", s.queryAPI())
+		for _, p := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/anomaly/rules"} {
+			mux.Handle(p, query)
+		}
 	}
 	if s.member != nil {
 		// Behind the API's authentication: the ring page can forget members.
@@ -464,6 +496,9 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/memberlist", s.authenticated(s.member.MemberlistHandler()))
 		if h := s.member.CompactorRingHandler(); h != nil {
 			mux.Handle("/compactor/ring", s.authenticated(h))
+		}
+		if h := s.member.RulerRingHandler(); h != nil {
+			mux.Handle("/ruler/ring", s.authenticated(h))
 		}
 		if h := s.member.DistributorRingHandler(); h != nil {
 			mux.Handle("/distributor/ring", s.authenticated(h))
@@ -625,15 +660,19 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	// Rules run until the HTTP server is shut down, and stop before the
-	// store closes; only in a single process until the ruler is a role.
+	// store closes and the process leaves the cluster (through which a
+	// ruler reads and writes). A ruler of a cluster starts once it is in
+	// the rulers' ring: before, it could not know its tenants.
 	rulesCtx, stopRules := context.WithCancel(context.Background())
-	rulesDone := make(chan struct{})
-	go func() {
-		defer close(rulesDone)
-		if s.alerting != nil && s.targets.All() {
-			s.alerting.Run(rulesCtx)
+	var rulesWG sync.WaitGroup
+	runRules := func() {
+		if s.rulesRun() {
+			rulesWG.Go(func() { s.alerting.Run(rulesCtx) })
 		}
-	}()
+	}
+	if s.member == nil {
+		runRules()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -647,6 +686,9 @@ func (s *Server) Run(ctx context.Context) error {
 		err = s.member.Start(ctx)
 		if err == nil && s.compactor != nil {
 			runCompactor()
+		}
+		if err == nil {
+			runRules()
 		}
 	}
 	s.logger.Info("Strata started", "version", version.Version, "address", s.listener.Addr().String(), "data", s.cfg.Storage.Path, "target", s.cfg.Cluster.Target.String())
@@ -687,11 +729,11 @@ loop:
 	if serr := s.http.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shut down HTTP: %w", serr))
 	}
-	// Distributors and queriers keep their view of the ring until their
-	// last requests are answered.
-	leave()
 	stopRules()
-	<-rulesDone
+	rulesWG.Wait()
+	// Distributors, queriers and rulers keep their view of the ring until
+	// their last requests are answered and evaluations done.
+	leave()
 	stopBg()
 	wg.Wait()
 	if s.store != nil && s.cfg.Storage.FlushOnShutdown {

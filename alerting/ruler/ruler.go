@@ -44,6 +44,13 @@ type Options struct {
 	Notify     NotifyFunc
 	// Files returns the rule files of every tenant; it is called at each load.
 	Files func() (map[string][]string, error)
+	// Owned, when set, returns which tenants this ruler evaluates (in a
+	// cluster, those the rulers' ring gives it); every tenant when nil.
+	// An error means it owns none it could be sure of: it evaluates none.
+	Owned func() (func(tenant string) bool, error)
+	// OwnershipCheckPeriod is how often Owned is asked again, starting and
+	// stopping tenants whose ownership changed; unused without Owned.
+	OwnershipCheckPeriod time.Duration
 
 	EvaluationInterval time.Duration
 	ResendDelay        time.Duration
@@ -62,9 +69,15 @@ type Ruler struct {
 	metrics *rules.Metrics
 	m       *ruleMetrics
 
-	mu      sync.Mutex // serialises loads and guards tenants
+	mu      sync.Mutex // serialises loads and guards tenants, files, defs
 	ctx     context.Context
-	tenants map[string]*tenantRules
+	tenants map[string]*tenantRules // the tenants evaluated: owned ones
+	// files and defs are what the last successful load read: every
+	// tenant's rule files and anomaly rules (by anomalyKey), owned or not.
+	files map[string][]string
+	defs  map[string][]anomalyRuleDef
+	// ownedErr is the last error of Options.Owned, logged once.
+	ownedErr string
 
 	amu       sync.RWMutex
 	anomalies map[string][]*anomalyRule // by tenant + group key
@@ -83,6 +96,8 @@ type ruleMetrics struct {
 	loads           *prometheus.CounterVec
 	lastLoad        prometheus.Gauge
 	lastLoadOK      prometheus.Gauge
+	tenantsOwned    prometheus.Gauge
+	groupEvals      *prometheus.CounterVec
 }
 
 // New returns a Ruler; Run starts it.
@@ -121,6 +136,12 @@ func New(o Options) *Ruler {
 			lastLoadOK: f.NewGauge(prometheus.GaugeOpts{
 				Name: "strata_rules_last_load_successful", Help: "Whether the last load of the rule files succeeded (1) or failed (0).",
 			}),
+			tenantsOwned: f.NewGauge(prometheus.GaugeOpts{
+				Name: "strata_rules_tenants_evaluated", Help: "Tenants with rule files whose rules this process evaluates (in a cluster, those it owns in the rulers' ring).",
+			}),
+			groupEvals: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "strata_rule_group_evaluations_total", Help: "Evaluations of rule groups, by tenant.",
+			}, []string{"tenant"}),
 		},
 		tenants:   map[string]*tenantRules{},
 		anomalies: map[string][]*anomalyRule{},
@@ -137,6 +158,19 @@ func (r *Ruler) Run(ctx context.Context) {
 	if err := r.Reload(); err != nil {
 		r.logger.Error("loading rules failed", "err", err)
 	}
+	if r.opts.Owned != nil && r.opts.OwnershipCheckPeriod > 0 {
+		tick := time.NewTicker(r.opts.OwnershipCheckPeriod)
+	checks:
+		for {
+			select {
+			case <-ctx.Done():
+				break checks
+			case <-tick.C:
+				r.CheckOwnership()
+			}
+		}
+		tick.Stop()
+	}
 	<-ctx.Done()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -145,6 +179,7 @@ func (r *Ruler) Run(ctx context.Context) {
 		<-t.done
 		delete(r.tenants, id)
 	}
+	r.m.tenantsOwned.Set(0)
 	r.ctx = nil
 }
 
@@ -173,8 +208,9 @@ func (r *Ruler) Reload() (err error) {
 	if err != nil {
 		return fmt.Errorf("find rule files: %w", err)
 	}
-	// Check everything before changing anything.
-	newAnomalies := map[string][]*anomalyRule{}
+	// Check everything before changing anything: every tenant's files,
+	// owned or not, so that a broken file fails the load on every ruler.
+	defs := map[string][]anomalyRuleDef{}
 	for id, fs := range files {
 		if err := tenant.ValidateID(id); err != nil {
 			return fmt.Errorf("rule files %v: %w", fs, err)
@@ -187,12 +223,74 @@ func (r *Ruler) Reload() (err error) {
 			if _, errs := (fileLoader{parser: r.opts.Parser, logger: r.logger}).Load(f, false, model.UTF8Validation); len(errs) > 0 {
 				return errors.Join(errs...)
 			}
-			for group, defs := range pf.anomalies {
+			for group, gdefs := range pf.anomalies {
 				key := anomalyKey(id, f, group)
-				for _, d := range defs {
-					newAnomalies[key] = append(newAnomalies[key], r.keepState(key, d))
-				}
+				defs[key] = append(defs[key], gdefs...)
 			}
+		}
+	}
+	if err := r.apply(files, defs, r.owned()); err != nil {
+		return err
+	}
+	r.files, r.defs = files, defs
+	r.logger.Info("rules loaded", "tenants", len(files), "evaluated", len(r.tenants))
+	return nil
+}
+
+// owned returns which tenants this ruler evaluates now.
+func (r *Ruler) owned() func(string) bool {
+	if r.opts.Owned == nil {
+		return func(string) bool { return true }
+	}
+	owns, err := r.opts.Owned()
+	if err != nil {
+		if err.Error() != r.ownedErr {
+			r.logger.Warn("cannot tell which tenants this ruler owns; evaluating none", "err", err)
+		}
+		r.ownedErr = err.Error()
+		return func(string) bool { return false }
+	}
+	r.ownedErr = ""
+	return owns
+}
+
+// CheckOwnership starts evaluating the tenants this ruler has come to own
+// and stops those it no longer owns, with the rules of the last load. A
+// tenant handed over is stopped without ending its series: its new owner
+// goes on writing them.
+func (r *Ruler) CheckOwnership() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil || r.ctx.Err() != nil || r.files == nil {
+		return
+	}
+	owns := r.owned()
+	changed := false
+	for id := range r.files {
+		if _, running := r.tenants[id]; running != owns(id) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := r.apply(r.files, r.defs, owns); err != nil {
+		r.logger.Error("applying a change of owned tenants failed", "err", err)
+	}
+}
+
+// apply evaluates the rules of files and defs of the tenants owns accepts:
+// it starts and updates their rule managers and stops the others'. On
+// error the anomaly rules stay as they were. r.mu is held.
+func (r *Ruler) apply(files map[string][]string, defs map[string][]anomalyRuleDef, owns func(string) bool) error {
+	newAnomalies := map[string][]*anomalyRule{}
+	for key, ds := range defs {
+		if !owns(key[:strings.IndexByte(key, 0xff)]) {
+			continue
+		}
+		for _, d := range ds {
+			newAnomalies[key] = append(newAnomalies[key], r.keepState(key, d))
 		}
 	}
 	r.amu.Lock()
@@ -202,32 +300,39 @@ func (r *Ruler) Reload() (err error) {
 
 	var errs []error
 	for id, fs := range files {
+		if !owns(id) {
+			continue
+		}
 		t := r.tenants[id]
 		if t == nil {
 			t = r.startTenant(id)
 			r.tenants[id] = t
+			r.logger.Info("evaluating the rules of a tenant", "tenant", id)
 		}
 		if err := t.manager.Update(r.opts.EvaluationInterval, fs, labels.EmptyLabels(), r.opts.ExternalURL.String(), r.iteration(id)); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", id, err))
 		}
 	}
 	for id, t := range r.tenants {
-		if _, ok := files[id]; ok {
+		if _, ok := files[id]; !ok {
+			// The tenant has no rule files any more: end its series.
+			_ = t.manager.Update(r.opts.EvaluationInterval, nil, labels.EmptyLabels(), r.opts.ExternalURL.String(), r.iteration(id))
+		} else if owns(id) {
 			continue
+		} else {
+			r.logger.Info("no longer evaluating the rules of a tenant: another ruler owns it", "tenant", id)
 		}
-		// The tenant has no rule files any more: end its series and stop.
-		_ = t.manager.Update(r.opts.EvaluationInterval, nil, labels.EmptyLabels(), r.opts.ExternalURL.String(), r.iteration(id))
 		t.manager.Stop()
 		<-t.done
 		delete(r.tenants, id)
 	}
+	r.m.tenantsOwned.Set(float64(len(r.tenants)))
 	if len(errs) > 0 {
 		r.amu.Lock()
 		r.anomalies = old
 		r.amu.Unlock()
 		return errors.Join(errs...)
 	}
-	r.logger.Info("rules loaded", "tenants", len(files))
 	return nil
 }
 
@@ -293,7 +398,9 @@ func (r *Ruler) iteration(tenantID string) rules.GroupEvalIterationFunc {
 		}
 		return res.Matrix()
 	}
+	evals := r.m.groupEvals.WithLabelValues(tenantID)
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
+		evals.Inc()
 		r.amu.RLock()
 		ars := r.anomalies[anomalyKey(tenantID, g.File(), g.Name())]
 		r.amu.RUnlock()
