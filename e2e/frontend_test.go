@@ -84,12 +84,49 @@ func cacheQueries(at int64) []string {
 func TestResultsCacheStaysCorrect(t *testing.T) {
 	requireE2E(t)
 	for _, backend := range []string{"inmemory", "memcached"} {
-		t.Run(backend, func(t *testing.T) { testResultsCache(t, backend) })
+		t.Run(backend, func(t *testing.T) {
+			dir := t.TempDir()
+			flags := cacheFlags(t, backend)
+			strata := startStrata(t, "", dir, flags...)
+			sys := &cacheSystem{write: strata, query: strata, invalidating: []*strataProc{strata}}
+			if backend == "memcached" {
+				// The cache outlives the process: a restart finds it.
+				sys.restart = func() {
+					strata.Kill()
+					strata = startStrata(t, strata.addr, dir, flags...)
+					sys.write, sys.query, sys.invalidating = strata, strata, []*strataProc{strata}
+				}
+			}
+			testResultsCache(t, sys)
+		})
 	}
 }
 
-func testResultsCache(t *testing.T, backend string) {
-	dir := t.TempDir()
+// TestClusterResultsCacheStaysCorrect is TestResultsCacheStaysCorrect for
+// a cluster (three ingesters, a distributor, a querier) sharing a real
+// memcached: the querier splits and caches, and the ingesters, where the
+// late and out-of-order samples are committed, invalidate what they make
+// stale before the distributor acknowledges them.
+func TestClusterResultsCacheStaysCorrect(t *testing.T) {
+	requireE2E(t)
+	flags := cacheFlags(t, "memcached")
+	names := []string{"ingester-1", "ingester-2", "ingester-3"}
+	c := newTestCluster(t, names...)
+	started := time.Now()
+	sys := &cacheSystem{}
+	for _, n := range names {
+		sys.invalidating = append(sys.invalidating, c.start(n, "ingester", "", t.TempDir(), flags...))
+	}
+	sys.write = c.start("distributor", "distributor", "", t.TempDir(), flags...)
+	sys.query = c.start("querier", "querier", "", t.TempDir(), flags...)
+	for _, p := range []*strataProc{sys.write, sys.query} {
+		waitActive(t, p.url, started, names...)
+	}
+	testResultsCache(t, sys)
+}
+
+// cacheFlags are the flags of the Strata processes of a results-cache test.
+func cacheFlags(t *testing.T, backend string) []string {
 	flags := []string{
 		// Parts of an hour: a 6h window is split into six or seven parts.
 		"-query.split-interval", "1h",
@@ -101,7 +138,27 @@ func testResultsCache(t *testing.T, backend string) {
 	if backend == "memcached" {
 		flags = append(flags, "-query.results-cache.memcached.addresses", memcachedAddr(t), "-query.results-cache.memcached.max-item-bytes", strconv.Itoa(4<<20))
 	}
-	strata := startStrata(t, "", dir, flags...)
+	return flags
+}
+
+// cacheSystem is the Strata a results-cache test writes to and queries.
+type cacheSystem struct {
+	write, query *strataProc
+	// invalidating are the processes whose writes invalidate the cache.
+	invalidating []*strataProc
+	// restart restarts the system; nil when its cache would not survive it.
+	restart func()
+}
+
+func (s *cacheSystem) invalidations(t *testing.T, tenant string) float64 {
+	var n float64
+	for _, p := range s.invalidating {
+		n += testutil.Metric(t, p.metrics(), "strata_results_cache_invalidations_total", "tenant", tenant)
+	}
+	return n
+}
+
+func testResultsCache(t *testing.T, sys *cacheSystem) {
 	promAddr := proctest.FreeAddr(t)
 	prom := startPrometheus(t, "prometheus", prometheus3Bin(t), promAddr,
 		"global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 10m\n",
@@ -111,7 +168,7 @@ func testResultsCache(t *testing.T, backend string) {
 	hc := &http.Client{Timeout: 30 * time.Second}
 	send := func(tenant string, req *prompb.WriteRequest, toProm bool) {
 		t.Helper()
-		code, body, err := sendWriteV1(ctx, hc, strata.url+"/api/v1/write", tenant, req)
+		code, body, err := sendWriteV1(ctx, hc, sys.write.url+"/api/v1/write", tenant, req)
 		if err != nil || code/100 != 2 {
 			t.Fatalf("write to Strata (tenant %s): %d %s %v", tenant, code, body, err)
 		}
@@ -130,12 +187,12 @@ func testResultsCache(t *testing.T, backend string) {
 	genA := cacheGen{seed: 0}
 	send("a", genA.request(start-30*minute, lagEnd, ""), true)
 
-	sa := newAPIClient(strata.url, "a")
+	sa := newAPIClient(sys.query.url, "a")
 	pc := newAPIClient(prom.url, "")
 	queries := cacheQueries(start + 90*minute)
 	hits := func() float64 {
-		return testutil.Metric(t, strata.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "hit") +
-			testutil.Metric(t, strata.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "partial")
+		return testutil.Metric(t, sys.query.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "hit") +
+			testutil.Metric(t, sys.query.metrics(), "strata_results_cache_lookups_total", "tenant", "a", "result", "partial")
 	}
 	compareAll := func(when string, wantCached bool) {
 		t.Helper()
@@ -157,13 +214,13 @@ func testResultsCache(t *testing.T, backend string) {
 
 	// Out-of-order samples of existing series, and a new series, into the
 	// cached range (within the out-of-order window of the tenant's newest sample).
-	inv := testutil.Metric(t, strata.metrics(), "strata_results_cache_invalidations_total", "tenant", "a")
+	inv := sys.invalidations(t, "a")
 	ooo := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		newSeries([]prompb.Sample{{Timestamp: lagEnd - 7*minute + 3, Value: 9.75}}, "__name__", "node_load1", "job", "node", "instance", "host-1"),
 		newSeries([]prompb.Sample{{Timestamp: lagEnd - 8*minute, Value: 4.5}, {Timestamp: lagEnd - 2*minute, Value: 4.25}}, "__name__", "node_load1", "job", "node", "instance", "late-host"),
 	}}
 	send("a", ooo, true)
-	if got := testutil.Metric(t, strata.metrics(), "strata_results_cache_invalidations_total", "tenant", "a"); got <= inv {
+	if got := sys.invalidations(t, "a"); got <= inv {
 		t.Errorf("out-of-order samples 3h old did not invalidate the cache (invalidations %v, before %v)", got, inv)
 	}
 	compareAll("after out-of-order samples into the cached range", true)
@@ -171,7 +228,7 @@ func testResultsCache(t *testing.T, backend string) {
 	// Tenant b: the same series names, other values. Its answers are its
 	// own, the same with and without the cache.
 	send("b", cacheGen{seed: 2}.request(start-30*minute, lagEnd, ""), false)
-	sb := newAPIClient(strata.url, "b")
+	sb := newAPIClient(sys.query.url, "b")
 	for _, q := range queries {
 		a := mustSucceed(t, "a: "+q, sa.queryRange(t, q, start, end, time.Minute))
 		b1 := mustSucceed(t, "b: "+q, sb.queryRange(t, q, start, end, time.Minute))
@@ -190,11 +247,9 @@ func testResultsCache(t *testing.T, backend string) {
 	send("a", genA.request(lagEnd+1, now-30000, ""), true)
 	compareAll("after the sender caught up", true)
 
-	if backend == "memcached" {
-		// The cache outlives the process: a restart finds it, and it is right.
-		strata.Kill()
-		strata = startStrata(t, strata.addr, dir, flags...)
-		sa = newAPIClient(strata.url, "a")
+	if sys.restart != nil {
+		sys.restart()
+		sa = newAPIClient(sys.query.url, "a")
 		compareAll("after a restart", true)
 	}
 }

@@ -58,7 +58,9 @@ type Pinner interface {
 // Options configure a Frontend.
 type Options struct {
 	Config Config
-	// Engine evaluates the parts, and the queries the front end passes on whole.
+	// Engine evaluates the parts, and the queries the front end passes on
+	// whole. Nil for a front end that only invalidates a shared cache (a
+	// cluster's ingester): it answers no query.
 	Engine promql.QueryEngine
 	// Parser parses queries as Engine does; the default parser when nil.
 	Parser parser.Parser

@@ -63,8 +63,9 @@ type Server struct {
 	// compactor is nil when -compactor.enabled is off.
 	compactor *compactor.Compactor
 	engine    *promqlengine.Engine
-	// frontend splits and caches range queries; nil in a cluster, where
-	// the writes it must see to invalidate happen in the ingesters.
+	// frontend splits and caches range queries. In a cluster it runs only
+	// with a shared (memcached) cache: in queriers, and in ingesters only
+	// to invalidate what their writes make stale (sharedResultsCache).
 	frontend *frontend.Frontend
 	// changes relays the store's commits and bucket changes to the front
 	// end, which is built after the store.
@@ -169,7 +170,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		so.SeriesCallback = func(id string) blocks.SeriesCallback { return seriesLimiter.Tracker(id) }
 		so.AlwaysAdmit = s.overrides.Has
 		so.Logger, so.Registerer = logger.With("component", "store"), s.reg
-		if !targets.Clustered() {
+		if !targets.Clustered() || sharedResultsCache(cfg) {
 			s.changes = &frontend.Changes{}
 			so.Changes = s.changes
 		}
@@ -205,6 +206,10 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	if reads {
 		if err := s.newQuery(cfg, logger); err != nil {
+			return nil, err
+		}
+	} else if s.changes != nil {
+		if err := s.newInvalidator(cfg, logger); err != nil {
 			return nil, err
 		}
 	}
@@ -252,6 +257,35 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// sharedResultsCache reports whether the query front end's results cache is
+// shared by processes (memcached): in a cluster, the front end runs in
+// queriers only then, since the writes that make cached results stale are
+// committed in the ingesters, which then invalidate them in the shared
+// cache (newInvalidator). A cache in a querier's memory would never learn
+// of them.
+func sharedResultsCache(cfg *Config) bool {
+	fc := cfg.Query.Frontend
+	return fc.SplitInterval > 0 && fc.ResultsCache.Backend == frontend.BackendMemcached
+}
+
+// newInvalidator builds the front end of a process that serves no queries
+// but commits writes (a cluster's ingester): it only invalidates the shared
+// results cache's entries that the writes make stale, before they are
+// acknowledged.
+func (s *Server) newInvalidator(cfg *Config, logger *slog.Logger) (err error) {
+	if s.frontend, err = frontend.New(frontend.Options{
+		Config:           cfg.Query.Frontend,
+		OutOfOrderWindow: time.Duration(cfg.Storage.OutOfOrderWindow),
+		Logger:           logger.With("component", "frontend"),
+		Registerer:       s.reg,
+	}); err != nil {
+		return fmt.Errorf("create the results cache's invalidation: %w", err)
+	}
+	s.onClose("results cache invalidation", s.frontend.Close)
+	s.changes.Set(s.frontend)
+	return nil
 }
 
 // newQuery builds the query engine and the rule evaluator. The evaluator
