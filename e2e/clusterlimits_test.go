@@ -85,7 +85,8 @@ func replicas(tokens map[string][]uint32, key uint32, rf int) []string {
 // to the last one full, none after it). Requests with series beyond the
 // limit are answered 400 naming the limit, never 5xx; series acknowledged
 // are written again (one per request, answered 204) and keep their
-// samples; another tenant loses nothing.
+// samples. When an ingester leaves, the others' shares grow and new series
+// are taken again. Another tenant loses nothing.
 func TestClusterSeriesLimit(t *testing.T) {
 	requireE2E(t)
 	const (
@@ -195,6 +196,32 @@ func TestClusterSeriesLimit(t *testing.T) {
 	if n, _ := scalarValue(t, api, `count(count_over_time(limit_test[1m]) == 2)`, ts+2000); int(n) != len(acked) {
 		t.Errorf("%v series with both samples, want the %d acknowledged", n, len(acked))
 	}
+	// The shares follow the ring: every ingester is full, so new series
+	// are refused; once ingester-4 has left (SIGTERM) and the others count
+	// three healthy ingesters, each allows the whole limit (no more
+	// ingesters than replicas) and takes new series again.
+	fresh := func(from int) []prompb.TimeSeries {
+		var ss []prompb.TimeSeries
+		for k := from; k < from+perReq; k++ {
+			ss = append(ss, series(k))
+		}
+		return ss
+	}
+	if code, body := write("limited", fresh(total)...); code != http.StatusBadRequest {
+		t.Fatalf("new series with every ingester full: HTTP %d %q, want 400", code, body)
+	}
+	if err := ings[3].Stop(2 * time.Minute); err != nil {
+		t.Fatalf("ingester-4 on SIGTERM: %v", err)
+	}
+	left := time.Now()
+	for _, p := range append([]*strataProc{dist}, ings[:3]...) {
+		waitActive(t, p.url, left, names[:3]...)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code, body := write("limited", fresh(total+perReq)...); code != http.StatusNoContent {
+		t.Errorf("new series once three ingesters share the limit: HTTP %d %q, want 204", code, body)
+	}
+
 	// Another tenant is not limited by the first's series.
 	var other []prompb.TimeSeries
 	for i := range 2 * limit / 10 {
