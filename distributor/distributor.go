@@ -7,8 +7,8 @@
 //
 // Invariants:
 //   - Commit returns nil only when, for every series, a quorum of its
-//     replication set (2 of 3) answered 2xx or 400: an ingester answers
-//     only after its own WAL has the valid samples (its pipeline's Commit).
+//     replication set (2 of 3) answered 2xx: an ingester answers only
+//     after its own WAL has the valid samples (its pipeline's Commit).
 //   - Commit's error is an *ingest.Error of 400 when a quorum of some
 //     series' replicas rejected samples of the request (out of order, too
 //     old, beyond an ingester's share of a series limit): the valid rest
@@ -16,7 +16,9 @@
 //     400 counts against every series of its push, and a minority of
 //     replicas rejecting is answered 2xx (every series is in a quorum of
 //     WALs). Any other error fails the request with 5xx, and the sender
-//     retries it whole.
+//     retries it whole. With one replica refusing, one failing and one
+//     writing, the answer is the error dskit's DoBatch saw last (400 or
+//     503): either way nothing stored is lost, and no 2xx is given.
 //   - Nothing of a request is referenced once Commit returns: the bodies
 //     for every ingester are encoded before the first is sent, and writes
 //     to replicas beyond the quorum finish in the background from them.
