@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/dskit/kv"
@@ -78,6 +79,11 @@ type Member struct {
 	rulerLifecycler *ring.BasicLifecycler
 	// started are the services running, in the order they started.
 	started []services.Service
+
+	// healthy caches HealthyIngesters for a second: the series limiter
+	// asks at every new series.
+	healthyAt atomic.Int64 // unix nanoseconds of the count; 0 before the first
+	healthy   atomic.Int64
 }
 
 // NewMember builds the process's membership; Start joins the cluster.
@@ -323,6 +329,25 @@ func (m *Member) Distributors() int {
 		return 1
 	}
 	return max(1, len(rs.Instances))
+}
+
+// HealthyIngesters returns how many ingesters of the ring are ACTIVE and
+// healthy (written to) as this process sees it, at most a second ago; 0
+// before it has seen any. An ingester's share of a tenant's series limit
+// is computed from it (limits.NewSharedSeriesLimiter).
+func (m *Member) HealthyIngesters() int {
+	now := time.Now().UnixNano()
+	if at := m.healthyAt.Load(); at != 0 && now-at < int64(time.Second) {
+		return int(m.healthy.Load())
+	}
+	n := 0
+	if rs, err := m.Ring.GetAllHealthy(ring.Write); err == nil {
+		n = len(rs.Instances)
+	}
+	// Concurrent callers may both count; either count is as recent.
+	m.healthy.Store(int64(n))
+	m.healthyAt.Store(now)
+	return n
 }
 
 // CompactorOwners returns which compactor owns each tenant, from the

@@ -104,15 +104,18 @@ type ruleFile struct {
 
 // grafanaDataSources is Grafana's data source provisioning file.
 type grafanaDataSources struct {
-	APIVersion  int `yaml:"apiVersion"`
-	DataSources []struct {
-		Name     string         `yaml:"name"`
-		UID      string         `yaml:"uid"`
-		Type     string         `yaml:"type"`
-		Access   string         `yaml:"access"`
-		URL      string         `yaml:"url"`
-		JSONData map[string]any `yaml:"jsonData"`
-	} `yaml:"datasources"`
+	APIVersion  int                 `yaml:"apiVersion"`
+	DataSources []grafanaDataSource `yaml:"datasources"`
+}
+
+// grafanaDataSource is one provisioned data source.
+type grafanaDataSource struct {
+	Name     string         `yaml:"name"`
+	UID      string         `yaml:"uid"`
+	Type     string         `yaml:"type"`
+	Access   string         `yaml:"access"`
+	URL      string         `yaml:"url"`
+	JSONData map[string]any `yaml:"jsonData"`
 }
 
 // dashboard is the part of a Grafana dashboard the tests read.

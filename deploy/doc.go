@@ -16,5 +16,10 @@
 //     write their series, that alerts reach the webhook receiver through
 //     Alertmanager and directly, and that the dashboard's queries answer.
 //
-// Without a Docker engine these are how the stack is tested.
+// docker-compose.cluster.yml is the same around a cluster (the files in
+// strata-cluster/, prometheus-cluster/ and grafana-cluster/):
+// TestClusterComposeConsistency and TestClusterStackLive check and run it
+// the same way.
+//
+// Without a Docker engine these are how the stacks are tested.
 package deploy

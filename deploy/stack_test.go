@@ -16,22 +16,30 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// stack is the parsed docker-compose.yml of the repository.
+// stack is a parsed compose file of the repository.
 type stack struct {
 	root    string // the repository root, absolute
+	file    string // the compose file's name in root
 	project *types.Project
 }
 
-// loadStack loads ../docker-compose.yml the way `docker compose config`
-// does: schema validation, interpolation (with an empty environment, so the
-// file's own defaults apply), YAML anchors, path resolution.
+// loadStack loads ../docker-compose.yml (see loadComposeFile).
 func loadStack(t *testing.T) *stack {
+	t.Helper()
+	return loadComposeFile(t, "docker-compose.yml", "strata")
+}
+
+// loadComposeFile loads the compose file ../name as project the way
+// `docker compose config` does: schema validation, interpolation (with an
+// empty environment, so the file's own defaults apply), YAML anchors and
+// merges, path resolution.
+func loadComposeFile(t *testing.T, name, project string) *stack {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(root, "docker-compose.yml")
+	file := filepath.Join(root, name)
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("read the compose file: %v", err)
@@ -42,12 +50,12 @@ func loadStack(t *testing.T) *stack {
 		Environment: types.Mapping{},
 	}
 	p, err := loader.LoadWithContext(context.Background(), details, func(o *loader.Options) {
-		o.SetProjectName("strata", true)
+		o.SetProjectName(project, true)
 	})
 	if err != nil {
-		t.Fatalf("docker-compose.yml is not a valid compose file: %v", err)
+		t.Fatalf("%s is not a valid compose file: %v", name, err)
 	}
-	return &stack{root: root, project: p}
+	return &stack{root: root, file: name, project: p}
 }
 
 // service returns the service called name, failing t when there is none.
@@ -55,7 +63,7 @@ func (s *stack) service(t *testing.T, name string) types.ServiceConfig {
 	t.Helper()
 	svc, ok := s.project.Services[name]
 	if !ok {
-		t.Fatalf("docker-compose.yml has no service %q", name)
+		t.Fatalf("%s has no service %q", s.file, name)
 	}
 	return svc
 }
@@ -130,7 +138,7 @@ func (s *stack) checkServiceAddr(t *testing.T, what, hostport string) {
 		return
 	}
 	if _, ok := s.project.Services[host]; !ok {
-		t.Errorf("%s: host %q is not a service of docker-compose.yml", what, host)
+		t.Errorf("%s: host %q is not a service of %s", what, host, s.file)
 		return
 	}
 	if !slices.Contains(s.ports(t, host), port) {

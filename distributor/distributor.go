@@ -7,12 +7,18 @@
 //
 // Invariants:
 //   - Commit returns nil only when, for every series, a quorum of its
-//     replication set (2 of 3) answered 2xx or 400: an ingester answers
-//     only after its own WAL has the valid samples (its pipeline's Commit).
-//   - Commit's error is an *ingest.Error of 400 when ingesters rejected
-//     some samples (out of order, too old, limits): the valid rest is
-//     stored, as the single process answers. Any other error fails the
-//     request with 5xx, and the sender retries it whole.
+//     replication set (2 of 3) answered 2xx: an ingester answers only
+//     after its own WAL has the valid samples (its pipeline's Commit).
+//   - Commit's error is an *ingest.Error of 400 when a quorum of some
+//     series' replicas rejected samples of the request (out of order, too
+//     old, beyond an ingester's share of a series limit): the valid rest
+//     is stored, as the single process answers. As in Mimir, an ingester's
+//     400 counts against every series of its push, and a minority of
+//     replicas rejecting is answered 2xx (every series is in a quorum of
+//     WALs). Any other error fails the request with 5xx, and the sender
+//     retries it whole. With one replica refusing, one failing and one
+//     writing, the answer is the error dskit's DoBatch saw last (400 or
+//     503): either way nothing stored is lost, and no 2xx is given.
 //   - Nothing of a request is referenced once Commit returns: the bodies
 //     for every ingester are encoded before the first is sent, and writes
 //     to replicas beyond the quorum finish in the background from them.
@@ -308,52 +314,42 @@ func (d *Distributor) push(ctx context.Context, id string, ss []series) error {
 		}
 	}
 
-	var (
-		mu       sync.Mutex
-		rejected []string
-	)
 	// The pushes beyond the quorum go on after DoBatch returns, with their
 	// own deadline: the request's context ends with its answer.
 	pctx := context.WithoutCancel(ctx)
 	err := ring.DoBatchWithOptions(ctx, ring.Write, fixedRing{sets: sets, rf: d.opts.Ring.ReplicationFactor(), n: len(byAddr)}, tokens,
 		func(in ring.InstanceDesc, _ []int) error {
 			b := bodies[in.Addr]
-			var (
-				msg string
-				err error
-			)
+			var err error
 			if b.samples != nil {
-				msg, err = d.send(pctx, id, in.Addr, b.samples, protoV2)
+				err = d.send(pctx, id, in.Addr, b.samples, protoV2)
 			}
-			if err == nil && b.exemplars != nil {
+			if b.exemplars != nil && (err == nil || isRejection(err)) {
 				// Best effort, as exemplars are in a single process: an
 				// ingester's failure to take them fails nothing.
-				if _, xerr := d.send(pctx, id, in.Addr, b.exemplars, protoV1); xerr != nil {
+				if xerr := d.send(pctx, id, in.Addr, b.exemplars, protoV1); xerr != nil {
 					d.logger.Debug("exemplars not written to an ingester", "ingester", in.Addr, "err", xerr)
 				}
 			}
-			if err == nil && msg != "" {
-				mu.Lock()
-				rejected = append(rejected, msg)
-				mu.Unlock()
-			}
 			return err
 		}, ring.DoBatchOptions{IsClientError: isClientError})
-	if err != nil {
-		var pe *pushError
-		if errors.As(err, &pe) && pe.code/100 == 4 {
-			// A quorum refused the request as a whole (413, 415):
-			// the same answer a single process gives.
-			return &ingest.Error{Code: pe.code, Err: err}
+	if err == nil {
+		return nil
+	}
+	var pe *pushError
+	if errors.As(err, &pe) && pe.code/100 == 4 {
+		if pe.code == http.StatusBadRequest {
+			// A quorum of some series' replicas rejected samples of
+			// the request (out of order, too old, beyond their share of
+			// a series limit) and stored the rest: 400, as a single
+			// process answers, with the ingester's message.
+			return &ingest.Error{Code: pe.code, Err: errors.New(firstLine(pe.msg))}
 		}
-		return &ingest.Error{Code: http.StatusServiceUnavailable, Err: fmt.Errorf("no quorum of ingesters wrote the request: %w", err)}
+		// A quorum refused the request as a whole (413, 415): the same
+		// answer a single process gives.
+		return &ingest.Error{Code: pe.code, Err: err}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(rejected) > 0 {
-		return &ingest.Error{Code: http.StatusBadRequest, Err: errors.New(firstLine(rejected[0]))}
-	}
-	return nil
+	return &ingest.Error{Code: http.StatusServiceUnavailable, Err: fmt.Errorf("no quorum of ingesters wrote the request: %w", err)}
 }
 
 // pushBodies are the bodies pushed to one ingester: a remote write 2.0 body
@@ -450,22 +446,29 @@ func isClientError(err error) bool {
 	return errors.As(err, &pe) && pe.code/100 == 4
 }
 
-// send pushes one body to the ingester at addr. It returns the ingester's
-// message when it answered 400 (the valid rest is in its WAL, as 2xx), and
-// an error when it wrote nothing.
 // Content types of the pushes.
 const (
 	protoV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 	protoV1 = "application/x-protobuf"
 )
 
-func (d *Distributor) send(ctx context.Context, id, addr string, body []byte, contentType string) (string, error) {
+// isRejection reports whether err is an ingester's 400: it rejected some
+// samples and stored the valid rest.
+func isRejection(err error) bool {
+	var pe *pushError
+	return errors.As(err, &pe) && pe.code == http.StatusBadRequest
+}
+
+// send pushes one body to the ingester at addr. Its error is a *pushError
+// when the ingester answered other than 2xx: a 400 (isRejection) means
+// that the valid rest of the body is in its WAL.
+func (d *Distributor) send(ctx context.Context, id, addr string, body []byte, contentType string) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.opts.PushTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.opts.Scheme+"://"+addr+PushPath, bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return err
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", "snappy")
@@ -479,21 +482,20 @@ func (d *Distributor) send(ctx context.Context, id, addr string, body []byte, co
 	d.pushDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.pushes.WithLabelValues("failed").Inc()
-		return "", fmt.Errorf("push to ingester %s: %w", addr, err)
+		return fmt.Errorf("push to ingester %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	switch {
 	case resp.StatusCode/100 == 2:
 		d.pushes.WithLabelValues("ok").Inc()
-		return "", nil
+		return nil
 	case resp.StatusCode == http.StatusBadRequest:
 		d.pushes.WithLabelValues("rejected").Inc()
-		return strings.TrimSpace(string(msg)), nil
 	default:
 		d.pushes.WithLabelValues("failed").Inc()
-		return "", &pushError{addr: addr, code: resp.StatusCode, msg: strings.TrimSpace(string(msg))}
 	}
+	return &pushError{addr: addr, code: resp.StatusCode, msg: strings.TrimSpace(string(msg))}
 }
 
 func firstLine(s string) string {

@@ -137,6 +137,10 @@ func writeBody(t *testing.T) []byte {
 	return snappy.Encode(nil, raw)
 }
 
+// seriesLimitMsg is an ingester's refusal of a series beyond its share of
+// the tenant's series limit (limits.SeriesTracker).
+const seriesLimitMsg = "tenant has 750 active series in this ingester, the most it may have: its share of the cluster's limit of 1000 (1000 × 3 replicas / 4 healthy ingesters) (limit max_active_series) at timestamp 1000 for series {__name__=\"up\", job=\"a\"}"
+
 // TestQuorum sends remote write requests through the receiver and pipeline
 // of a distributor to three ingesters answering as each case says, and
 // checks the sender's answer and what the ingesters that accepted got.
@@ -163,6 +167,18 @@ func TestQuorum(t *testing.T) {
 		{"all down", []func(*testing.T) *fakeIngester{down, down, down}, http.StatusServiceUnavailable, "no quorum"},
 		{"rejected by all: 400, the valid rest stored", []func(*testing.T) *fakeIngester{status(400, "out of order sample for series up"), status(400, "out of order sample for series up"), status(400, "out of order sample for series up")}, http.StatusBadRequest, "out of order sample"},
 		{"refused as a whole by a quorum", []func(*testing.T) *fakeIngester{status(413, "too big"), status(413, "too big"), ok}, http.StatusRequestEntityTooLarge, "too big"},
+		// An ingester over its share of the tenant's series limit stores the
+		// request's other series and answers 400. Refused by a quorum of
+		// some series' replicas, the request is answered 400 (the sender
+		// must not resend it), never 5xx, whatever the third replica does;
+		// refused by one replica only, every series is in a quorum of WALs:
+		// 2xx, as with one replica down.
+		{"series limit: one replica refuses", []func(*testing.T) *fakeIngester{status(400, seriesLimitMsg), ok, ok}, http.StatusNoContent, ""},
+		{"series limit: two replicas refuse", []func(*testing.T) *fakeIngester{ok, status(400, seriesLimitMsg), status(400, seriesLimitMsg)}, http.StatusBadRequest, seriesLimitMsg},
+		{"series limit: every replica refuses", []func(*testing.T) *fakeIngester{status(400, seriesLimitMsg), status(400, seriesLimitMsg), status(400, seriesLimitMsg)}, http.StatusBadRequest, seriesLimitMsg},
+		{"series limit: two refuse, the third is down", []func(*testing.T) *fakeIngester{status(400, seriesLimitMsg), down, status(400, seriesLimitMsg)}, http.StatusBadRequest, seriesLimitMsg},
+		{"series limit: two refuse, the third fails", []func(*testing.T) *fakeIngester{status(400, seriesLimitMsg), status(503, "full"), status(400, seriesLimitMsg)}, http.StatusBadRequest, seriesLimitMsg},
+		{"series limit: one refuses, two down: no quorum", []func(*testing.T) *fakeIngester{status(400, seriesLimitMsg), down, down}, http.StatusServiceUnavailable, "no quorum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ings []*fakeIngester

@@ -34,9 +34,11 @@ type Limits struct {
 	// MaxRequestBodyBytes bounds one remote-write body, compressed and
 	// decompressed; 0 uses -remote-write.max-body-bytes.
 	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
-	// MaxActiveSeries bounds the series in a tenant's head.
+	// MaxActiveSeries bounds the series in a tenant's head; in a cluster,
+	// in the cluster (each ingester enforces its share, see LocalLimit).
 	MaxActiveSeries int `yaml:"max_active_series"`
-	// MaxActiveSeriesPerMetric bounds the series of one metric name in a tenant's head.
+	// MaxActiveSeriesPerMetric bounds the series of one metric name in a
+	// tenant's head; in a cluster, in the cluster.
 	MaxActiveSeriesPerMetric int `yaml:"max_active_series_per_metric"`
 	// MaxLabelNamesPerSeries bounds the labels of one series (its name included).
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
@@ -104,8 +106,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&l.IngestionRate, "limits.ingestion-rate", 0, "Samples per second a tenant may write (token bucket rate); 0 is unlimited. Over it, remote write gets 429.")
 	fs.IntVar(&l.IngestionBurst, "limits.ingestion-burst", 200000, "Samples a tenant may write at once above its ingestion rate (token bucket size); at least the senders' max_samples_per_send.")
 	fs.Int64Var(&l.MaxRequestBodyBytes, "limits.max-request-body-bytes", 0, "Largest remote-write body of a tenant; 0 uses -remote-write.max-body-bytes. Larger ones get 413.")
-	fs.IntVar(&l.MaxActiveSeries, "limits.max-active-series", 0, "Series a tenant may have in its head; 0 is unlimited. New series beyond it are rejected with 400.")
-	fs.IntVar(&l.MaxActiveSeriesPerMetric, "limits.max-active-series-per-metric", 0, "Series of one metric name a tenant may have in its head; 0 is unlimited.")
+	fs.IntVar(&l.MaxActiveSeries, "limits.max-active-series", 0, "Series a tenant may have in its head; 0 is unlimited. New series beyond it are rejected with 400. In a cluster it is the cluster's limit: each ingester allows its share, limit × replication factor / healthy ingesters.")
+	fs.IntVar(&l.MaxActiveSeriesPerMetric, "limits.max-active-series-per-metric", 0, "Series of one metric name a tenant may have in its head; 0 is unlimited. In a cluster it is the cluster's limit, shared as -limits.max-active-series is.")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", 0, "Labels a series may have, its name included; 0 is unlimited.")
 	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", 0, "Longest label name in bytes; 0 is unlimited.")
 	fs.IntVar(&l.MaxLabelValueLength, "limits.max-label-value-length", 0, "Longest label value in bytes; 0 is unlimited.")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +134,91 @@ func TestSeriesTracker(t *testing.T) {
 	}
 	if tr.Active() != 2 || tr.ActiveForMetric("x") != 2 {
 		t.Errorf("active %d, x %d; want 2, 2", tr.Active(), tr.ActiveForMetric("x"))
+	}
+}
+
+func TestLocalLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		limit, rf, ingesters, want int
+	}{
+		{"no limit stays none", 0, 3, 6, 0},
+		{"as many ingesters as replicas: whole", 1000, 3, 3, 1000},
+		{"fewer ingesters than replicas: whole", 1000, 3, 2, 1000},
+		{"ring not seen yet: whole", 1000, 3, 0, 1000},
+		{"four ingesters", 1000, 3, 4, 750},
+		{"six ingesters", 1000, 3, 6, 500},
+		{"rounded down", 1000, 3, 7, 428},
+		{"replication factor 1", 1000, 1, 4, 250},
+		{"at least one series", 1, 3, 100, 1},
+		{"no overflow", 1 << 40, 3, 4, 3 << 38},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := LocalLimit(tc.limit, tc.rf, tc.ingesters); got != tc.want {
+				t.Errorf("LocalLimit(%d, %d, %d) = %d, want %d", tc.limit, tc.rf, tc.ingesters, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSharedSeriesTracker checks that an ingester of a cluster enforces its
+// share of the tenant's limits, following the healthy ingesters as the ring
+// changes, and says so when it refuses a series.
+func TestSharedSeriesTracker(t *testing.T) {
+	o, err := NewOverrides(Limits{MaxActiveSeries: 8, MaxActiveSeriesPerMetric: 4}, OverridesConfig{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ingesters atomic.Int64
+	ingesters.Store(6)
+	tr := NewSharedSeriesLimiter(o, prometheus.NewPedanticRegistry(), 3, func() int { return int(ingesters.Load()) }).Tracker("a")
+	tr.Arm()
+	create := func(name string, i int) error {
+		ls := labels.FromStrings("__name__", name, "i", fmt.Sprint(i))
+		if err := tr.PreCreation(ls); err != nil {
+			return err
+		}
+		tr.PostCreation(ls)
+		return nil
+	}
+	// Six ingesters: 8 × 3 / 6 = 4 series, 4 × 3 / 6 = 2 of one metric.
+	for i := range 2 {
+		if err := create("x", i); err != nil {
+			t.Fatalf("series %d of x under the shares: %v", i, err)
+		}
+	}
+	err = create("x", 2)
+	if err == nil || !strings.Contains(err.Error(), "max_active_series_per_metric") ||
+		!strings.Contains(err.Error(), "cluster's limit of 4 (4 × 3 replicas / 6 healthy ingesters)") {
+		t.Errorf("third series of x with a share of 2: %v", err)
+	}
+	for i := range 2 {
+		if err := create("y", i); err != nil {
+			t.Fatalf("series %d of y under the shares: %v", i, err)
+		}
+	}
+	err = create("z", 0)
+	if err == nil || !strings.Contains(err.Error(), "tenant has 4 active series in this ingester") ||
+		!strings.Contains(err.Error(), "(limit max_active_series)") {
+		t.Errorf("fifth series with a share of 4: %v", err)
+	}
+	// An ingester fewer: the share grows to 8 × 3 / 5 = 4 (rounded down),
+	// then with three ingesters to the whole limit.
+	ingesters.Store(5)
+	if err := create("z", 0); err == nil {
+		t.Error("fifth series with a share of 4 (five ingesters) accepted")
+	}
+	ingesters.Store(3)
+	for i := range 4 {
+		if err := create("z", i); err != nil {
+			t.Fatalf("series %d of z with the whole limit: %v", i, err)
+		}
+	}
+	if err := create("w", 0); err == nil || !strings.Contains(err.Error(), "tenant has 8 active series") {
+		t.Errorf("ninth series with the whole limit of 8: %v", err)
+	}
+	if tr.Active() != 8 {
+		t.Errorf("active %d, want 8", tr.Active())
 	}
 }
 

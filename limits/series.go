@@ -18,6 +18,10 @@ import (
 // series, so the check costs nothing for samples of existing series.
 type SeriesLimiter struct {
 	overrides *Overrides
+	// replicationFactor and ingesters, when ingesters is set, make the
+	// limits the cluster's: each ingester enforces LocalLimit of them.
+	replicationFactor int
+	ingesters         func() int
 
 	mu       sync.Mutex
 	trackers map[string]*SeriesTracker
@@ -40,13 +44,61 @@ func NewSeriesLimiter(o *Overrides, reg prometheus.Registerer) *SeriesLimiter {
 	return s
 }
 
+// NewSharedSeriesLimiter returns the series limiter of one ingester of a
+// cluster, where each series is written to replicationFactor ingesters and
+// ingesters() is how many healthy ones share the series now: a tenant's
+// limits are the cluster's, and this ingester refuses new series beyond its
+// share, LocalLimit(limit, replicationFactor, ingesters()), recomputed at
+// every new series so that it follows the ring. As Mimir's, the share holds
+// the cluster-wide count near the limit as far as the ring's tokens spread
+// each tenant's series evenly.
+func NewSharedSeriesLimiter(o *Overrides, reg prometheus.Registerer, replicationFactor int, ingesters func() int) *SeriesLimiter {
+	s := NewSeriesLimiter(o, reg)
+	s.replicationFactor, s.ingesters = replicationFactor, ingesters
+	return s
+}
+
+// LocalLimit returns the part of a cluster-wide series limit that one of
+// ingesters healthy ingesters enforces when each series is written to
+// replicationFactor of them: limit × replicationFactor / ingesters, rounded
+// down and at least 1, so that a limit never turns into 0 (no limit). With
+// no more ingesters than replicas every ingester holds every series, and
+// with none known (the ring not seen yet) the share is unknown: both
+// enforce the whole limit. A limit of 0 (none) stays 0.
+func LocalLimit(limit, replicationFactor, ingesters int) int {
+	if limit <= 0 || ingesters <= replicationFactor {
+		return limit
+	}
+	return max(1, int(int64(limit)*int64(replicationFactor)/int64(ingesters)))
+}
+
+// local returns the limit this process enforces for a tenant's limit, and
+// how many healthy ingesters it was computed for (0 in a single process).
+func (s *SeriesLimiter) local(limit int) (local, ingesters int) {
+	if s.ingesters == nil || limit <= 0 {
+		return limit, 0
+	}
+	n := s.ingesters()
+	return LocalLimit(limit, s.replicationFactor, n), n
+}
+
+// refusal is the message of a refused series: n series of what, the most
+// this process allows under limit (its local share of it when ingesters > 0).
+func (s *SeriesLimiter) refusal(what string, n, limit, ingesters int) string {
+	if ingesters == 0 {
+		return fmt.Sprintf("%s %d active series, the most it may have", what, n)
+	}
+	return fmt.Sprintf("%s %d active series in this ingester, the most it may have: its share of the cluster's limit of %d (%d × %d replicas / %d healthy ingesters)",
+		what, n, limit, limit, s.replicationFactor, ingesters)
+}
+
 // Tracker returns a new tracker for the head of tenant id being opened,
 // replacing the tenant's previous one: the head reports every series it
 // replays, so counts start from zero at each opening. A new tracker is not
 // armed: the series its head replays from the WAL are counted but never
 // refused, whatever the limits, since they are stored already.
 func (s *SeriesLimiter) Tracker(id string) *SeriesTracker {
-	t := &SeriesTracker{tenant: id, overrides: s.overrides, perMetric: map[string]int{}}
+	t := &SeriesTracker{tenant: id, limiter: s, perMetric: map[string]int{}}
 	s.mu.Lock()
 	s.trackers[id] = t
 	s.mu.Unlock()
@@ -70,10 +122,10 @@ func (s *SeriesLimiter) Collect(ch chan<- prometheus.Metric) {
 // appenders creating different series at once may overshoot a limit by the
 // series they create together; the limit holds for sequential writes.
 type SeriesTracker struct {
-	tenant    string
-	overrides *Overrides
-	armed     atomic.Bool
-	active    atomic.Int64
+	tenant  string
+	limiter *SeriesLimiter
+	armed   atomic.Bool
+	active  atomic.Int64
 
 	mu        sync.Mutex
 	perMetric map[string]int
@@ -99,19 +151,22 @@ func (t *SeriesTracker) PreCreation(lset labels.Labels) error {
 	if !t.armed.Load() {
 		return nil
 	}
-	l := t.overrides.For(t.tenant)
-	if l.MaxActiveSeries > 0 && t.active.Load() >= int64(l.MaxActiveSeries) {
-		t.overrides.Hit(t.tenant, "max_active_series")
-		return &Error{Limit: "max_active_series", Msg: fmt.Sprintf("tenant has %d active series, the most it may have", l.MaxActiveSeries)}
+	o := t.limiter.overrides
+	l := o.For(t.tenant)
+	if l.MaxActiveSeries > 0 {
+		if lim, n := t.limiter.local(l.MaxActiveSeries); t.active.Load() >= int64(lim) {
+			o.Hit(t.tenant, "max_active_series")
+			return &Error{Limit: "max_active_series", Msg: t.limiter.refusal("tenant has", lim, l.MaxActiveSeries, n)}
+		}
 	}
 	if l.MaxActiveSeriesPerMetric > 0 {
 		name := lset.Get(model.MetricNameLabel)
 		t.mu.Lock()
 		n := t.perMetric[name]
 		t.mu.Unlock()
-		if n >= l.MaxActiveSeriesPerMetric {
-			t.overrides.Hit(t.tenant, "max_active_series_per_metric")
-			return &Error{Limit: "max_active_series_per_metric", Msg: fmt.Sprintf("metric %q has %d active series, the most it may have", name, l.MaxActiveSeriesPerMetric)}
+		if lim, ingesters := t.limiter.local(l.MaxActiveSeriesPerMetric); n >= lim {
+			o.Hit(t.tenant, "max_active_series_per_metric")
+			return &Error{Limit: "max_active_series_per_metric", Msg: t.limiter.refusal(fmt.Sprintf("metric %q has", name), lim, l.MaxActiveSeriesPerMetric, ingesters)}
 		}
 	}
 	return nil

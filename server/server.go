@@ -132,7 +132,6 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	seriesLimiter := limits.NewSeriesLimiter(s.overrides, s.reg)
 	bkt, err := objstore.New(context.Background(), cfg.Bucket, filepath.Join(cfg.Storage.Path, "bucket"), logger.With("component", "bucket"), s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket: %w", err)
@@ -160,6 +159,14 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		}); err != nil {
 			return nil, err
 		}
+	}
+	var seriesLimiter *limits.SeriesLimiter
+	if targets.Clustered() {
+		// A tenant's series limits are the cluster's: each ingester
+		// enforces its share.
+		seriesLimiter = limits.NewSharedSeriesLimiter(s.overrides, s.reg, cfg.Cluster.Ring.ReplicationFactor, s.member.HealthyIngesters)
+	} else {
+		seriesLimiter = limits.NewSeriesLimiter(s.overrides, s.reg)
 	}
 	// A ruler reads as a querier does: the store of a querier (the bucket's
 	// blocks) plus the ingesters.
