@@ -290,12 +290,13 @@ func TestClusterComposeConsistency(t *testing.T) {
 }
 
 // TestClusterStackLive runs the cluster's compose file as local processes
-// with its own files (MinIO, three ingesters, a distributor, a querier and
-// a compactor built from this tree, Prometheus 3, node exporter): the
-// processes find each other through memberlist, Prometheus's samples reach
-// the querier through the distributor and the ingesters, Grafana's kind of
-// query answers, and an ingester stopped as the README says (SIGTERM)
-// ships its data to the MinIO bucket.
+// with its own files (MinIO, three ingesters, a distributor, a querier, a
+// compactor and two rulers built from this tree, Prometheus 3, node
+// exporter): the processes find each other through memberlist,
+// Prometheus's samples reach the querier through the distributor and the
+// ingesters, Grafana's kind of query answers, the rulers' recording rule
+// output is queryable, and an ingester stopped as the README says
+// (SIGTERM) ships its data to the MinIO bucket.
 func TestClusterStackLive(t *testing.T) {
 	requireStrata(t)
 	minioBin := proctest.CachedProgram(t, "STRATA_MINIO", "minio")
@@ -393,6 +394,10 @@ func TestClusterStackLive(t *testing.T) {
 		}
 		return len(r.Data.Result) > 0, fmt.Sprintf("%d series", len(r.Data.Result))
 	})
+
+	// The rulers evaluate the stack's rules (each tenant on one of them)
+	// and write their results through the distributor.
+	testutil.Await(t, liveTimeout, "the querier has the rulers' recording rule output", nonEmpty(`instance:node_cpu_busy:ratio`, 1))
 
 	// Removing an ingester as the README says: SIGTERM; it ships its heads
 	// to the bucket, leaves the ring and exits.
