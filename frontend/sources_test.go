@@ -32,7 +32,7 @@ func TestPartsReadSeriesInTheWholeQuerysOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	day := now.Truncate(24*time.Hour).Add(-24 * time.Hour).UnixMilli() // yesterday, 00:00 UTC
+	day := now.Truncate(24 * time.Hour).Add(-24 * time.Hour).UnixMilli() // yesterday, 00:00 UTC
 
 	// Created in the reverse of their label order: c, b, a.
 	series := []struct {
