@@ -294,8 +294,8 @@ func TestClusterComposeConsistency(t *testing.T) {
 // compactor and two rulers built from this tree, Prometheus 3, node
 // exporter): the processes find each other through memberlist,
 // Prometheus's samples reach the querier through the distributor and the
-// ingesters, Grafana's kind of query answers, the rulers' recording rule
-// output is queryable, and an ingester stopped as the README says
+// ingesters, Grafana's kind of query answers (the second time from
+// memcached), the rulers' recording rule output is queryable, and an ingester stopped as the README says
 // (SIGTERM) ships its data to the MinIO bucket.
 func TestClusterStackLive(t *testing.T) {
 	requireStrata(t)
@@ -321,6 +321,14 @@ func TestClusterStackLive(t *testing.T) {
 	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
 		t.Fatalf("create bucket %s as minio-init does: %v", bucket, err)
 	}
+
+	// The results cache, as the memcached service runs it.
+	mcHost, mcPort, _ := net.SplitHostPort(ls.addrs["memcached:11211"])
+	mcArgs := append([]string{"-l", mcHost, "-p", mcPort, "-U", "0"}, s.service(t, "memcached").Command...)
+	if os.Geteuid() == 0 {
+		mcArgs = append(mcArgs, "-u", "root") // memcached refuses root without it
+	}
+	proctest.Start(t, "memcached", proctest.RequireProgram(t, "memcached"), mcArgs...)
 
 	// The Strata processes, ingesters first (the others join them). Each
 	// listens for memberlist on its own local port instead of the
@@ -394,6 +402,24 @@ func TestClusterStackLive(t *testing.T) {
 		}
 		return len(r.Data.Result) > 0, fmt.Sprintf("%d series", len(r.Data.Result))
 	})
+
+	// The querier answers range queries through its front end, from
+	// memcached the second time.
+	hits := func() float64 {
+		return testutil.Metric(t, testutil.Scrape(querierURL+"/metrics"), "strata_results_cache_lookups_total", "result", "hit") +
+			testutil.Metric(t, testutil.Scrape(querierURL+"/metrics"), "strata_results_cache_lookups_total", "result", "partial")
+	}
+	before := hits()
+	end := time.Now().Add(-20 * time.Minute)
+	for range 2 {
+		if _, err := post(t, querierURL, "/api/v1/query_range", url.Values{"query": {"up"}, "step": {"15"},
+			"start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits() <= before {
+		t.Errorf("the querier's second range query found nothing in memcached")
+	}
 
 	// The rulers evaluate the stack's rules (each tenant on one of them)
 	// and write their results through the distributor.
