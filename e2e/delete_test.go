@@ -18,7 +18,7 @@ import (
 // TestDeleteSeriesMatchesPrometheus writes four days of node-exporter-like
 // traffic through remote write into Strata and a Prometheus 3, lets Strata
 // ship, merge and downsample it (raw, 1m and 1h blocks in the bucket), then
-// deletes the same series from both with delete_series: one host over 30
+// deletes the same series from both with delete_series: one host over
 // whole hours across two days, and one series of another host over all
 // time. Every comparison (raw samples around the deleted range's edges, 5m
 // windows of 1m data, hourly and daily windows) must agree with Prometheus:
@@ -82,9 +82,18 @@ func TestDeleteSeriesMatchesPrometheus(t *testing.T) {
 	settle()
 
 	day1 := start.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	// [delFrom, delTo): whole hours across two days, its edges outside the
-	// sender's outage (46% to 46% + 5h of the history).
-	delFrom, delTo := day1.Add(5*time.Hour), day1.Add(24*time.Hour+11*time.Hour)
+	// [delFrom, delTo): whole hours across two days. Its edges, and the hour
+	// either side of each compared sample by sample, must be outside the
+	// sender's five-hour outage, which the time of day the test runs at
+	// moves across the second day (delFrom is always hours before it).
+	delFrom := day1.Add(5 * time.Hour)
+	outFrom, outTo := start.Add(gen.outage[0]), start.Add(gen.outage[1])
+	var delTo time.Time
+	for _, h := range []time.Duration{35, 30, 40, 26, 45} {
+		if delTo = day1.Add(h * time.Hour); delTo.Add(time.Hour).Before(outFrom) || delTo.Add(-time.Hour).After(outTo) {
+			break
+		}
+	}
 	compare := func(name string) {
 		t.Helper()
 		checked := 0
@@ -120,7 +129,7 @@ func TestDeleteSeriesMatchesPrometheus(t *testing.T) {
 	}
 	// The deletion shows: host-1 has no sample in the deleted range (the
 	// raw samples of a matrix selector, read from the bucket's blocks).
-	r := sapi.query(t, `{instance="host-1:9100"}[30h]`, delTo.UnixMilli()-1)
+	r := sapi.query(t, fmt.Sprintf(`{instance="host-1:9100"}[%dh]`, int(delTo.Sub(delFrom).Hours())), delTo.UnixMilli()-1)
 	if data := mustSucceed(t, "host-1 in the deleted range", r); !strings.Contains(string(data), `"result":[]`) {
 		t.Errorf("host-1 still has samples in the deleted range: %s", clip(r.body))
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -44,7 +45,8 @@ const rulerAnomalyRule = `      - anomaly: e2e:load
 // through the distributor's path, are queryable through the querier with
 // the value of the rule's expression; an alert of every tenant reaches a
 // real Alertmanager; after SIGKILL of one ruler the other evaluates every
-// tenant once the dead one's heartbeat times out.
+// tenant once the dead one's heartbeat times out; a third ruler takes its
+// share, and its tenants go back when it leaves the ring on SIGTERM.
 func TestClusterRulersShardTenants(t *testing.T) {
 	requireE2E(t)
 	writeFile := func(path, content string) {
@@ -83,7 +85,7 @@ func TestClusterRulersShardTenants(t *testing.T) {
 
 	ingesters := []string{"ingester-1", "ingester-2", "ingester-3"}
 	rulers := []string{"ruler-1", "ruler-2"}
-	c := newTestCluster(t, append(append(ingesters, "distributor", "querier"), rulers...)...)
+	c := newTestCluster(t, append(append(ingesters, "distributor", "querier", "ruler-3"), rulers...)...)
 	start := time.Now()
 	for _, n := range ingesters {
 		c.start(n, "ingester", "", t.TempDir(), common...)
@@ -329,4 +331,24 @@ func TestClusterRulersShardTenants(t *testing.T) {
 	if v, ok := value("team-a", "e2e:load:upper"); !ok || v != 100 {
 		t.Errorf("team-a's anomaly band after the take-over: %v %v, want 100", v, ok)
 	}
+
+	// A third ruler joins and takes its share. Stopped with SIGTERM, it
+	// leaves the ring (a killed one stays listed until -ring.forget-after,
+	// 30s) and the survivor evaluates every tenant again.
+	procs["ruler-3"] = c.start("ruler-3", "ruler", "", t.TempDir(), common...)
+	testutil.Eventually(t, 30*time.Second, "ruler-3 and "+survivor+" share the tenants", func() bool {
+		return evaluated("ruler-3") > 0 && evaluated("ruler-3")+evaluated(survivor) == float64(len(tenants))
+	})
+	if err := procs["ruler-3"].Stop(time.Minute); err != nil {
+		t.Errorf("ruler-3 on SIGTERM: %v, want exit status 0", err)
+	}
+	stopped := time.Now()
+	testutil.Eventually(t, 15*time.Second, survivor+" evaluates every tenant, ruler-3 gone from its ring", func() bool {
+		ms, err := ringMembers(procs[survivor].url + "/ruler")
+		if err != nil || slices.ContainsFunc(ms, func(m ringMember) bool { return m.ID == "ruler-3" }) {
+			return false
+		}
+		return evaluated(survivor) == float64(len(tenants))
+	})
+	t.Logf("%s evaluated every tenant again %v after ruler-3 left", survivor, time.Since(stopped).Round(100*time.Millisecond))
 }
