@@ -111,6 +111,14 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	if m.Ring, err = ring.New(ringCfg, ingesterRingName, ingesterRingKey, logger, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("create the ingester ring client: %w", err)
 	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ring_healthy_ingesters",
+			Help: "Healthy ingesters in the ring as this process sees it, counted at most once a second: an ingester's share of a tenant's active-series limit is the limit times the replication factor divided by it.",
+		}, func() float64 { return float64(m.HealthyIngesters()) })); err != nil {
+			return nil, fmt.Errorf("register the healthy ingesters gauge: %w", err)
+		}
+	}
 	compactor := opts.Targets.Has(TargetCompactor) && !opts.CompactorDisabled
 	ruler := opts.Targets.Has(TargetRuler)
 	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor && !ruler {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/distributor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/limits"
 )
 
@@ -110,7 +111,7 @@ func TestClusterSeriesLimit(t *testing.T) {
 	for _, p := range append([]*strataProc{dist, q}, ings...) {
 		waitActive(t, p.url, start, names...)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	waitHealthyIngesters(t, ings, len(names))
 
 	ts := time.Now().Add(-time.Minute).UnixMilli()
 	series := func(i int) prompb.TimeSeries {
@@ -217,7 +218,7 @@ func TestClusterSeriesLimit(t *testing.T) {
 	for _, p := range append([]*strataProc{dist}, ings[:3]...) {
 		waitActive(t, p.url, left, names[:3]...)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	waitHealthyIngesters(t, ings[:3], 3)
 	if code, body := write("limited", fresh(total+perReq)...); code != http.StatusNoContent {
 		t.Errorf("new series once three ingesters share the limit: HTTP %d %q, want 204", code, body)
 	}
@@ -234,5 +235,16 @@ func TestClusterSeriesLimit(t *testing.T) {
 	}
 	if n, _ := scalarValue(t, newAPIClient(q.url, "other"), `count(limit_test)`, ts+1000); int(n) != len(other) {
 		t.Errorf("tenant other stores %v series, want %d", n, len(other))
+	}
+}
+
+// waitHealthyIngesters waits until each of ings counts n healthy ingesters
+// in the ring, the count its share of a series limit is computed from.
+func waitHealthyIngesters(t *testing.T, ings []*strataProc, n int) {
+	t.Helper()
+	for _, p := range ings {
+		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%s counts %d healthy ingesters", p.url, n), func() bool {
+			return testutil.Metric(t, p.metrics(), "strata_ring_healthy_ingesters") == float64(n)
+		})
 	}
 }

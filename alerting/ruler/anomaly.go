@@ -64,6 +64,14 @@ type rangeQueryFunc func(ctx context.Context, expr string, start, end time.Time,
 func (r *anomalyRule) eval(ctx context.Context, ts time.Time, interval time.Duration, query rules.QueryFunc, history rangeQueryFunc, app storage.AppenderV2, logger *slog.Logger) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A rule's state outlives its group (keepState): while a group is
+	// replaced, or a tenant changes hands within this ruler, two groups
+	// may evaluate it around the same time. An evaluation not newer than
+	// the last writes nothing: its detectors would refuse the samples, and
+	// every series would get a staleness marker.
+	if !r.lastTs.IsZero() && !ts.After(r.lastTs) {
+		return 0, nil
+	}
 	r.lastTs = ts
 	vec, err := query(ctx, r.def.Expr, ts)
 	if err != nil {
