@@ -41,9 +41,12 @@ func TestClusterCompactorsShardTenants(t *testing.T) {
 	for i := range 12 {
 		tenants = append(tenants, fmt.Sprintf("team-%c", 'a'+i))
 	}
-	// Three 2h blocks per tenant, one after another, in the 12h window
-	// before the current one: complete, so the compactor merges them.
-	window := time.Now().UTC().Truncate(12 * time.Hour).Add(-12 * time.Hour)
+	// Three 2h blocks per tenant, one after another, in the first 12h of
+	// yesterday (UTC): its 12h and 24h windows are complete whatever the
+	// time of day, so the compactor merges them. (The 12h window before
+	// the current one is in today after noon, whose day is not complete:
+	// from 12:00 to 24:00 UTC the test waited for merges in vain.)
+	window := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	ship := func(part int) {
 		t.Helper()
 		base := window.Add(time.Duration(part)*2*time.Hour + time.Minute).UnixMilli()
