@@ -668,18 +668,31 @@ func (q seriesToChunkQuerier) Select(ctx context.Context, sortSeries bool, hints
 	return storage.NewSeriesSetToChunkSet(q.Querier.Select(ctx, sortSeries, hints, ms...))
 }
 
+// plan returns a querier of the tenant in ctx over [mint, maxt] that opens
+// nothing, for deciding how a query would read; the tenant and its local
+// TSDB (nil without local data) are held until q.Close. ok is false when
+// the tenant cannot be read.
+func (s *Store) plan(ctx context.Context, mint, maxt int64) (q *tenantQuerier, id string, t *tenantDB, ok bool) {
+	q = &tenantQuerier{s: s, mint: mint, maxt: maxt}
+	q.mu.Lock()
+	id, t, err := q.sources(ctx)
+	q.mu.Unlock()
+	if err != nil {
+		_ = q.Close()
+		return nil, "", nil, false
+	}
+	return q, id, t, true
+}
+
 // ReadsDownsampled reports whether a query of the tenant in ctx over
 // [mint, maxt], allowed the resolution blockmeta.MaxResolution(ctx), would
 // read a downsampled block (see promqlengine's resolution choice).
 func (s *Store) ReadsDownsampled(ctx context.Context, mint, maxt int64) bool {
-	q := &tenantQuerier{s: s, mint: mint, maxt: maxt}
-	q.mu.Lock()
-	id, t, err := q.sources(ctx)
-	q.mu.Unlock()
-	defer q.Close()
-	if err != nil {
+	q, id, t, ok := s.plan(ctx, mint, maxt)
+	if !ok {
 		return false
 	}
+	defer q.Close()
 	opened := map[ulid.ULID]bool{}
 	if t != nil && s.bucket != nil {
 		held := s.bucket.HeldElsewhere(id)
@@ -722,14 +735,11 @@ func sortedSelects(ctx context.Context) bool {
 // sources the tenant's querier opens (querier), counted without opening
 // any bucket block.
 func (s *Store) ReadsSeveral(ctx context.Context, mint, maxt int64) bool {
-	q := &tenantQuerier{s: s, mint: mint, maxt: maxt}
-	q.mu.Lock()
-	id, t, err := q.sources(ctx)
-	q.mu.Unlock()
-	defer q.Close()
-	if err != nil {
+	q, id, t, ok := s.plan(ctx, mint, maxt)
+	if !ok {
 		return false
 	}
+	defer q.Close()
 	local, outer := 0, 0 // the TSDB's own merge, and the merge of keep
 	opened := map[ulid.ULID]bool{}
 	if t != nil {
