@@ -3,7 +3,6 @@ package e2e
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,10 +51,7 @@ func startStrataEnv(t *testing.T, env []string, addr, dir string, extra ...strin
 	t.Cleanup(func() {
 		// Runs before the process cleanup registered earlier, so the log
 		// printed on failure shows the race report too.
-		p.Kill()
-		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
-			t.Errorf("strata (log %s) reported a data race", p.LogPath)
-		}
+		p.KillCheckRace(t)
 	})
 	s := &strataProc{Process: p, addr: addr, url: "http://" + addr, dir: dir}
 	p.WaitHTTP(t, s.url+"/-/ready", startTimeout)

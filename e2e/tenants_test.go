@@ -28,10 +28,7 @@ func startStrataNoFile(t *testing.T, nofile int, addr, dir string, extra ...stri
 		"-http.listen-address", addr, "-storage.path", dir, "-log.level", "info"}, extra...)
 	p := proctest.Start(t, "strata", "/bin/sh", args...)
 	t.Cleanup(func() {
-		p.Kill()
-		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
-			t.Errorf("strata (log %s) reported a data race", p.LogPath)
-		}
+		p.KillCheckRace(t)
 	})
 	s := &strataProc{Process: p, addr: addr, url: "http://" + addr, dir: dir}
 	p.WaitHTTP(t, s.url+"/-/ready", startTimeout)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -289,10 +288,7 @@ func TestBrowser(t *testing.T) {
 		"-log.level", "info",
 	)
 	t.Cleanup(func() {
-		p.Kill()
-		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
-			t.Errorf("strata (log %s) reported a data race", p.LogPath)
-		}
+		p.KillCheckRace(t)
 	})
 	p.WaitHTTP(t, url+"/-/ready", 2*time.Minute)
 
