@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +143,16 @@ func TestClusterCompactorsShardTenants(t *testing.T) {
 		}
 		return true
 	})
+
+	// A compactor stopped with SIGTERM ends its pass before it leaves the
+	// ring: once it has left, the ring gives its tenants to another
+	// compactor, which must not find it still at work on them.
+	if err := comps[survivor].Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop %s with SIGTERM: %v", survivor, err)
+	}
+	log := comps[survivor].Log()
+	stopped, left := strings.Index(log, `msg="compactor stopped"`), strings.Index(log, `msg="left the cluster"`)
+	if stopped < 0 || left < 0 || stopped > left {
+		t.Errorf("%s's log: compactor stopped at offset %d, left the cluster at %d; want both, the compactor first:\n%s", survivor, stopped, left, comps[survivor].Tail(4096))
+	}
 }

@@ -681,13 +681,15 @@ func (s *Server) Run(ctx context.Context) error {
 		loops = append(loops, s.releaser.Run)
 	}
 	// A compactor of a cluster starts once it is in the compactors' ring:
-	// before, its passes could not know their tenants and would fail.
+	// before, its passes could not know their tenants and would fail. It
+	// stops first at shutdown, before this process leaves any ring: a pass
+	// still running after the compactor left its ring would work on
+	// tenants the ring already gives to another compactor.
+	compCtx, stopCompactor := context.WithCancel(context.Background())
+	defer stopCompactor()
+	var compWG sync.WaitGroup
 	runCompactor := func() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.compactor.Run(bg, time.Duration(s.cfg.Compactor.Interval))
-		}()
+		compWG.Go(func() { s.compactor.Run(compCtx, time.Duration(s.cfg.Compactor.Interval)) })
 	}
 	if s.compactor != nil && s.member == nil {
 		runCompactor()
@@ -749,6 +751,11 @@ loop:
 		}
 	}
 	s.logger.Info("shutting down")
+	if s.compactor != nil {
+		stopCompactor()
+		compWG.Wait()
+		s.logger.Info("compactor stopped")
+	}
 	leave := func() {
 		if s.member == nil {
 			return
@@ -757,6 +764,7 @@ loop:
 			err = errors.Join(err, fmt.Errorf("leave the cluster: %w", merr))
 		}
 		s.member = nil
+		s.logger.Info("left the cluster")
 	}
 	if s.targets.Has(cluster.TargetIngester) {
 		// An ingester goes LEAVING (distributors write to the next
