@@ -206,6 +206,8 @@ func (cw *clusterWriter) writer(ctx context.Context, w int) {
 				return
 			}
 			cw.failed.Add(1)
+			// The sender's back-off before it retries (not the test
+			// waiting for anything).
 			time.Sleep(50 * time.Millisecond)
 		}
 		if code, body, err := sendWriteV1(context.Background(), hc, cw.promURL, "", req); err != nil || code != http.StatusNoContent {
@@ -218,6 +220,8 @@ func (cw *clusterWriter) writer(ctx context.Context, w int) {
 		cw.last[w] = k
 		cw.mu.Unlock()
 		cw.acked.Add(1)
+		// The sender's pace: batches spread over the ingesters' kill,
+		// restart and hand-over.
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -110,6 +110,8 @@ otlp:
 			t.Fatalf("export to Prometheus, round %d: %v", i, err)
 		}
 		last = time.Now()
+		// The export interval of an SDK (a pacing, not a wait for
+		// anything): each round's points get their own timestamps.
 		time.Sleep(time.Second)
 	}
 	T := last.Add(500 * time.Millisecond).UnixMilli()
