@@ -19,6 +19,7 @@ type storeMetrics struct {
 	cacheEvictions prometheus.Counter
 
 	tenantOpenFailures prometheus.Counter
+	tenantOpenRefused  prometheus.Counter
 	tenantsRefused     prometheus.Counter
 }
 
@@ -72,6 +73,10 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		tenantOpenFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tenant_open_failures_total",
 			Help: "Failed openings of a tenant's TSDB; the tenant is retried, the others are served.",
+		}),
+		tenantOpenRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tenant_open_refused_total",
+			Help: "Openings of a tenant's TSDB refused because the process had too few free file descriptors; the tenant is tried again at its next use.",
 		}),
 		tenantsRefused: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tenants_refused_total",

@@ -138,6 +138,7 @@ type Store struct {
 	mu        sync.Mutex
 	tenants   map[string]*tenantEntry // every tenant on disk or open
 	leftovers map[string]struct{}     // directories of failed creations still to remove
+	files     *fileBudget             // keeps tenant openings from running out of files
 	closed    bool
 }
 
@@ -194,6 +195,7 @@ func Open(opts Options) (*Store, error) {
 		m:         newStoreMetrics(opts.Registerer),
 		tenants:   map[string]*tenantEntry{},
 		leftovers: map[string]struct{}{},
+		files:     newFileBudget(),
 	}
 	if err := os.MkdirAll(s.tenantsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)

@@ -140,18 +140,21 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 		e.replay = stats
 		s.mu.Unlock()
 		var t *tenantDB
-		err := error(nil)
-		if created {
-			err = s.startCreating(id)
-		}
+		release, err := s.files.reserve(tenantFiles(filepath.Join(s.tenantsDir(), id)))
 		if err == nil {
-			t, err = s.openTenant(id, stats)
-		}
-		if err == nil && created {
-			// From here on the tenant may acknowledge writes: it is a tenant.
-			if err = os.Remove(filepath.Join(s.tenantsDir(), id, creatingMarker)); err != nil {
-				_ = s.closeTenant(t)
+			if created {
+				err = s.startCreating(id)
 			}
+			if err == nil {
+				t, err = s.openTenant(id, stats)
+			}
+			if err == nil && created {
+				// From here on the tenant may acknowledge writes: it is a tenant.
+				if err = os.Remove(filepath.Join(s.tenantsDir(), id, creatingMarker)); err != nil {
+					_ = s.closeTenant(t)
+				}
+			}
+			release()
 		}
 		s.mu.Lock()
 		e.busy = nil
@@ -161,6 +164,17 @@ func (s *Store) acquire(id string, create bool) (*tenantDB, error) {
 			s.mu.Unlock()
 			_ = s.closeTenant(t)
 			return nil, ErrClosed
+		}
+		if errors.Is(err, ErrTooFewFiles) {
+			// Nothing of the tenant was opened or created: not a failure of
+			// its own, so no backoff; its next use tries again.
+			if created {
+				delete(s.tenants, id)
+			}
+			s.mu.Unlock()
+			s.m.tenantOpenRefused.Inc()
+			s.logger.Warn("opening a tenant refused: too few free file descriptors", "tenant", id, "err", err)
+			return nil, fmt.Errorf("%w: tenant %q: %w", ErrTenantUnavailable, id, err)
 		}
 		if err != nil {
 			s.m.tenantOpenFailures.Inc()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,63 @@ func startStrataNoFile(t *testing.T, nofile int, addr, dir string, extra ...stri
 	s := &strataProc{Process: p, addr: addr, url: "http://" + addr, dir: dir}
 	p.WaitHTTP(t, s.url+"/-/ready", startTimeout)
 	return s
+}
+
+// openFiles summarises the files process pid holds open, counted by what
+// they are (a tenant's WAL, its head chunks, a block, a socket...), for a
+// failure message: which files ran out.
+func openFiles(pid int, storage string) string {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return err.Error()
+	}
+	counts := map[string]int{}
+	tenants := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		kind := target
+		if rel, err := filepath.Rel(filepath.Join(storage, "tenants"), target); err == nil && !strings.HasPrefix(rel, "..") {
+			parts := strings.Split(rel, string(filepath.Separator))
+			tenants[parts[0]]++
+			kind = "tenants/*"
+			if len(parts) > 1 {
+				if len(parts[1]) == 26 { // a block's ULID
+					parts[1] = "<block>"
+				}
+				kind += "/" + parts[1]
+			}
+		} else if i := strings.IndexByte(target, ':'); i > 0 && !strings.HasPrefix(target, "/") {
+			kind = target[:i] // socket:[…], pipe:[…], anon_inode:[…]
+		}
+		counts[kind]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d open files, of %d tenants\n", len(ents), len(tenants))
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, "  %5d %s\n", counts[k], k)
+	}
+	return b.String()
+}
+
+// tenantFilesOpen counts the files under storage's tenants directory that
+// process pid holds open, -1 when they cannot be listed.
+func tenantFilesOpen(pid int, storage string) int {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(fdDir, e.Name())); err == nil && strings.HasPrefix(target, filepath.Join(storage, "tenants")+"/") {
+			n++
+		}
+	}
+	return n
 }
 
 // TestManyTenantsUnderAFileLimit writes one sample to each of 300 new
@@ -73,7 +132,7 @@ func TestManyTenantsUnderAFileLimit(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for round := 0; len(pending) > 0; round++ {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d tenants still refused after %d rounds", len(pending), round)
+			t.Fatalf("%d tenants still refused after %d rounds; strata's open files:\n%s", len(pending), round, openFiles(s.Cmd.Process.Pid, dir))
 		}
 		var mu sync.Mutex
 		var again []int
@@ -115,6 +174,14 @@ func TestManyTenantsUnderAFileLimit(t *testing.T) {
 		})
 	}
 	t.Logf("%d writes answered 503 while %d tenants were created under %d open files", refused, tenants, nofile)
+	// Once every tenant is idle and closed, none of their files is open:
+	// no opening refused or failed for want of files left any behind.
+	pid := s.Cmd.Process.Pid
+	if !testutil.Await(t, 2*time.Minute, "every idle tenant's files to be closed", func() (bool, string) {
+		return tenantFilesOpen(pid, dir) == 0, openFiles(pid, dir)
+	}) {
+		t.FailNow()
+	}
 
 	// A crash, and a start under the same limit.
 	s.Kill()
