@@ -46,11 +46,11 @@ func TestLocalQueryableAndRecent(t *testing.T) {
 	ing := openBucketStore(t, t.TempDir(), bkt, nil)
 	defer ing.Close()
 	_, n := writeHours(t, ing.Store, "t", 4)
-	if err := ing.FlushForLeave(context.Background()); err != nil {
+	if err := ing.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// One more sample, in the head only: a head flushed for leaving takes
-	// samples after its newest.
+	// One more sample, in the head only: a flushed head takes samples after
+	// its newest.
 	appendSamples(t, ing.Store, "t", labels.FromStrings("__name__", "late"), []sample{{time.Now().Add(time.Minute).UnixMilli(), 1}})
 	total := n + 1
 

@@ -63,25 +63,18 @@ func (s *Store) SyncBucket(ctx context.Context) error {
 
 // Flush cuts everything in every tenant's head, in-order and out-of-order,
 // into blocks and, with a bucket, ships them. Samples appended while Flush
-// runs may stay in the head. Used before a replica is scaled down, and by
-// tests and benchmarks.
-func (s *Store) Flush(ctx context.Context) error { return s.flush(ctx, false) }
-
-// FlushForLeave is Flush for an ingester leaving a cluster: each head's last
-// block ends at its newest sample rather than at its block range's end, so
-// that pushes still arriving while distributors learn that it is leaving
-// are taken (into the WAL, beside their other replicas) rather than
-// refused as too old.
-func (s *Store) FlushForLeave(ctx context.Context) error { return s.flush(ctx, true) }
-
-func (s *Store) flush(ctx context.Context, toHeadMax bool) error {
+// runs may stay in the head. Used before a replica is scaled down or an
+// ingester leaves a cluster, by POST /api/v1/admin/flush, and by tests and
+// benchmarks. Each head's last block ends at its newest sample (see
+// flushHead), so writes go on being taken after a flush.
+func (s *Store) Flush(ctx context.Context) error {
 	var errs []error
 	// Tenants not opened since the last start may hold samples in no block.
 	s.openPending()
 	open, release := s.openTenants()
 	defer release()
 	for _, t := range open {
-		if err := s.flushHead(t, toHeadMax); err != nil {
+		if err := s.flushHead(t); err != nil {
 			errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", t.id, err))
 			continue
 		}
@@ -94,23 +87,20 @@ func (s *Store) flush(ctx context.Context, toHeadMax bool) error {
 	return errors.Join(errs...)
 }
 
-// flushHead compacts the head into blocks aligned to the block duration, so
-// that flushed blocks have the same boundaries as blocks cut on schedule.
-// The head then takes no sample older than the end of its last block but
-// out of order: with toHeadMax the last block ends at the head's newest
-// sample instead of at its range's end, so that a tenant flushed while idle
-// takes new samples in order when it resumes.
-func (s *Store) flushHead(t *tenantDB, toHeadMax bool) error {
+// flushHead compacts the head into blocks aligned to the block duration,
+// the last one ending at the head's newest sample rather than at its
+// range's end. The head then takes no sample older than the end of its last
+// block but out of order, so a block cut to the range's end would refuse
+// every write until that end, up to a block duration away: writes after
+// POST /api/v1/admin/flush, a tenant resuming after its idle close, pushes
+// still arriving at an ingester leaving a cluster.
+func (s *Store) flushHead(t *tenantDB) error {
 	head := t.db.Head()
 	if head.NumSeries() > 0 && head.MinTime() <= head.MaxTime() {
 		rng := s.opts.BlockDuration.Milliseconds()
 		mint, maxt := head.MinTime(), head.MaxTime()
 		for start := mint - mod(mint, rng); start <= maxt; start += rng {
-			end := start + rng - 1
-			if toHeadMax {
-				end = min(end, maxt)
-			}
-			if err := t.db.CompactHead(tsdb.NewRangeHead(head, start, end)); err != nil {
+			if err := t.db.CompactHead(tsdb.NewRangeHead(head, start, min(start+rng-1, maxt))); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -221,5 +222,60 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	app := s.AppenderV2(tenant.WithID(context.Background(), "t"))
 	if err := app.Commit(); err == nil {
 		t.Fatal("commit on a closed store succeeded")
+	}
+}
+
+// TestWritesGoOnAfterFlush: a flush (POST /api/v1/admin/flush, an ingester
+// leaving) cuts the head at its newest sample, not at its block range's end,
+// so the samples that follow are taken: in order, and, with an out-of-order
+// window, behind the newest within it. Cut to the range's end, the head
+// refused every sample until that end, up to 2h of writes.
+func TestWritesGoOnAfterFlush(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		late   bool // whether a sample 5m behind the newest is taken
+	}{
+		{name: "no out-of-order window", window: 0},
+		{name: "10m out-of-order window", window: 10 * time.Minute, late: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := blocks.Open(blocks.Options{Dir: t.TempDir(), OutOfOrderWindow: tc.window})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now().UnixMilli()
+			a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
+			appendSamples(t, s, "t", a, []sample{{now - 60000, 1}, {now, 2}})
+			appendSamples(t, s, "t", b, []sample{{now - 60000, 1}})
+			if err := s.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			after := []sample{{now + 15000, 3}, {now + 30000, 4}}
+			appendSamples(t, s, "t", a, after)
+			want := map[string][]sample{a.String(): append([]sample{{now - 60000, 1}, {now, 2}}, after...), b.String(): {{now - 60000, 1}}}
+			app, err := s.Appender(context.Background(), "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = app.Append(0, b, 0, now-5*60000+1, 5, nil, nil, storage.AppendV2Options{})
+			if err == nil {
+				err = app.Commit()
+			} else {
+				_ = app.Rollback()
+			}
+			if tc.late {
+				if err != nil {
+					t.Fatalf("a sample 5m behind the newest, within the window: %v", err)
+				}
+				want[b.String()] = []sample{{now - 5*60000 + 1, 5}, {now - 60000, 1}}
+			} else if err == nil {
+				t.Errorf("a sample behind the newest was taken without an out-of-order window")
+			}
+			if got := readAll(t, s, "t"); !reflect.DeepEqual(got, want) {
+				t.Errorf("after the flush read\n%v\nwant\n%v", got, want)
+			}
+		})
 	}
 }

@@ -398,7 +398,7 @@ func (s *Store) closeIdle(ctx context.Context) {
 			s.release(t)
 			continue
 		}
-		err := s.flushHead(t, true)
+		err := s.flushHead(t)
 		if err == nil && t.shipper != nil {
 			err = s.shipTenant(ctx, t)
 			if err == nil && t.shipper.Pending() > 0 {

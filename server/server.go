@@ -151,7 +151,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 		if s.member, err = cluster.NewMember(cfg.Cluster, cluster.Options{
 			Targets:           targets,
 			HTTPAddr:          s.listener.Addr().String(),
-			Flush:             func(ctx context.Context) error { return s.store.FlushForLeave(ctx) },
+			Flush:             func(ctx context.Context) error { return s.store.Flush(ctx) },
 			FlushTimeout:      time.Duration(cfg.HTTP.ShutdownTimeout),
 			CompactorDisabled: !cfg.Compactor.Enabled,
 			Logger:            logger.With("component", "ring"),
