@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ type Member struct {
 	// in it; nil unless the process is a ruler.
 	rulers          *ring.Ring
 	rulerLifecycler *ring.BasicLifecycler
+	// rulersView is the rulers' ring as a querier that is no ruler sees
+	// it; nil otherwise.
+	rulersView *ring.Ring
 	// started are the services running, in the order they started.
 	started []services.Service
 
@@ -121,6 +125,14 @@ func NewMember(cfg Config, opts Options) (*Member, error) {
 	}
 	compactor := opts.Targets.Has(TargetCompactor) && !opts.CompactorDisabled
 	ruler := opts.Targets.Has(TargetRuler)
+	if opts.Targets.Has(TargetQuerier) && !ruler {
+		// A querier asks the rulers for their rules and alerts (Rulers).
+		viewCfg := ringCfg
+		viewCfg.ReplicationFactor = 1
+		if m.rulersView, err = ring.New(viewCfg, rulerRingName, rulerRingKey, logger, prometheus.WrapRegistererWithPrefix(rulerRingName+"_", opts.Registerer)); err != nil {
+			return nil, fmt.Errorf("create the %s ring client: %w", rulerRingName, err)
+		}
+	}
 	if !opts.Targets.Has(TargetIngester) && !opts.Targets.Has(TargetDistributor) && !compactor && !ruler {
 		return m, nil
 	}
@@ -260,6 +272,9 @@ func (m *Member) Start(ctx context.Context) error {
 	if m.rulers != nil {
 		svcs = append(svcs, m.rulers, m.rulerLifecycler)
 	}
+	if m.rulersView != nil {
+		svcs = append(svcs, m.rulersView)
+	}
 	if m.lifecycler != nil {
 		svcs = append(svcs, m.lifecycler)
 	}
@@ -377,6 +392,31 @@ func (m *Member) RulerOwners() (*Owners, error) {
 		return nil, fmt.Errorf("%w of the rulers' ring", errNotMember)
 	}
 	return healthyOwners(m.rulers, m.rulerLifecycler.GetInstanceID())
+}
+
+// Rulers returns the addresses of the healthy rulers, for a querier or a
+// ruler; none while the rulers' ring is empty.
+func (m *Member) Rulers() ([]string, error) {
+	r := m.rulers
+	if r == nil {
+		r = m.rulersView
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%w of the rulers' ring, nor a querier", errNotMember)
+	}
+	rs, err := r.GetAllHealthy(ring.Read)
+	if errors.Is(err, ring.ErrEmptyRing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("healthy rulers: %w", err)
+	}
+	addrs := make([]string, 0, len(rs.Instances))
+	for _, in := range rs.Instances {
+		addrs = append(addrs, in.Addr)
+	}
+	slices.Sort(addrs)
+	return addrs, nil
 }
 
 // RulerRingHandler serves the rulers' ring page; nil unless the process is

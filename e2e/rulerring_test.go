@@ -41,7 +41,8 @@ const rulerAnomalyRule = `      - anomaly: e2e:load
 // querier and two rulers on loopback, all with the same rule flags, and
 // twelve tenants with rules over data remote-written to the distributor:
 // each tenant's group is evaluated by exactly one ruler (both owning some),
-// which alone lists it in /api/v1/rules; the rules' outputs, written
+// which alone lists it in /api/v1/rules, and the querier lists every
+// tenant's rules and alerts by asking both; the rules' outputs, written
 // through the distributor's path, are queryable through the querier with
 // the value of the rule's expression; an alert of every tenant reaches a
 // real Alertmanager; after SIGKILL of one ruler the other evaluates every
@@ -278,6 +279,44 @@ func TestClusterRulersShardTenants(t *testing.T) {
 		}
 		return true
 	})
+
+	// The querier lists every tenant's rules, alerts and anomaly rules,
+	// from whichever ruler evaluates the tenant.
+	for _, id := range tenants {
+		api := newAPIClient(q.url, id)
+		var rules struct {
+			Data struct {
+				Groups []struct {
+					Name  string            `json:"name"`
+					Rules []json.RawMessage `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if r := api.get(t, "/api/v1/rules", nil); r.code != http.StatusOK || json.Unmarshal(r.body, &rules) != nil ||
+			len(rules.Data.Groups) != 1 || rules.Data.Groups[0].Name != "load" || len(rules.Data.Groups[0].Rules) != 2 {
+			t.Errorf("the querier's /api/v1/rules of %s: HTTP %d %s; want its group load with 2 rules", id, r.code, r.body)
+		}
+		var alerts struct {
+			Data struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+					State  string            `json:"state"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		testutil.Eventually(t, 10*time.Second, id+"'s alert firing in the querier's /api/v1/alerts", func() bool {
+			r := api.get(t, "/api/v1/alerts", nil)
+			return r.code == http.StatusOK && json.Unmarshal(r.body, &alerts) == nil && len(alerts.Data.Alerts) == 1 &&
+				alerts.Data.Alerts[0].Labels["alertname"] == "E2ELoadPresent" && alerts.Data.Alerts[0].State == "firing"
+		})
+		wantAnomaly := 0
+		if id == "team-a" {
+			wantAnomaly = 1
+		}
+		if r := api.get(t, "/api/v1/anomaly/rules", nil); r.code != http.StatusOK || json.Unmarshal(r.body, &rules) != nil || len(rules.Data.Groups) != wantAnomaly {
+			t.Errorf("the querier's /api/v1/anomaly/rules of %s: HTTP %d %s; want %d group", id, r.code, r.body, wantAnomaly)
+		}
+	}
 	if t.Failed() {
 		return
 	}

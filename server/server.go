@@ -450,6 +450,11 @@ func (s *Server) tenants() tenant.Resolver { return s.cfg.Tenant.Resolver(s.auth
 // a request needs the credentials of any tenant. The profiles, the command
 // line and the admin endpoints are no one tenant's, and must not be open
 // where the API is not.
+// rulesPaths are the API's paths about rules and alerts: in a cluster, a
+// ruler answers them for the tenants it evaluates, and a querier for all
+// by asking the rulers.
+var rulesPaths = []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/anomaly/rules"}
+
 func (s *Server) authenticated(h http.Handler) http.Handler {
 	if s.auth == nil {
 		return h
@@ -522,12 +527,22 @@ func (s *Server) routes() http.Handler {
 			query = frontend.Handler(query)
 		}
 		mux.Handle("/api/v1/", m.instrument("api", query))
+		if s.member != nil {
+			// Each tenant's rules run on one ruler: the querier asks them.
+			rules := m.instrument("api", s.authenticated(querier.RulesHandler(querier.RulesOptions{
+				Rulers: s.member.Rulers,
+				Local:  query,
+			})))
+			for _, p := range rulesPaths {
+				mux.Handle(p, rules)
+			}
+		}
 		mux.Handle("/", web.Handler())
 	} else if s.engine != nil {
 		// A ruler without the querier role answers for the rules it
 		// evaluates only; queries go to the queriers.
 		query := m.instrument("api", s.queryAPI())
-		for _, p := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/anomaly/rules"} {
+		for _, p := range rulesPaths {
 			mux.Handle(p, query)
 		}
 	}
