@@ -461,7 +461,8 @@ func compareCluster(t *testing.T, when, querierURL, promURL string, base int64, 
 
 // TestClusterReplicasCompactedToOneCopy writes through a cluster of three
 // ingesters, has each ship its head to the bucket (three overlapping
-// copies of every series), and runs a compactor process: the bucket ends
+// copies of every series, and out-of-order blocks of replicas that got a
+// batch late), and runs a compactor process: the bucket ends
 // with one block holding every acknowledged sample once, and the querier's
 // answers stay the reference Prometheus's.
 func TestClusterReplicasCompactedToOneCopy(t *testing.T) {
@@ -508,8 +509,13 @@ func TestClusterReplicasCompactedToOneCopy(t *testing.T) {
 			t.Fatalf("flush of %s: HTTP %d", ing.addr, resp.StatusCode)
 		}
 	}
-	if n := len(liveBlocks(t, c.bucket)); n != 3 {
-		t.Fatalf("%d blocks in the bucket after the three ingesters flushed, want 3 (one per replica)", n)
+	// One block per replica, and an out-of-order block of a replica that
+	// got a batch after the next one: the distributor answers once two
+	// replicas have a batch, so the writer's next batch can reach the
+	// third before it (seen in CI: 20 samples).
+	flushed := len(liveBlocks(t, c.bucket))
+	if flushed < 3 || flushed > 6 {
+		t.Fatalf("%d blocks in the bucket after the three ingesters flushed, want 3 to 6 (one per replica, and at most one out-of-order block each)", flushed)
 	}
 
 	c.start("compactor", "compactor", "", t.TempDir(), "-compactor.enabled=true", "-compactor.interval=1s", "-compactor.compaction-delay=0s")
@@ -527,8 +533,8 @@ func TestClusterReplicasCompactedToOneCopy(t *testing.T) {
 	if want := acked * 2 * clusterSeries; merged.Stats.NumSamples != want {
 		t.Errorf("the merged block holds %d samples, want %d: each acknowledged sample once", merged.Stats.NumSamples, want)
 	}
-	if len(merged.Compaction.Sources) != 3 {
-		t.Errorf("the merged block's sources are %v, want the three replicas' blocks", merged.Compaction.Sources)
+	if len(merged.Compaction.Sources) != flushed {
+		t.Errorf("the merged block's sources are %v, want the %d blocks the replicas shipped", merged.Compaction.Sources, flushed)
 	}
 	compareCluster(t, "after compaction", q.url, prom.url, base, cw)
 }
