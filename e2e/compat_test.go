@@ -417,8 +417,9 @@ func requireAnnotation(t *testing.T, what string, r apiResponse) {
 
 // compareMetadataAPIs compares the answers of the series, label names,
 // label values, exemplars and formatting endpoints over [T-15s, T], and some
-// of their errors; prom2 allows Prometheus 2's sorted series lists.
-func (e *scrapeEnv) compareMetadataAPIs(t *testing.T, T int64, prom2 bool) {
+// of their errors; prom2 allows Prometheus 2's sorted series lists, and
+// flushed compares series lists as sets (see compareQueries).
+func (e *scrapeEnv) compareMetadataAPIs(t *testing.T, T int64, prom2, flushed bool) {
 	t.Helper()
 	window := url.Values{"start": {apiTime(T - compareRange.Milliseconds())}, "end": {apiTime(T)}}
 	with := func(extra url.Values) url.Values {
@@ -463,9 +464,9 @@ func (e *scrapeEnv) compareMetadataAPIs(t *testing.T, T int64, prom2 bool) {
 		var allowed prom2Diff
 		if prom2 {
 			allowed = c.prom2
-			if c.path == "/api/v1/series" {
-				allowed |= p2Unsorted
-			}
+		}
+		if (prom2 || flushed) && c.path == "/api/v1/series" {
+			allowed |= p2Unsorted
 		}
 		compareAnswers(t, what, e.strataAPI.get(t, c.path, c.params), e.promAPI.get(t, c.path, c.params), allowed)
 	}
@@ -631,7 +632,7 @@ func runScrapeComparison(t *testing.T, setup scrapeSetup) {
 	T := env.pickEvalTime(t)
 	env.waitCaughtUp(t, T)
 	t.Run("queries", func(t *testing.T) { env.compareQueries(t, T, setup.prom2, setup.flushMidway) })
-	t.Run("series and labels", func(t *testing.T) { env.compareMetadataAPIs(t, T, setup.prom2) })
+	t.Run("series and labels", func(t *testing.T) { env.compareMetadataAPIs(t, T, setup.prom2, setup.flushMidway) })
 	t.Run("metadata", func(t *testing.T) { env.compareMetricMetadata(t, setup.prom2) })
 	if !setup.prom2 {
 		t.Run("tsdb status", env.compareTSDBStatus)
@@ -690,14 +691,28 @@ func TestRemoteWrite1MatchesPrometheus(t *testing.T) {
 // Prometheus 3 sending remote write 2.0 (io.prometheus.write.v2.Request),
 // metadata and native histograms included. Against the same engine version
 // every answer must be byte for byte Prometheus's, with no exceptions.
-// Strata's heads are flushed into blocks halfway, as an operator's POST
-// /api/v1/admin/flush does: Prometheus's writes after it must all be taken,
-// and the answers span blocks and head, equal but for the order of
-// instant-query vectors (see compareQueries).
 func TestRemoteWrite2MatchesPrometheus(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	runScrapeComparison(t, scrapeSetup{
+	runScrapeComparison(t, prometheus3Setup(t, false))
+}
+
+// TestRemoteWrite2AcrossFlushMatchesPrometheus is
+// TestRemoteWrite2MatchesPrometheus with Strata's heads flushed into blocks
+// halfway through the scrapes, as an operator's POST /api/v1/admin/flush
+// does: Prometheus's writes after it must all be taken, and the answers,
+// over blocks and head, equal Prometheus's but for the order of
+// instant-query vectors and series lists (see compareQueries).
+func TestRemoteWrite2AcrossFlushMatchesPrometheus(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	runScrapeComparison(t, prometheus3Setup(t, true))
+}
+
+// prometheus3Setup is the scrape comparison's Prometheus 3, remote-writing
+// 2.0; flush flushes Strata halfway.
+func prometheus3Setup(t *testing.T, flush bool) scrapeSetup {
+	return scrapeSetup{
 		name: "prometheus3",
 		bin:  prometheus3Bin(t),
 		// Remote write 2.0 sends metadata only from WAL metadata records.
@@ -718,6 +733,6 @@ func TestRemoteWrite2MatchesPrometheus(t *testing.T) {
 `,
 		protocol:    "v2",
 		histograms:  true,
-		flushMidway: true,
-	})
+		flushMidway: flush,
+	}
 }
