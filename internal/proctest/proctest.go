@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,21 +168,42 @@ func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	}
 }
 
+// handedOut are the ports FreeAddr returned in this process: the kernel
+// may pick a port again once its probe is closed, and a test that reserves
+// two addresses before binding either (a process's HTTP and memberlist
+// ports) got the same one twice (seen in CI: memberlist failed to bind the
+// querier's HTTP port).
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago: the kernel picks it for a listener that is closed at once. Another
-// process may take the port before the caller binds it; on loopback that is
-// rare enough for tests.
+// ago, and that no other FreeAddr call of this process returned: the kernel
+// picks it for a listener that is closed at once. Another process may take
+// the port before the caller binds it; on loopback that is rare enough for
+// tests.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatalf("close port probe: %v", err)
+		}
+		handedOut.Lock()
+		seen := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close port probe: %v", err)
-	}
-	return addr
+	t.Fatalf("find a free port: 100 probes all got ports handed out before")
+	return ""
 }
 
 // RequireProgram returns the path of a program on the PATH, failing t (not
