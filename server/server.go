@@ -446,15 +446,15 @@ func (s *Server) Store() *blocks.Store { return s.store }
 
 func (s *Server) tenants() tenant.Resolver { return s.cfg.Tenant.Resolver(s.auth) }
 
-// authenticated returns h behind the API's authentication when it is on:
-// a request needs the credentials of any tenant. The profiles, the command
-// line and the admin endpoints are no one tenant's, and must not be open
-// where the API is not.
 // rulesPaths are the API's paths about rules and alerts: in a cluster, a
 // ruler answers them for the tenants it evaluates, and a querier for all
 // by asking the rulers.
 var rulesPaths = []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/anomaly/rules"}
 
+// authenticated returns h behind the API's authentication when it is on:
+// a request needs the credentials of any tenant. The profiles, the command
+// line and the admin endpoints are no one tenant's, and must not be open
+// where the API is not.
 func (s *Server) authenticated(h http.Handler) http.Handler {
 	if s.auth == nil {
 		return h
