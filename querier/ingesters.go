@@ -61,6 +61,21 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// peerDefaults fills in the defaults of a client of other Strata processes:
+// a keep-alive client holding up to conns idle connections per peer, a
+// minute's timeout and plain HTTP.
+func peerDefaults(client **http.Client, timeout *time.Duration, scheme *string, conns int) {
+	if *client == nil {
+		*client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, IdleConnTimeout: 90 * time.Second}}
+	}
+	if *timeout <= 0 {
+		*timeout = time.Minute
+	}
+	if *scheme == "" {
+		*scheme = "http"
+	}
+}
+
 // Reader reads tenants' recent data from the ingesters.
 type Reader struct {
 	opts  Options
@@ -69,15 +84,7 @@ type Reader struct {
 
 // NewReader returns a Reader over opts.Ring.
 func NewReader(opts Options) *Reader {
-	if opts.Client == nil {
-		opts.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}}
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = time.Minute
-	}
-	if opts.Scheme == "" {
-		opts.Scheme = "http"
-	}
+	peerDefaults(&opts.Client, &opts.Timeout, &opts.Scheme, 16)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -52,15 +52,7 @@ type RulesOptions struct {
 // Prometheus's group_limit and next_token paginate one process's groups;
 // across rulers they are not supported, and are answered 400.
 func RulesHandler(opts RulesOptions) http.Handler {
-	if opts.Client == nil {
-		opts.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = time.Minute
-	}
-	if opts.Scheme == "" {
-		opts.Scheme = "http"
-	}
+	peerDefaults(&opts.Client, &opts.Timeout, &opts.Scheme, 4)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(LocalRulesHeader) != "" {
 			opts.Local.ServeHTTP(w, r)
