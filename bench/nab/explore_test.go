@@ -15,7 +15,8 @@ import (
 // TestExplore scores detector specs given in $NAB_SPECS ("name k=v k=v;..."),
 // with each category's standard score, TP and FP; NAB_DETAIL=1 adds each
 // file's windows and false positives, NAB_PEAKS=1 each file's highest scores
-// inside and outside windows, NAB_ROWS=1 every detected row.
+// inside and outside windows, NAB_ROWS=1 every detected row, NAB_CURVE=1 each
+// profile's score at every threshold that detects one more window.
 func TestExplore(t *testing.T) {
 	specs := os.Getenv("NAB_SPECS")
 	if specs == "" {
@@ -55,13 +56,18 @@ func TestExplore(t *testing.T) {
 			}
 			peaks(t, files, raw)
 		}
+		if os.Getenv("NAB_CURVE") != "" {
+			curveOf(t, files, scores)
+		}
 		if os.Getenv("NAB_DETAIL") != "" {
 			detail(t, files, scores, res[0].Threshold)
 		}
 		if os.Getenv("NAB_ROWS") != "" {
 			rows(t, files, scores, res[0].Threshold)
 		}
-		t.Logf("%-50s %6.2f %6.2f %6.2f  (TP %d FP %d thr %.4f)%s", sp, res[0].Normalized, res[1].Normalized, res[2].Normalized, res[0].TP, res[0].FP, res[0].Threshold, cats)
+		t.Logf("%-50s %6.2f %6.2f %6.2f  (TP %d FP %d thr %.4f; low FP: %d/%d %.4f; low FN: %d/%d %.4f)%s", sp,
+			res[0].Normalized, res[1].Normalized, res[2].Normalized, res[0].TP, res[0].FP, res[0].Threshold,
+			res[1].TP, res[1].FP, res[1].Threshold, res[2].TP, res[2].FP, res[2].Threshold, cats)
 	}
 }
 
@@ -174,5 +180,26 @@ func peaks(t *testing.T, files []File, scores [][]float64) {
 			}
 		}
 		t.Logf("  %-50s win %v  out %v", f.Name, ws, top)
+	}
+}
+
+// curveOf prints, for each profile, the corpus score, windows detected and
+// false positives at each threshold (highest first, down to 0.15) at which
+// one more window is detected.
+func curveOf(t *testing.T, files []File, scores [][]float64) {
+	rs, windows := corpusRows(files, scores)
+	for _, p := range Profiles {
+		null := -p.FN * float64(windows)
+		perfect := p.TP * float64(windows)
+		last := -1
+		for _, pt := range sweep(rs, windows, p) {
+			if pt.threshold < 0.15 {
+				break
+			}
+			if pt.tp != last {
+				t.Logf("  %-20s threshold %.4f windows %2d FP %5d score %8.2f", p.Name, pt.threshold, pt.tp, pt.fp, 100*(pt.raw-null)/(perfect-null))
+				last = pt.tp
+			}
+		}
 	}
 }

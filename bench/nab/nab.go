@@ -229,6 +229,36 @@ func CategoryOf(name string) string {
 // Score scores per-file anomaly scores (scores[i][j] for row j of files[i],
 // each in [0,1]) under every profile.
 func Score(files []File, scores [][]float64) []Result {
+	rows, windows := corpusRows(files, scores)
+	lbs := make([]labels, len(files))
+	for fi, f := range files {
+		lbs[fi] = label(f)
+	}
+	var out []Result
+	for _, p := range Profiles {
+		c := sweep(rows, windows, p)
+		best := 0
+		for i := range c {
+			if c[i].raw > c[best].raw {
+				best = i
+			}
+		}
+		null := -p.FN * float64(windows)
+		perfect := p.TP * float64(windows)
+		out = append(out, Result{
+			Profile: p.Name, Threshold: c[best].threshold, Raw: c[best].raw,
+			Normalized: 100 * (c[best].raw - null) / (perfect - null),
+			TP:         c[best].tp, FP: c[best].fp, FN: windows - c[best].tp,
+			Categories: categories(files, lbs, scores, p, c[best].threshold),
+		})
+	}
+	return out
+}
+
+// corpusRows returns the scored rows of every file, highest score first
+// (rows of equal score in time order), with windows numbered across the
+// corpus, and the number of windows.
+func corpusRows(files []File, scores [][]float64) ([]row, int) {
 	var rows []row
 	windows := 0
 	for fi, f := range files {
@@ -251,30 +281,8 @@ func Score(files []File, scores [][]float64) []Result {
 			rows = append(rows, row{scores[fi][j], fi, w, lb.weight[j]})
 		}
 	}
-	lbs := make([]labels, len(files))
-	for fi, f := range files {
-		lbs[fi] = label(f)
-	}
 	sort.SliceStable(rows, func(a, b int) bool { return rows[a].score > rows[b].score })
-	var out []Result
-	for _, p := range Profiles {
-		c := sweep(rows, windows, p)
-		best := 0
-		for i := range c {
-			if c[i].raw > c[best].raw {
-				best = i
-			}
-		}
-		null := -p.FN * float64(windows)
-		perfect := p.TP * float64(windows)
-		out = append(out, Result{
-			Profile: p.Name, Threshold: c[best].threshold, Raw: c[best].raw,
-			Normalized: 100 * (c[best].raw - null) / (perfect - null),
-			TP:         c[best].tp, FP: c[best].fp, FN: windows - c[best].tp,
-			Categories: categories(files, lbs, scores, p, c[best].threshold),
-		})
-	}
-	return out
+	return rows, windows
 }
 
 // categories scores each category's files at threshold thr.
