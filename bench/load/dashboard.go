@@ -65,6 +65,10 @@ type DashboardResults struct {
 	Checked, Differ int     // Strata's cached answers compared with uncached ones
 	Diffs           []string
 	Lag             time.Duration // most the data's clock fell behind the wall clock
+	// Settle is how long the servers took to become idle after the
+	// history write; Settled is false when settleMax ran out first.
+	Settle  time.Duration
+	Settled bool
 	// Cold is a range query of every dashboard query over ColdWindow at
 	// ColdStep, asked once after the refreshes at a step no refresh used:
 	// Strata through its front end with nothing cached for it,
@@ -81,6 +85,59 @@ func (c *DashboardConfig) logf(format string, args ...any) {
 	if c.Progress != nil {
 		fmt.Fprintf(c.Progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
+}
+
+// settleMax bounds the wait for idle servers after the history write.
+const settleMax = 3 * time.Minute
+
+// settleQuiet is how long both servers must stay idle: longer than
+// Strata's shipping interval (30s), so that blocks cut from the head and
+// not yet shipped cannot be missed, and more than its head compaction's
+// (10s).
+const settleQuiet = 35
+
+// settle waits until every server has used under a tenth of a core in each
+// of settleQuiet consecutive seconds, at most limit. Right after the
+// history write Strata is cutting and shipping the blocks of a day's head,
+// and VictoriaMetrics merging its parts: a backlog a dashboard opened on a
+// running server does not meet, and that would otherwise be measured as
+// the first refresh's time.
+func settle(ctx context.Context, servers []*Server, limit time.Duration) (time.Duration, bool, error) {
+	start := time.Now()
+	prev := make([]time.Duration, len(servers))
+	for i, s := range servers {
+		var err error
+		if prev[i], err = CPUTime(s.Pid()); err != nil {
+			return 0, false, err
+		}
+	}
+	quiet := 0
+	for time.Since(start) < limit {
+		select {
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		idle := true
+		for i, s := range servers {
+			cpu, err := CPUTime(s.Pid())
+			if err != nil {
+				return 0, false, err
+			}
+			if cpu-prev[i] > 100*time.Millisecond {
+				idle = false
+			}
+			prev[i] = cpu
+		}
+		if !idle {
+			quiet = 0
+			continue
+		}
+		if quiet++; quiet == settleQuiet {
+			return time.Since(start), true, nil
+		}
+	}
+	return time.Since(start), false, nil
 }
 
 // dashboardStep is the step Grafana would ask for a window: about 720
@@ -148,6 +205,17 @@ func RunDashboard(ctx context.Context, c DashboardConfig) (*DashboardResults, er
 		if (t/iv)%480 == 0 {
 			c.logf("dashboard: history at %s", time.UnixMilli(t).UTC().Format(time.DateTime))
 		}
+	}
+	if res.Settle, res.Settled, err = settle(ctx, servers, settleMax); err != nil {
+		return nil, err
+	}
+	c.logf("dashboard: both servers idle after %v (settled: %v)", res.Settle.Round(time.Second), res.Settled)
+	// The scrapes the wait let pass.
+	for ; t <= now(); t += iv {
+		if err := send(t); err != nil {
+			return nil, err
+		}
+		res.HistorySamples += len(series)
 	}
 	last := t - iv
 	if err := forceFlush(ctx, vm); err != nil {
@@ -411,6 +479,11 @@ func WriteDashboard(w io.Writer, c DashboardConfig, r *DashboardResults, machine
 	fmt.Fprintf(w, "- Machine: %s\n- Strata: %s, results cache in memory (defaults: split by day, `-query.results-cache.max-freshness=10m`)\n- VictoriaMetrics: %s, defaults (rollup result cache on, `-search.cacheTimestampOffset=5m`)\n", machine, strataVersion, vmVersion)
 	fmt.Fprintf(w, "- Data: %d node-exporter hosts, %d series, one scrape every %v; %v of history (%d samples) written first, then one scrape before each refresh, timestamped by the wall clock (at most %v behind it)\n",
 		r.Hosts, r.Series, c.Interval, c.History, r.HistorySamples, r.Lag)
+	settled := "both idle"
+	if !r.Settled {
+		settled = "not both idle yet, the wait's limit"
+	}
+	fmt.Fprintf(w, "- Before the first refresh, the wait for both servers to finish the history's background work (Strata cutting and shipping a day of blocks, VictoriaMetrics merging parts; idle: under a tenth of a core in each of %d consecutive seconds): %v, %s\n", settleQuiet, r.Settle.Round(time.Second), settled)
 	fmt.Fprintf(w, "- Dashboard: %d refreshes, every %v, of %d queries over each window, both systems in the same refresh (alternating which goes first):\n\n", r.Refreshes, c.Interval, len(DashboardQueries))
 	for _, q := range DashboardQueries {
 		fmt.Fprintf(w, "  - `%s`\n", q)
