@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -227,6 +229,109 @@ func (c *blockCache) Drop(tenantID string, id ulid.ULID) {
 	_ = os.RemoveAll(e.block.Dir())
 }
 
+// Seed installs the block in dir, which this process has just uploaded to
+// the bucket as m (the compactor's merged and downsampled blocks), so that
+// the first query over it reads it from local disk instead of downloading
+// and decoding the objects just encoded from these same files. The block's
+// files are hard-linked where dir is on the cache's filesystem and copied
+// otherwise, with m as its meta.json, which is what a download restores
+// byte for byte. A block cached or being downloaded already is left alone.
+// A failure leaves the block to be downloaded when a query needs it: a
+// query waiting on a failed seed loads the block itself.
+func (c *blockCache) Seed(tenantID string, m *blockmeta.Meta, dir string) error {
+	key := tenantID + "/" + m.ULID.String()
+	c.mu.Lock()
+	_, cached := c.entries[key]
+	_, loading := c.loading[key]
+	if cached || loading {
+		c.mu.Unlock()
+		return nil
+	}
+	call := &loadCall{done: make(chan struct{})}
+	c.loading[key] = call
+	c.mu.Unlock()
+
+	blk, err := c.install(tenantID, m, dir)
+	c.mu.Lock()
+	delete(c.loading, key)
+	if err == nil {
+		c.insert(key, blk)
+		c.m.cacheSeeds.Inc()
+	}
+	c.mu.Unlock()
+	close(call.done)
+	if err != nil {
+		return fmt.Errorf("seed block cache with %s: %w", key, err)
+	}
+	c.evict()
+	return nil
+}
+
+// install links or copies the block in src into the cache as block m of
+// tenant and opens it.
+func (c *blockCache) install(tenantID string, m *blockmeta.Meta, src string) (*tsdb.Block, error) {
+	final := filepath.Join(c.dir, tenantID, m.ULID.String())
+	tmp := final + ".seed"
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, err
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(tmp, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, 0o755)
+		case rel == metaFilename || filepath.Ext(rel) == ".tmp":
+			return nil // meta.json is m, written last; .tmp files are no part of a block
+		}
+		return linkOrCopy(p, dst)
+	})
+	if err == nil {
+		err = blockmeta.WriteDir(tmp, m)
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, err
+	}
+	blk, err := tsdb.OpenBlock(c.logger, final, nil, nil)
+	if err != nil {
+		_ = os.RemoveAll(final)
+		return nil, fmt.Errorf("open seeded block: %w", err)
+	}
+	return blk, nil
+}
+
+// linkOrCopy hard-links src to dst, or copies it when they are on
+// different filesystems (or links are refused).
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
 // download fetches block id into the cache and opens it.
 func (c *blockCache) download(ctx context.Context, tenantID string, id ulid.ULID) (*tsdb.Block, error) {
 	final := filepath.Join(c.dir, tenantID, id.String())
@@ -261,4 +366,17 @@ func (c *blockCache) Close() error {
 	c.entries = map[string]*cacheEntry{}
 	c.lru.Init()
 	return errors.Join(errs...)
+}
+
+// SeedBlock gives the store's block cache the block in dir that this
+// process has just uploaded as m for tenant (a compactor's output), so that
+// queries read it without downloading it. Without a bucket it does nothing.
+// A failure is logged and leaves the block to be downloaded on first use.
+func (s *Store) SeedBlock(tenant, dir string, m *blockmeta.Meta) {
+	if s.cache == nil {
+		return
+	}
+	if err := s.cache.Seed(tenant, m, dir); err != nil {
+		s.logger.Warn("keeping an uploaded block in the block cache failed; the first query over it downloads it", "tenant", tenant, "block", m.ULID, "err", err)
+	}
 }

@@ -17,6 +17,7 @@ type storeMetrics struct {
 	cacheBytes     prometheus.Gauge
 	cacheBlocks    prometheus.Gauge
 	cacheEvictions prometheus.Counter
+	cacheSeeds     prometheus.Counter
 
 	tenantOpenFailures prometheus.Counter
 	tenantOpenRefused  prometheus.Counter
@@ -65,6 +66,10 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		cacheBlocks: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_block_cache_blocks",
 			Help: "Bucket blocks in the local block cache.",
+		}),
+		cacheSeeds: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_block_cache_seeded_total",
+			Help: "Blocks this process uploaded (compactor output) and placed in the local block cache, sparing the first query over them a download.",
 		}),
 		cacheEvictions: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_block_cache_evictions_total",

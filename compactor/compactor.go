@@ -90,6 +90,12 @@ type Options struct {
 	// lease stays a second guard for when two compactors' views of the
 	// ring differ. Nil compacts every tenant. An error fails the pass.
 	Owned func() (func(tenant string) bool, error)
+	// Uploaded, when set, is called with each block this compactor has
+	// written to the bucket (merged or downsampled), its local directory
+	// and its meta, before the directory is removed: a process that also
+	// queries the bucket keeps the block instead of downloading it again
+	// (blocks.Store.SeedBlock). It must not change the directory's files.
+	Uploaded func(tenant, dir string, m *blockmeta.Meta)
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -889,6 +895,9 @@ func (t *tenantRun) upload(ctx context.Context, dir string, m *blockmeta.Meta) e
 		return err
 	}
 	t.live[m.ULID] = m
+	if t.c.o.Uploaded != nil {
+		t.c.o.Uploaded(t.id, dir, m)
+	}
 	return nil
 }
 

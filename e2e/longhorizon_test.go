@@ -663,6 +663,12 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 			metric("strata_compactor_blocks_awaiting_downsampling", "state", "ready") == 0 &&
 			!strings.Contains(string(lsOut), " marked ")
 	})
+	// The compactor's blocks went into the query side's block cache as they
+	// were uploaded (blocks.Store.SeedBlock), so the answers compared with
+	// Prometheus's above were read from them.
+	if seeded := metric("strata_block_cache_seeded_total"); seeded == 0 {
+		t.Errorf("no block of the compactor's was kept in the block cache (strata_block_cache_seeded_total 0)")
+	}
 	out, err := exec.Command(strataBin, "tools", "bucket", "verify", "-storage.path", dir).CombinedOutput()
 	if err != nil {
 		t.Errorf("strata tools bucket verify: %v\n%s", err, out)

@@ -77,7 +77,7 @@ func TestTenantRetentionFromOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := newCompactor(cfg, bkt, overrides, nil, logger, reg)
+	comp, err := newCompactor(cfg, bkt, overrides, nil, nil, logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/strata-tsdb/strata/alerting"
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/blocks"
+	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/cluster"
 	"github.com/strata-tsdb/strata/compactor"
 	"github.com/strata-tsdb/strata/distributor"
@@ -232,7 +233,14 @@ func New(cfg *Config, logger *slog.Logger) (_ *Server, err error) {
 				return o.Owns, nil
 			}
 		}
-		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, owned, logger, s.reg); err != nil {
+		// A process that reads the bucket for queries keeps what its
+		// compactor uploads in its block cache; an ingester's store reads
+		// its own blocks only and would fill its cache for nothing.
+		var uploaded func(tenant, dir string, m *blockmeta.Meta)
+		if s.store != nil && reads {
+			uploaded = s.store.SeedBlock
+		}
+		if s.compactor, err = newCompactor(cfg, bkt, s.overrides, owned, uploaded, logger, s.reg); err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
 	}
@@ -855,7 +863,7 @@ func storeMetadata(store *blocks.Store, id, metric string) (map[string][]metadat
 
 // newCompactor builds the compactor configured by cfg, its levels from the
 // block duration and each tenant's retention from its limits.
-func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, owned func() (func(string) bool, error), logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides, owned func() (func(string) bool, error), uploaded func(string, string, *blockmeta.Meta), logger *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	c := cfg.Compactor
 	levels, err := compactor.LevelsFor(time.Duration(cfg.Storage.BlockDuration))
 	if err != nil {
@@ -883,6 +891,7 @@ func newCompactor(cfg *Config, bkt objstore.Bucket, overrides *limits.Overrides,
 		RetentionGrace:  time.Duration(c.RetentionGrace),
 		LockTTL:         time.Duration(c.LockTTL),
 		Owned:           owned,
+		Uploaded:        uploaded,
 		Logger:          logger,
 		Registerer:      reg,
 	})
