@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
 
@@ -24,31 +26,17 @@ import (
 // uploads it to bkt for tenant "team" with the compactor's meta.
 func seedBlock(t *testing.T, bkt *filesystem.Bucket, start int64) (string, *blockmeta.Meta) {
 	t.Helper()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * time.Hour).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for s := range 3 {
-		ls := labels.FromStrings("__name__", "requests_total", "instance", fmt.Sprint("host-", s))
-		for i := range 240 {
-			if _, err := app.Append(0, ls, start+int64(i)*15000, float64(i*(s+1))); err != nil {
-				t.Fatal(err)
+	blockDir := testutil.WriteBlock(t, 2*time.Hour, func(app storage.Appender) error {
+		for s := range 3 {
+			ls := labels.FromStrings("__name__", "requests_total", "instance", fmt.Sprint("host-", s))
+			for i := range 240 {
+				if _, err := app.Append(0, ls, start+int64(i)*15000, float64(i*(s+1))); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	blockDir := filepath.Join(dir, id.String())
+		return nil
+	})
 	m, err := blockmeta.ReadDir(blockDir)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +124,7 @@ func TestSeedBlock(t *testing.T) {
 	if err := seeded.Seed("team", meta, dir); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(sm.cacheSeeds); got != 1 {
+	if got := promtestutil.ToFloat64(sm.cacheSeeds); got != 1 {
 		t.Errorf("seeds: %v, want 1 (the second is a no-op)", got)
 	}
 	// The compactor removes its copy once it has handed the block over.
@@ -148,7 +136,7 @@ func TestSeedBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer seeded.Release(e)
-	if hits, misses := testutil.ToFloat64(sm.cacheHits), testutil.ToFloat64(sm.cacheMisses); hits != 1 || misses != 0 {
+	if hits, misses := promtestutil.ToFloat64(sm.cacheHits), promtestutil.ToFloat64(sm.cacheMisses); hits != 1 || misses != 0 {
 		t.Errorf("first query after the seed: %v hits, %v misses; want 1 hit and no download", hits, misses)
 	}
 
@@ -158,7 +146,7 @@ func TestSeedBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer downloaded.Release(d)
-	if got := testutil.ToFloat64(dm.cacheMisses); got != 1 {
+	if got := promtestutil.ToFloat64(dm.cacheMisses); got != 1 {
 		t.Fatalf("downloads into the second cache: %v, want 1", got)
 	}
 	sf, df := blockFiles(t, e.block.Dir()), blockFiles(t, d.block.Dir())
@@ -190,7 +178,7 @@ func TestSeedBlock(t *testing.T) {
 		t.Fatalf("acquire after a failed seed: %v", err)
 	}
 	other.Release(o)
-	if got := testutil.ToFloat64(om.cacheMisses); got != 1 {
+	if got := promtestutil.ToFloat64(om.cacheMisses); got != 1 {
 		t.Errorf("downloads after a failed seed: %v, want 1", got)
 	}
 	if got := len(samplesOf(t, o.block)); got != 3 {

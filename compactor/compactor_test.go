@@ -3,9 +3,7 @@ package compactor_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks"
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
@@ -67,28 +65,16 @@ func (d testData) backfill(t *testing.T, bkt objstore.Bucket, id string, from, t
 	t.Helper()
 	n := 0
 	for start := from; start.Before(to); start = start.Add(rng) {
-		dir := t.TempDir()
-		w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, rng.Milliseconds())
-		if err != nil {
-			t.Fatal(err)
-		}
-		app := w.Appender(context.Background())
-		for i, ls := range d.series {
-			for ts := start.Add(offset); ts.Before(start.Add(rng)); ts = ts.Add(interval) {
-				if _, err := app.Append(0, ls, ts.UnixMilli(), d.value(i, ts)); err != nil {
-					t.Fatal(err)
+		bd := testutil.WriteBlock(t, rng, func(app storage.Appender) error {
+			for i, ls := range d.series {
+				for ts := start.Add(offset); ts.Before(start.Add(rng)); ts = ts.Add(interval) {
+					if _, err := app.Append(0, ls, ts.UnixMilli(), d.value(i, ts)); err != nil {
+						return err
+					}
 				}
 			}
-		}
-		if err := app.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		u, err := w.Flush(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		bd := filepath.Join(dir, u.String())
+			return nil
+		})
 		m, err := blockmeta.ReadDir(bd)
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,11 +11,13 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/internal/gen"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -24,34 +25,22 @@ import (
 // writeBlock writes two hours of two node exporters' series as a TSDB block.
 func writeBlock(t *testing.T) (string, ulid.ULID) {
 	t.Helper()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * time.Hour).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
 	series := gen.NodeExporterSeries(2)
 	g := gen.NewGenerator(series, 15000, 1)
-	app := w.Appender(context.Background())
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	for s := range 480 {
-		ts := start + int64(s)*15000
-		g.Next(ts, func(i int, v float64) {
-			if _, err := app.Append(0, series[i].Labels, ts, v); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, id.String()), id
+	dir := testutil.WriteBlock(t, 2*time.Hour, func(app storage.Appender) error {
+		var err error
+		for s := range 480 {
+			ts := start + int64(s)*15000
+			g.Next(ts, func(i int, v float64) {
+				if _, e := app.Append(0, series[i].Labels, ts, v); e != nil && err == nil {
+					err = e
+				}
+			})
+		}
+		return err
+	})
+	return dir, ulid.MustParse(filepath.Base(dir))
 }
 
 // files returns every file of the block in dir but meta.json, by relative path.

@@ -2,43 +2,31 @@ package bucketcodec
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/internal/gen"
+	"github.com/strata-tsdb/strata/internal/testutil"
 )
 
 // nodeIndex returns the index file tsdb writes for hosts node exporters'
 // series, and the number of series.
 func nodeIndex(b *testing.B, hosts int) ([]byte, int) {
 	b.Helper()
-	dir := b.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * time.Hour).Milliseconds())
-	if err != nil {
-		b.Fatal(err)
-	}
 	series := gen.NodeExporterSeries(hosts)
-	app := w.Appender(context.Background())
-	for _, s := range series {
-		if _, err := app.Append(0, s.Labels, 1000, 1); err != nil {
-			b.Fatal(err)
+	dir := testutil.WriteBlock(b, 2*time.Hour, func(app storage.Appender) error {
+		for _, s := range series {
+			if _, err := app.Append(0, s.Labels, 1000, 1); err != nil {
+				return err
+			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		b.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	w.Close()
-	ix, err := os.ReadFile(filepath.Join(dir, id.String(), "index"))
+		return nil
+	})
+	ix, err := os.ReadFile(filepath.Join(dir, "index"))
 	if err != nil {
 		b.Fatal(err)
 	}

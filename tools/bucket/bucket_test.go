@@ -3,7 +3,6 @@ package bucket
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,11 +10,12 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/blocks/blockmeta"
 	"github.com/strata-tsdb/strata/blocks/bucketcodec"
 	"github.com/strata-tsdb/strata/compactor"
+	"github.com/strata-tsdb/strata/internal/testutil"
 	"github.com/strata-tsdb/strata/objstore"
 	"github.com/strata-tsdb/strata/objstore/filesystem"
 )
@@ -24,32 +24,22 @@ import (
 // and uploads it for tenant id.
 func putBlock(t *testing.T, bkt objstore.Bucket, id string, start time.Time, n int) ulid.ULID {
 	t.Helper()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, (2 * time.Hour).Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for i := range n {
-		if _, err := app.Append(0, labels.FromStrings("__name__", "up"), start.Add(time.Duration(i)*time.Minute).UnixMilli(), 1); err != nil {
-			t.Fatal(err)
+	dir := testutil.WriteBlock(t, 2*time.Hour, func(app storage.Appender) error {
+		for i := range n {
+			if _, err := app.Append(0, labels.FromStrings("__name__", "up"), start.Add(time.Duration(i)*time.Minute).UnixMilli(), 1); err != nil {
+				return err
+			}
 		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	u, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	m, err := blockmeta.ReadDir(filepath.Join(dir, u.String()))
+		return nil
+	})
+	u := ulid.MustParse(filepath.Base(dir))
+	m, err := blockmeta.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.MinTime, m.MaxTime = start.UnixMilli(), start.Add(2*time.Hour).UnixMilli()
 	m.Strata = &blockmeta.Ext{Source: blockmeta.SourceBackfill}
-	if err := blockmeta.Upload(context.Background(), bkt, id, filepath.Join(dir, u.String()), m); err != nil {
+	if err := blockmeta.Upload(context.Background(), bkt, id, dir, m); err != nil {
 		t.Fatal(err)
 	}
 	return u
