@@ -664,8 +664,10 @@ func TestLongHorizonRetentionMatchesPrometheus(t *testing.T) {
 			!strings.Contains(string(lsOut), " marked ")
 	})
 	// The compactor's blocks went into the query side's block cache as they
-	// were uploaded (blocks.Store.SeedBlock), so the answers compared with
-	// Prometheus's above were read from them.
+	// were uploaded (blocks.Store.SeedBlock), where the comparisons with
+	// Prometheus above found whatever of them they read. This checks the
+	// seeding ran; TestSeedBlock checks a seeded block reads as a
+	// downloaded one.
 	if seeded := metric("strata_block_cache_seeded_total"); seeded == 0 {
 		t.Errorf("no block of the compactor's was kept in the block cache (strata_block_cache_seeded_total 0)")
 	}
